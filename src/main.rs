@@ -1,0 +1,2 @@
+//! airgate CLI.
+fn main() {}
