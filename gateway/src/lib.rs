@@ -1,1 +1,14 @@
-//! gateway
+//! airgate's gateway library: bundle verification, media, the private log,
+//! export, import and the HTTP server. The `airgate` binary only wires these.
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod crypto;
+pub mod der;
+pub mod encoding;
+mod error;
+pub mod files;
+pub mod tlog;
+pub mod x509;
+
+pub use error::{Error, Result};

@@ -1,0 +1,814 @@
+//! Offline bundle verification: every check real Sigstore clients make.
+//!
+//! Input: a parsed bundle, the artifact's SHA-256, a signer policy and `now`.
+//! No I/O, no clock: the same inputs always give the same answer.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::bundle::failure::{TimeSource, VerificationFailure as F};
+use crate::bundle::model::{
+    BundleVersion, DsseEnvelope, ParsedBundle, SignedContent, SigningMaterial, TlogEntry,
+};
+use crate::bundle::policy::{IdentityPolicy, SignerPolicy};
+use crate::bundle::rekor_body::{parse_body, LoggedEntry, LoggedVerifier};
+use crate::bundle::rfc3161::{self, SignerIdentifier};
+use crate::bundle::sct::{parse_sct_list, precert_signed_data};
+use crate::bundle::trust_root::{CertificateAuthority, TransparencyLog, TrustedRoot};
+use crate::crypto::{sha256, HashAlgorithm, KeyKind, SignatureScheme, VerifyingKey};
+use crate::encoding::b64_encode;
+use crate::tlog::checkpoint::{Checkpoint, SignatureCheck, SignedNote};
+use crate::tlog::merkle;
+use crate::x509::Certificate;
+
+/// The artifact being verified, by SHA-256 digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ArtifactDigest(pub [u8; 32]);
+
+impl ArtifactDigest {
+    /// Hashes artifact bytes.
+    pub fn of_bytes(data: &[u8]) -> Self {
+        ArtifactDigest(sha256(data))
+    }
+
+    /// Hashes a stream (constant memory).
+    pub fn of_reader(mut reader: impl std::io::Read) -> std::io::Result<Self> {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(ArtifactDigest(hasher.finalize().into()))
+    }
+
+    /// Parses `sha256:<64 hex>`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex_part = text.strip_prefix("sha256:")?;
+        if hex_part.len() != 64 {
+            return None;
+        }
+        crate::encoding::hex32(hex_part).map(ArtifactDigest)
+    }
+
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Display for ArtifactDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sha256:{}", self.to_hex())
+    }
+}
+
+/// Who signed, as established by verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifiedSigner {
+    /// A certificate identity.
+    Certificate {
+        /// The SAN that satisfied the policy.
+        identity: String,
+        /// The OIDC issuer.
+        issuer: Option<String>,
+        /// The verified leaf certificate (DER).
+        certificate_der: Vec<u8>,
+    },
+    /// A managed key.
+    PublicKey {
+        /// Hex SHA-256 of the key's SPKI.
+        key_id: String,
+    },
+}
+
+/// The result of a successful verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedBundle {
+    /// The signer.
+    pub signer: VerifiedSigner,
+    /// The log entry's index (as covered by the SET).
+    pub log_index: u64,
+    /// The log's base URL.
+    pub log_url: String,
+    /// The log's ID (hex).
+    pub log_id: String,
+    /// Entry kind and version, e.g. `hashedrekord/0.0.1`.
+    pub entry_kind: String,
+    /// Verified integrated time, if the log provided one.
+    pub integrated_time: Option<DateTime<Utc>>,
+    /// Verified RFC 3161 times.
+    pub timestamps: Vec<DateTime<Utc>>,
+    /// DSSE payload type, for envelopes.
+    pub dsse_payload_type: Option<String>,
+    /// in-toto predicate type, for attestations.
+    pub predicate_type: Option<String>,
+}
+
+/// A bundle verifier bound to one trusted root. Cheap to share across threads.
+#[derive(Debug)]
+pub struct Verifier {
+    root: TrustedRoot,
+}
+
+struct VerifiedTime {
+    at: DateTime<Utc>,
+    source: TimeSource,
+}
+
+#[derive(Deserialize)]
+struct StatementJson {
+    #[serde(rename = "_type")]
+    statement_type: String,
+    #[serde(default)]
+    subject: Vec<SubjectJson>,
+    #[serde(rename = "predicateType", default)]
+    predicate_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SubjectJson {
+    #[serde(default)]
+    digest: std::collections::BTreeMap<String, String>,
+}
+
+const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+impl Verifier {
+    /// Builds a verifier over a parsed trusted root.
+    pub fn new(root: TrustedRoot) -> Self {
+        Verifier { root }
+    }
+
+    /// The trusted root.
+    pub fn trusted_root(&self) -> &TrustedRoot {
+        &self.root
+    }
+
+    /// Verifies `bundle` for `artifact` under `policy`, evaluating "future" against `now`.
+    pub fn verify(
+        &self,
+        bundle: &ParsedBundle,
+        artifact: &ArtifactDigest,
+        policy: &SignerPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedBundle, F> {
+        // Signing material must fit the policy's kind before anything else.
+        let (leaf, key_policy) = match (&bundle.material, policy) {
+            (SigningMaterial::Certificate(cert), SignerPolicy::AnyIdentity(_)) => {
+                (Some(cert.as_ref()), None)
+            }
+            (SigningMaterial::Certificate(_), SignerPolicy::PublicKey(_)) => {
+                return Err(F::CertificateNotExpected)
+            }
+            (SigningMaterial::PublicKey { hint }, SignerPolicy::AnyIdentity(_)) => {
+                return Err(F::PublicKeyRequired { hint: hint.clone() })
+            }
+            (SigningMaterial::PublicKey { .. }, SignerPolicy::PublicKey(key)) => {
+                (None, Some(key.as_ref()))
+            }
+        };
+
+        if bundle.tlog_entries.len() != 1 {
+            return Err(F::TlogEntryCount(bundle.tlog_entries.len()));
+        }
+        let entry = &bundle.tlog_entries[0];
+        let tlog = self
+            .root
+            .tlog(&entry.log_id)
+            .ok_or_else(|| F::TlogUnknownLog {
+                log_id: b64_encode(&entry.log_id),
+            })?;
+
+        // 1. Verified times: SET-backed integrated time and RFC 3161 timestamps.
+        let mut times = Vec::new();
+        let set_verified = self.verify_set(entry, tlog)?;
+        if set_verified {
+            if let Some(t) = entry.integrated_time {
+                times.push(VerifiedTime {
+                    at: DateTime::from_timestamp(t, 0).ok_or(F::SetWithoutIntegratedTime)?,
+                    source: TimeSource::IntegratedTime,
+                });
+            }
+        }
+        let signature_bytes = bundle.content.signature_bytes();
+        let mut tsa_times = Vec::new();
+        for (index, token) in bundle.timestamps.iter().enumerate() {
+            let at = self.verify_timestamp(index, token, signature_bytes)?;
+            tsa_times.push(at);
+            times.push(VerifiedTime {
+                at,
+                source: TimeSource::Rfc3161Timestamp,
+            });
+        }
+        if times.is_empty() {
+            return Err(F::NoVerifiedTime);
+        }
+        for t in &times {
+            if t.at > now {
+                return Err(F::TimeInFuture {
+                    at: t.at,
+                    time_source: t.source,
+                    now,
+                });
+            }
+        }
+
+        // 2. Certificate: profile, chain at every verified time, SCT, identity.
+        let (signing_key, signer) = match (leaf, key_policy) {
+            (Some(leaf), _) => {
+                self.verify_certificate(leaf, &times)?;
+                let SignerPolicy::AnyIdentity(identities) = policy else {
+                    return Err(F::CertificateNotExpected);
+                };
+                let identity = check_identity(leaf, identities)?;
+                (
+                    leaf.public_key(),
+                    VerifiedSigner::Certificate {
+                        identity,
+                        issuer: leaf.oidc_issuer(),
+                        certificate_der: leaf.der().to_vec(),
+                    },
+                )
+            }
+            (None, Some(key)) => (
+                key,
+                VerifiedSigner::PublicKey {
+                    key_id: hex::encode(key.key_id()),
+                },
+            ),
+            (None, None) => return Err(F::KeyMismatch),
+        };
+
+        // 3. The signature over the artifact (or the DSSE envelope).
+        let mut predicate_type = None;
+        let mut dsse_payload_type = None;
+        match &bundle.content {
+            SignedContent::MessageSignature { digest, signature } => {
+                if let Some((algorithm, value)) = digest {
+                    if *algorithm != HashAlgorithm::Sha256 || value.as_slice() != artifact.0 {
+                        return Err(F::MessageDigestMismatch);
+                    }
+                }
+                verify_message_signature(
+                    signing_key,
+                    &artifact.0,
+                    signature,
+                    key_policy.is_some(),
+                )?;
+            }
+            SignedContent::Dsse(envelope) => {
+                predicate_type =
+                    verify_dsse(signing_key, envelope, artifact, key_policy.is_some())?;
+                dsse_payload_type = Some(envelope.payload_type.clone());
+            }
+        }
+
+        // 4. The log entry: body, inclusion proof and checkpoint, log key validity.
+        self.verify_entry_body(entry, bundle, artifact, leaf, signing_key)?;
+        let proof_verified = self.verify_inclusion(entry, tlog)?;
+        if !set_verified && !proof_verified {
+            return Err(F::TlogEntryUnproven);
+        }
+        if set_verified {
+            if let Some(t) = times
+                .iter()
+                .find(|t| t.source == TimeSource::IntegratedTime)
+            {
+                if !tlog.valid_for.contains(t.at) {
+                    return Err(F::TlogLogNotValidAt {
+                        at: t.at,
+                        time_source: t.source,
+                    });
+                }
+            }
+        } else {
+            for t in &times {
+                if !tlog.valid_for.contains(t.at) {
+                    return Err(F::TlogLogNotValidAt {
+                        at: t.at,
+                        time_source: t.source,
+                    });
+                }
+            }
+        }
+        if bundle.version == BundleVersion::V0_1 && !set_verified {
+            return Err(F::SetInvalid);
+        }
+
+        Ok(VerifiedBundle {
+            signer,
+            log_index: entry.log_index,
+            log_url: tlog.base_url.clone(),
+            log_id: hex::encode(&entry.log_id),
+            entry_kind: format!("{}/{}", entry.kind, entry.version),
+            integrated_time: times
+                .iter()
+                .find(|t| t.source == TimeSource::IntegratedTime)
+                .map(|t| t.at),
+            timestamps: tsa_times,
+            dsse_payload_type,
+            predicate_type,
+        })
+    }
+
+    /// Verifies the SET if present. Ok(true) when a SET verified.
+    fn verify_set(&self, entry: &TlogEntry, tlog: &TransparencyLog) -> Result<bool, F> {
+        let Some(set) = &entry.inclusion_promise else {
+            return Ok(false);
+        };
+        let integrated_time = entry.integrated_time.ok_or(F::SetWithoutIntegratedTime)?;
+        let payload = format!(
+            r#"{{"body":"{}","integratedTime":{},"logID":"{}","logIndex":{}}}"#,
+            b64_encode(&entry.canonicalized_body),
+            integrated_time,
+            hex::encode(&entry.log_id),
+            entry.log_index
+        );
+        if tlog.key.verify(tlog.scheme, payload.as_bytes(), set) {
+            Ok(true)
+        } else {
+            Err(F::SetInvalid)
+        }
+    }
+
+    /// Verifies the inclusion proof and its checkpoint if present. Ok(true) when verified.
+    fn verify_inclusion(&self, entry: &TlogEntry, tlog: &TransparencyLog) -> Result<bool, F> {
+        let Some(proof) = &entry.inclusion_proof else {
+            return Ok(false);
+        };
+        let leaf = merkle::leaf_hash(&entry.canonicalized_body);
+        merkle::verify_inclusion(
+            proof.log_index,
+            proof.tree_size,
+            &leaf,
+            &proof.hashes,
+            &proof.root_hash,
+        )
+        .map_err(F::InclusionProofInvalid)?;
+        let Some(note_text) = &proof.checkpoint else {
+            // Only v0.1 bundles get here; the SET is what they rely on.
+            return Ok(false);
+        };
+        let note = SignedNote::parse(note_text).map_err(F::CheckpointMalformed)?;
+        let checkpoint = Checkpoint::parse(&note.text).map_err(F::CheckpointMalformed)?;
+        let name = tlog.checkpoint_name();
+        let mut hint = [0u8; 4];
+        if let Some(prefix) = entry.log_id.get(..4) {
+            hint.copy_from_slice(prefix);
+        }
+        match note.verify(&name, hint, &tlog.key) {
+            SignatureCheck::Valid => {}
+            SignatureCheck::NoMatchingSignature => {
+                return Err(F::CheckpointNoMatchingSignature {
+                    name,
+                    key_hint: hex::encode(hint),
+                })
+            }
+            SignatureCheck::Invalid => return Err(F::CheckpointSignatureInvalid),
+        }
+        if checkpoint.size != proof.tree_size {
+            return Err(F::CheckpointMismatch("tree size"));
+        }
+        if checkpoint.root_hash != proof.root_hash {
+            return Err(F::CheckpointMismatch("root hash"));
+        }
+        Ok(true)
+    }
+
+    fn verify_certificate(&self, leaf: &Certificate, times: &[VerifiedTime]) -> Result<(), F> {
+        if let Some(oid) = leaf.unknown_critical_extensions().first() {
+            return Err(F::CertificateCriticalExtension(oid.clone()));
+        }
+        if leaf.is_ca() {
+            return Err(F::CertificateUsage("it is a CA certificate"));
+        }
+        if leaf.key_usage_digital_signature() == Some(false) {
+            return Err(F::CertificateUsage("keyUsage lacks digitalSignature"));
+        }
+        if !leaf.eku_code_signing() {
+            return Err(F::CertificateUsage("extKeyUsage lacks codeSigning"));
+        }
+
+        // Find every trusted CA whose chain contains the leaf's issuer.
+        let mut candidates: Vec<(&CertificateAuthority, usize)> = Vec::new();
+        let mut verified_issuers: Vec<&[u8]> = Vec::new();
+        for ca in &self.root.certificate_authorities {
+            for (index, cert) in ca.chain.iter().enumerate() {
+                if cert.subject_raw() != leaf.issuer_raw() {
+                    continue;
+                }
+                let already = verified_issuers.contains(&cert.der());
+                if already || leaf.is_signed_by(cert) {
+                    if !already {
+                        verified_issuers.push(cert.der());
+                    }
+                    candidates.push((ca, index));
+                    break;
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return Err(F::CertificateChainUntrusted);
+        }
+        for t in times {
+            if !leaf.valid_at(t.at) {
+                return Err(F::CertificateNotValidAt {
+                    at: t.at,
+                    time_source: t.source,
+                    not_before: leaf.not_before(),
+                    not_after: leaf.not_after(),
+                });
+            }
+        }
+        // Some candidate CA must be valid at every verified time.
+        let mut first_failure = None;
+        let mut issuer_cert = None;
+        for (ca, index) in &candidates {
+            let path = &ca.chain[*index..];
+            let bad_time = times
+                .iter()
+                .find(|t| !ca.valid_for.contains(t.at) || path.iter().any(|c| !c.valid_at(t.at)));
+            match bad_time {
+                None => {
+                    issuer_cert = Some(&ca.chain[*index]);
+                    break;
+                }
+                Some(t) => {
+                    first_failure.get_or_insert(F::CertificateAuthorityNotValidAt {
+                        uri: ca.uri.clone(),
+                        at: t.at,
+                        time_source: t.source,
+                    });
+                }
+            }
+        }
+        let issuer = match issuer_cert {
+            Some(cert) => cert,
+            None => return Err(first_failure.unwrap_or(F::CertificateChainUntrusted)),
+        };
+        self.verify_sct(leaf, issuer)
+    }
+
+    fn verify_sct(&self, leaf: &Certificate, issuer: &Certificate) -> Result<(), F> {
+        let list = match leaf.sct_list() {
+            None => return Err(F::SctMissing),
+            Some(Err(e)) => return Err(F::SctMalformed(e.to_string())),
+            Some(Ok(list)) => list,
+        };
+        let scts = parse_sct_list(&list).map_err(|e| F::SctMalformed(e.to_string()))?;
+        if scts.len() != 1 {
+            return Err(F::SctCount(scts.len()));
+        }
+        let sct = &scts[0];
+        let ctlog = self
+            .root
+            .ctlog(&sct.log_id)
+            .ok_or_else(|| F::SctUnknownLog {
+                log_id: b64_encode(&sct.log_id),
+            })?;
+        let at = i64::try_from(sct.timestamp_ms)
+            .ok()
+            .and_then(DateTime::from_timestamp_millis)
+            .ok_or_else(|| F::SctMalformed("timestamp out of range".into()))?;
+        if !ctlog.valid_for.contains(at) {
+            return Err(F::SctLogNotValidAt { at });
+        }
+        let scheme = match (sct.hash_algorithm, sct.signature_algorithm) {
+            (4, 3) => SignatureScheme::Ecdsa(HashAlgorithm::Sha256),
+            (5, 3) => SignatureScheme::Ecdsa(HashAlgorithm::Sha384),
+            (4, 1) => SignatureScheme::RsaPkcs1(HashAlgorithm::Sha256),
+            (_, 7) => SignatureScheme::Ed25519,
+            _ => {
+                return Err(F::SctMalformed(
+                    "unsupported SCT signature algorithm".into(),
+                ))
+            }
+        };
+        let tbs = leaf
+            .tbs_without_sct_list()
+            .map_err(|e| F::SctMalformed(e.to_string()))?;
+        let issuer_key_hash = sha256(issuer.public_key().spki_der());
+        let signed = precert_signed_data(sct.timestamp_ms, &issuer_key_hash, &tbs, &sct.extensions)
+            .map_err(|e| F::SctMalformed(e.to_string()))?;
+        if ctlog.key.verify(scheme, &signed, &sct.signature) {
+            Ok(())
+        } else {
+            Err(F::SctSignatureInvalid)
+        }
+    }
+
+    fn verify_timestamp(
+        &self,
+        index: usize,
+        token: &[u8],
+        signature: &[u8],
+    ) -> Result<DateTime<Utc>, F> {
+        let token = rfc3161::parse(token).map_err(|e| F::TimestampMalformed {
+            index,
+            problem: e.to_string(),
+        })?;
+        if token.imprint != token.imprint_algorithm.digest(signature) {
+            return Err(F::TimestampImprintMismatch(index));
+        }
+        if token.message_digest != token.digest_algorithm.digest(&token.tst_info) {
+            return Err(F::TimestampSignatureInvalid(index));
+        }
+        let matches_signer = |cert: &Certificate| match &token.signer {
+            SignerIdentifier::IssuerAndSerial { issuer, serial } => {
+                cert.issuer_raw() == issuer.as_slice() && cert.serial() == serial.as_slice()
+            }
+            SignerIdentifier::SubjectKeyId(id) => cert.subject_key_id() == Some(id.as_slice()),
+        };
+        let mut best_error = F::TimestampUntrusted(index);
+        for tsa in &self.root.timestamp_authorities {
+            // Path: a certificate of the trusted chain, or an embedded one it issued.
+            let path: Vec<&Certificate> = if let Some(pos) =
+                tsa.chain.iter().position(matches_signer)
+            {
+                tsa.chain[pos..].iter().collect()
+            } else if let Some(embedded) = token.certificates.iter().find(|c| matches_signer(c)) {
+                let Some(pos) = tsa.chain.iter().position(|c| {
+                    c.subject_raw() == embedded.issuer_raw()
+                        && c.is_ca()
+                        && embedded.is_signed_by(c)
+                }) else {
+                    continue;
+                };
+                std::iter::once(embedded)
+                    .chain(tsa.chain[pos..].iter())
+                    .collect()
+            } else {
+                continue;
+            };
+            let Some(signer) = path.first() else {
+                continue;
+            };
+            if !signer.public_key().verify(
+                token.signature_scheme,
+                &token.signed_attributes,
+                &token.signature,
+            ) {
+                best_error = F::TimestampSignatureInvalid(index);
+                continue;
+            }
+            if !signer.eku_time_stamping() {
+                best_error = F::TimestampSignerUsage(index);
+                continue;
+            }
+            if path.iter().any(|c| !c.valid_at(token.gen_time)) {
+                best_error = F::TimestampCertificateNotValidAt {
+                    index,
+                    at: token.gen_time,
+                };
+                continue;
+            }
+            if !tsa.valid_for.contains(token.gen_time) {
+                best_error = F::TimestampAuthorityNotValidAt {
+                    index,
+                    uri: tsa.uri.clone(),
+                    at: token.gen_time,
+                };
+                continue;
+            }
+            return Ok(token.gen_time);
+        }
+        Err(best_error)
+    }
+
+    fn verify_entry_body(
+        &self,
+        entry: &TlogEntry,
+        bundle: &ParsedBundle,
+        artifact: &ArtifactDigest,
+        leaf: Option<&Certificate>,
+        signing_key: &VerifyingKey,
+    ) -> Result<(), F> {
+        let (kind, version, logged) = parse_body(&entry.canonicalized_body)
+            .map_err(|e| F::TlogBodyMalformed(e.to_string()))?;
+        if kind != entry.kind || version != entry.version {
+            return Err(F::TlogKindMismatch {
+                bundle: format!("{}/{}", entry.kind, entry.version),
+                body: format!("{kind}/{version}"),
+            });
+        }
+        let verifier_matches = |v: &LoggedVerifier| match (v, leaf) {
+            (LoggedVerifier::Certificate(der), Some(leaf)) => der.as_slice() == leaf.der(),
+            (LoggedVerifier::PublicKey(spki), None) => spki.as_slice() == signing_key.spki_der(),
+            _ => false,
+        };
+        let verifier_field = if leaf.is_some() {
+            "certificate"
+        } else {
+            "public key"
+        };
+        match (&logged, &bundle.content) {
+            (
+                LoggedEntry::HashedRekord {
+                    algorithm,
+                    digest,
+                    signature,
+                    verifier,
+                },
+                content,
+            ) => {
+                let (expected_digest, bundle_signature) = match content {
+                    SignedContent::MessageSignature { signature, .. } => {
+                        (artifact.0, signature.as_slice())
+                    }
+                    SignedContent::Dsse(env) => {
+                        if env.signatures.len() != 1 {
+                            return Err(F::DsseSignatureCount(env.signatures.len()));
+                        }
+                        (sha256(&env.pae()), env.signatures[0].sig.as_slice())
+                    }
+                };
+                if *algorithm != HashAlgorithm::Sha256 || digest.as_slice() != expected_digest {
+                    return Err(F::TlogBodyMismatch("artifact digest"));
+                }
+                if signature.as_slice() != bundle_signature {
+                    return Err(F::TlogBodyMismatch("signature"));
+                }
+                if !verifier_matches(verifier) {
+                    return Err(F::TlogBodyMismatch(verifier_field));
+                }
+            }
+            (
+                LoggedEntry::Dsse {
+                    payload_hash,
+                    signatures,
+                },
+                SignedContent::Dsse(env),
+            ) => {
+                if *payload_hash != sha256(&env.payload) {
+                    return Err(F::TlogBodyMismatch("DSSE payload hash"));
+                }
+                check_dsse_signatures(signatures, env, &verifier_matches, verifier_field)?;
+            }
+            (
+                LoggedEntry::Intoto {
+                    payload_type,
+                    payload,
+                    payload_hash,
+                    signatures,
+                },
+                SignedContent::Dsse(env),
+            ) => {
+                if *payload_type != env.payload_type {
+                    return Err(F::TlogBodyMismatch("in-toto payload type"));
+                }
+                if *payload != env.payload {
+                    return Err(F::TlogBodyMismatch("in-toto payload"));
+                }
+                if payload_hash.is_some_and(|h| h != sha256(&env.payload)) {
+                    return Err(F::TlogBodyMismatch("in-toto payload hash"));
+                }
+                check_dsse_signatures(signatures, env, &verifier_matches, verifier_field)?;
+            }
+            (
+                LoggedEntry::Dsse { .. } | LoggedEntry::Intoto { .. },
+                SignedContent::MessageSignature { .. },
+            ) => {
+                return Err(F::TlogBodyMismatch(
+                    "content type (log has an envelope, bundle a message signature)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_dsse_signatures(
+    logged: &[(Vec<u8>, LoggedVerifier)],
+    env: &DsseEnvelope,
+    verifier_matches: &dyn Fn(&LoggedVerifier) -> bool,
+    verifier_field: &'static str,
+) -> Result<(), F> {
+    if logged.len() != env.signatures.len() {
+        return Err(F::TlogBodyMismatch("DSSE signature count"));
+    }
+    for sig in &env.signatures {
+        let Some((_, verifier)) = logged.iter().find(|(s, _)| *s == sig.sig) else {
+            return Err(F::TlogBodyMismatch("DSSE signature"));
+        };
+        if !verifier_matches(verifier) {
+            return Err(F::TlogBodyMismatch(verifier_field));
+        }
+    }
+    Ok(())
+}
+
+fn check_identity(leaf: &Certificate, policies: &[IdentityPolicy]) -> Result<String, F> {
+    let sans: Vec<String> = leaf.sans().iter().map(|s| s.value().to_string()).collect();
+    let issuer = leaf.oidc_issuer();
+    let mut identity_matched = false;
+    for policy in policies {
+        let Some(identity) = sans.iter().find(|san| policy.identity.matches(san)) else {
+            continue;
+        };
+        identity_matched = true;
+        if issuer.as_deref().is_some_and(|i| policy.issuer.matches(i)) {
+            return Ok(identity.clone());
+        }
+    }
+    if identity_matched {
+        let expected = policies
+            .iter()
+            .filter(|p| sans.iter().any(|s| p.identity.matches(s)))
+            .map(|p| p.issuer.to_string())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        Err(F::IssuerMismatch {
+            expected,
+            found: issuer,
+        })
+    } else {
+        Err(F::IdentityMismatch {
+            expected: SignerPolicy::describe_identities(policies),
+            found: sans,
+        })
+    }
+}
+
+fn verify_message_signature(
+    key: &VerifyingKey,
+    digest: &[u8; 32],
+    signature: &[u8],
+    managed: bool,
+) -> Result<(), F> {
+    let scheme = match key.kind() {
+        KeyKind::EcdsaP256 | KeyKind::EcdsaP384 | KeyKind::EcdsaP521 => {
+            SignatureScheme::Ecdsa(HashAlgorithm::Sha256)
+        }
+        KeyKind::Rsa => SignatureScheme::RsaPkcs1(HashAlgorithm::Sha256),
+        KeyKind::Ed25519 => {
+            return Err(F::UnsupportedSignatureAlgorithm(
+                "Ed25519 message signatures cannot be verified from a digest".into(),
+            ))
+        }
+    };
+    let ok = key.verify_prehashed(scheme, digest, signature)
+        || (key.kind() == KeyKind::Rsa
+            && key.verify_prehashed(
+                SignatureScheme::RsaPss(HashAlgorithm::Sha256),
+                digest,
+                signature,
+            ));
+    if ok {
+        Ok(())
+    } else if managed {
+        Err(F::KeyMismatch)
+    } else {
+        Err(F::ArtifactSignatureInvalid)
+    }
+}
+
+fn verify_dsse(
+    key: &VerifyingKey,
+    env: &DsseEnvelope,
+    artifact: &ArtifactDigest,
+    managed: bool,
+) -> Result<Option<String>, F> {
+    if env.signatures.len() != 1 {
+        return Err(F::DsseSignatureCount(env.signatures.len()));
+    }
+    let pae = env.pae();
+    if !key.verify_default(&pae, &env.signatures[0].sig) {
+        return Err(if managed {
+            F::KeyMismatch
+        } else {
+            F::DsseSignatureInvalid
+        });
+    }
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(F::DssePayloadNotInToto(format!(
+            "payload type is {:?}",
+            env.payload_type
+        )));
+    }
+    let statement: StatementJson =
+        serde_json::from_slice(&env.payload).map_err(|e| F::DssePayloadNotInToto(e.to_string()))?;
+    if !statement
+        .statement_type
+        .starts_with("https://in-toto.io/Statement/")
+    {
+        return Err(F::DssePayloadNotInToto(format!(
+            "_type is {:?}",
+            statement.statement_type
+        )));
+    }
+    let wanted = artifact.to_hex();
+    let found = statement.subject.iter().any(|s| {
+        s.digest
+            .get("sha256")
+            .is_some_and(|d| d.eq_ignore_ascii_case(&wanted))
+    });
+    if !found {
+        return Err(F::DsseSubjectMismatch { digest: wanted });
+    }
+    Ok(statement.predicate_type)
+}

@@ -1,0 +1,77 @@
+//! The crate's error type. Variants carry typed detail (what failed, where),
+//! and [`Error::is_rejection`] separates "verification or policy said no"
+//! (exit 1) from usage and I/O problems (exit 2).
+
+use std::path::PathBuf;
+
+use crate::bundle::{BundleRejection, TrustRootError};
+
+/// Everything that can go wrong in the gateway.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A bundle was rejected (malformed, or a check failed).
+    #[error("{subject}: {rejection}")]
+    Bundle {
+        /// What was being verified (file or entry name).
+        subject: String,
+        /// Why it was rejected.
+        rejection: BundleRejection,
+    },
+    /// A trusted root is unusable.
+    #[error("trusted root {location}: {source}")]
+    TrustRoot {
+        /// Where it came from.
+        location: String,
+        /// What is wrong.
+        source: TrustRootError,
+    },
+    /// An I/O failure on a named path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Bad input supplied by the user (flag, argument, config).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// True when this is a verification or policy rejection (exit code 1).
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, Error::Bundle { .. })
+    }
+
+    /// A hint suggesting what to do about this error, if there is one.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Bundle { rejection, .. } => Some(match rejection.check() {
+                "format" => "the bundle is not a Sigstore bundle airgate can read; re-download it from its source",
+                "policy.identity" | "policy.issuer" => {
+                    "the artifact was signed by someone else; check the expected identity and issuer"
+                }
+                "certificate.chain" | "tlog.log" | "sct.log" => {
+                    "the bundle comes from a Sigstore instance this trusted root does not cover; pass its --trusted-root"
+                }
+                "key" => "check whether the bundle is keyless (identity) or signed with a managed key (--key)",
+                _ => "the bundle or artifact does not verify; do not trust this artifact",
+            }),
+            Error::Io { .. } => Some("check that the path exists and is readable"),
+            _ => None,
+        }
+    }
+
+    /// Wraps an I/O error with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result alias for the gateway.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

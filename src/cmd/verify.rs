@@ -1,0 +1,207 @@
+//! `airgate verify`: cosign-compatible offline bundle verification.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use gateway::bundle::{
+    ArtifactDigest, BundleLimits, BundleRejection, IdentityPolicy, Matcher, ParsedBundle,
+    SignerPolicy, VerifiedSigner, Verifier,
+};
+use gateway::crypto::VerifyingKey;
+use gateway::{files, Error};
+
+/// Verify a Sigstore bundle for an artifact, offline.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The Sigstore bundle (v0.1, v0.2 or v0.3).
+    #[arg(long, value_name = "FILE")]
+    bundle: PathBuf,
+    /// Expected signer identity (certificate SAN), exact.
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with = "certificate_identity_regexp"
+    )]
+    certificate_identity: Option<String>,
+    /// Expected signer identity, as a regular expression (unanchored, like cosign).
+    #[arg(long, value_name = "RE")]
+    certificate_identity_regexp: Option<String>,
+    /// Expected OIDC issuer, exact.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "certificate_oidc_issuer_regexp"
+    )]
+    certificate_oidc_issuer: Option<String>,
+    /// Expected OIDC issuer, as a regular expression.
+    #[arg(long, value_name = "RE")]
+    certificate_oidc_issuer_regexp: Option<String>,
+    /// Verify with this PEM public key instead of a certificate identity.
+    #[arg(long, value_name = "PUBKEY.pem", conflicts_with_all = ["certificate_identity", "certificate_identity_regexp", "certificate_oidc_issuer", "certificate_oidc_issuer_regexp"])]
+    key: Option<PathBuf>,
+    /// trusted_root.json to verify against (default: the embedded production root).
+    #[arg(long, value_name = "FILE")]
+    trusted_root: Option<PathBuf>,
+    /// Print a JSON result on stdout.
+    #[arg(long)]
+    json: bool,
+    /// DANGER: evaluate "not in the future" checks as of this RFC 3339 time instead of now.
+    #[arg(long, value_name = "TIME")]
+    danger_as_of: Option<String>,
+    /// The artifact: a path, or sha256:<64 hex> when no such file exists.
+    #[arg(value_name = "FILE_OR_DIGEST")]
+    artifact: String,
+}
+
+fn matcher(exact: Option<String>, regex: Option<String>, what: &str) -> anyhow::Result<Matcher> {
+    match (exact, regex) {
+        (Some(e), None) => Ok(Matcher::Exact(e)),
+        (None, Some(r)) => Ok(Matcher::regex(&r)
+            .map_err(|e| Error::Usage(format!("invalid {what} regular expression: {e}")))?),
+        _ => Err(Error::Usage(format!(
+            "give exactly one of --certificate-{what} or --certificate-{what}-regexp (or use --key)"
+        ))
+        .into()),
+    }
+}
+
+impl VerifyArgs {
+    fn policy(&self) -> anyhow::Result<SignerPolicy> {
+        if let Some(key_path) = &self.key {
+            let pem = files::read_limited(key_path, 1 << 20)?;
+            let text = String::from_utf8_lossy(&pem);
+            let key = VerifyingKey::from_pem(&text)
+                .map_err(|e| Error::Usage(format!("{}: {e}", key_path.display())))?;
+            return Ok(SignerPolicy::PublicKey(Box::new(key)));
+        }
+        let identity = matcher(
+            self.certificate_identity.clone(),
+            self.certificate_identity_regexp.clone(),
+            "identity",
+        )?;
+        let issuer = matcher(
+            self.certificate_oidc_issuer.clone(),
+            self.certificate_oidc_issuer_regexp.clone(),
+            "oidc-issuer",
+        )?;
+        Ok(SignerPolicy::identity(IdentityPolicy { identity, issuer }))
+    }
+
+    fn artifact_digest(&self) -> anyhow::Result<ArtifactDigest> {
+        let path = Path::new(&self.artifact);
+        if path.exists() {
+            return Ok(files::hash_file(path)?);
+        }
+        if self.artifact.starts_with("sha256:") {
+            return ArtifactDigest::parse(&self.artifact).ok_or_else(|| {
+                Error::Usage(format!("{:?} is not sha256:<64 hex digits>", self.artifact)).into()
+            });
+        }
+        Err(Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)).into())
+    }
+
+    /// Runs the verification.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let now = crate::output::danger_as_of(self.danger_as_of.as_deref())?;
+        let policy = self.policy()?;
+        let artifact = self.artifact_digest()?;
+        let root = files::load_trusted_root(self.trusted_root.as_deref())?;
+        let bundle_bytes =
+            files::read_limited(&self.bundle, BundleLimits::default().max_bundle_bytes)?;
+        let subject = self.bundle.display().to_string();
+        let verifier = Verifier::new(root);
+        let result: Result<_, BundleRejection> =
+            ParsedBundle::from_json(&bundle_bytes, &BundleLimits::default())
+                .map_err(BundleRejection::from)
+                .and_then(|bundle| {
+                    verifier
+                        .verify(&bundle, &artifact, &policy, now)
+                        .map_err(BundleRejection::from)
+                });
+        match result {
+            Ok(verified) => {
+                if self.json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&verified_json(&verified, &artifact))?
+                    );
+                } else {
+                    print_verified(&verified, &artifact);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(rejection) => {
+                if self.json {
+                    let out = serde_json::json!({
+                        "verified": false,
+                        "artifact": artifact.to_string(),
+                        "check": rejection.check(),
+                        "error": rejection.to_string(),
+                    });
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&out).context("encoding JSON")?
+                    );
+                }
+                Err(Error::Bundle { subject, rejection }.into())
+            }
+        }
+    }
+}
+
+fn verified_json(
+    v: &gateway::bundle::VerifiedBundle,
+    artifact: &ArtifactDigest,
+) -> serde_json::Value {
+    let signer = match &v.signer {
+        VerifiedSigner::Certificate {
+            identity, issuer, ..
+        } => {
+            serde_json::json!({"identity": identity, "issuer": issuer})
+        }
+        VerifiedSigner::PublicKey { key_id } => serde_json::json!({"keyId": key_id}),
+    };
+    serde_json::json!({
+        "verified": true,
+        "artifact": artifact.to_string(),
+        "signer": signer,
+        "logIndex": v.log_index,
+        "logUrl": v.log_url,
+        "entryKind": v.entry_kind,
+        "integratedTime": v.integrated_time.map(|t| t.to_rfc3339()),
+        "timestamps": v.timestamps.iter().map(|t| t.to_rfc3339()).collect::<Vec<_>>(),
+        "predicateType": v.predicate_type,
+    })
+}
+
+fn print_verified(v: &gateway::bundle::VerifiedBundle, artifact: &ArtifactDigest) {
+    println!("Verified OK: {artifact}");
+    match &v.signer {
+        VerifiedSigner::Certificate {
+            identity, issuer, ..
+        } => {
+            println!("  signer identity:  {identity}");
+            println!(
+                "  OIDC issuer:      {}",
+                issuer.as_deref().unwrap_or("(none)")
+            );
+        }
+        VerifiedSigner::PublicKey { key_id } => println!("  signer key:       sha256:{key_id}"),
+    }
+    println!(
+        "  log index:        {} ({}, {})",
+        v.log_index, v.log_url, v.entry_kind
+    );
+    match v.integrated_time {
+        Some(t) => println!("  integrated time:  {}", t.to_rfc3339()),
+        None => println!("  integrated time:  (none)"),
+    }
+    for t in &v.timestamps {
+        println!("  RFC 3161 time:    {}", t.to_rfc3339());
+    }
+    if let Some(p) = &v.predicate_type {
+        println!("  predicate type:   {p}");
+    }
+}

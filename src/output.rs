@@ -1,0 +1,43 @@
+//! Error reporting and exit codes: 1 = rejected by verification or policy,
+//! 2 = usage or I/O error.
+
+use std::process::ExitCode;
+
+/// Exit code for a verification or policy rejection.
+pub const EXIT_REJECTED: u8 = 1;
+/// Exit code for usage and I/O errors.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Prints an error (with its chain) and a hint, and picks the exit code.
+pub fn report_error(err: &anyhow::Error) -> ExitCode {
+    let gateway_error = err.chain().find_map(|e| e.downcast_ref::<gateway::Error>());
+    eprintln!("error: {err:#}");
+    if let Some(hint) = gateway_error.and_then(gateway::Error::hint) {
+        eprintln!("hint: {hint}");
+    }
+    match gateway_error {
+        Some(e) if e.is_rejection() => ExitCode::from(EXIT_REJECTED),
+        _ => ExitCode::from(EXIT_USAGE),
+    }
+}
+
+/// Parses an RFC 3339 time for `--danger-as-of` and warns loudly on stderr.
+pub fn danger_as_of(value: Option<&str>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    match value {
+        None => Ok(chrono::Utc::now()),
+        Some(text) => {
+            let at = chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|e| {
+                    gateway::Error::Usage(format!(
+                        "--danger-as-of {text:?} is not an RFC 3339 time: {e}"
+                    ))
+                })?
+                .with_timezone(&chrono::Utc);
+            eprintln!(
+                "WARNING: --danger-as-of: evaluating time-dependent checks as of {}, NOT the current time",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            Ok(at)
+        }
+    }
+}
