@@ -343,7 +343,9 @@ mod tests {
         // 1.3.6.1.4.1.57264.1.8
         let content = [0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xbf, 0x30, 0x01, 0x08];
         assert_eq!(oid_to_string(&content).unwrap(), "1.3.6.1.4.1.57264.1.8");
-        assert_eq!(oid_to_string(&[0x2a, 0x86, 0x48]), None);
+        assert_eq!(oid_to_string(&[0x2a, 0x86, 0x48]).unwrap(), "1.2.840");
+        assert_eq!(oid_to_string(&[0x2a, 0x86]), None);
+        assert_eq!(oid_to_string(&[0x2a, 0x80, 0x01]), None);
         assert_eq!(oid_to_string(&[]), None);
     }
 

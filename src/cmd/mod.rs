@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod verify;
 
 /// airgate: carry signed software across an air gap, verifiably.
@@ -20,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Verify a Sigstore bundle for an artifact, offline.
     Verify(verify::VerifyArgs),
+    /// Run a benchmark against its named baseline (figures for the team's notes).
+    Bench(bench::BenchArgs),
 }
 
 impl Command {
@@ -27,6 +30,7 @@ impl Command {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Verify(args) => args.run(),
+            Command::Bench(args) => args.run(),
         }
     }
 }

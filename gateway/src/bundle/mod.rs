@@ -70,3 +70,6 @@ impl Verifier {
         Ok(self.verify(&bundle, artifact, policy, now)?)
     }
 }
+
+#[cfg(test)]
+mod vectors;

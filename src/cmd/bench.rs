@@ -1,0 +1,282 @@
+//! `airgate bench`: measured performance against named baselines, in one run.
+//!
+//! `airgate bench verify` verifies real bundles in-process on all cores and, in
+//! the same run, sigstore-python's library on the same bundles in one process,
+//! plus one `airgate verify` process against one `sigstore verify` process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use gateway::bundle::{ArtifactDigest, IdentityPolicy, SignerPolicy, TrustedRoot, Verifier};
+use rayon::prelude::*;
+
+/// Run a benchmark.
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: BenchCommand,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Bundle verification throughput vs sigstore-python.
+    Verify(VerifyBench),
+}
+
+#[derive(Args)]
+struct VerifyBench {
+    /// The fixtures directory (holding conformance/ and trust-config/).
+    #[arg(long, env = "AIRGATE_FIXTURES", default_value = "../shared/fixtures")]
+    fixtures: PathBuf,
+    /// Seconds to run each in-process measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Python interpreter with `sigstore` installed (skip the comparison with --no-python).
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Skip the sigstore-python comparison.
+    #[arg(long)]
+    no_python: bool,
+    /// Process runs for the one-process comparison.
+    #[arg(long, default_value_t = 5)]
+    process_runs: usize,
+}
+
+impl BenchArgs {
+    /// Runs the benchmark.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.which {
+            BenchCommand::Verify(b) => b.run(),
+        }
+    }
+}
+
+struct BenchBundle {
+    name: String,
+    bundle_path: PathBuf,
+    bundle: Vec<u8>,
+    artifact_path: PathBuf,
+    artifact: ArtifactDigest,
+    identity: String,
+    issuer: String,
+}
+
+const PYTHON_BENCH: &str = r#"
+import json, sys, time
+from sigstore.models import Bundle, TrustedRoot
+from sigstore.verify import Verifier, policy
+root, seconds, items = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+verifier = Verifier(trusted_root=TrustedRoot.from_file(root))
+loaded = [(Bundle.from_json(open(i["bundle"], "rb").read()), open(i["artifact"], "rb").read(),
+           policy.Identity(identity=i["identity"], issuer=i["issuer"]), i["bundle"]) for i in items]
+raw = {path: open(path, "rb").read() for _, _, _, path in loaded}
+def verify(data, bundle, pol):
+    # DSSE bundles go through verify_dsse (sigstore-python's verify_artifact refuses them).
+    if bundle._dsse_envelope is not None:
+        verifier.verify_dsse(bundle, pol)
+    else:
+        verifier.verify_artifact(data, bundle, pol)
+for b, data, pol, _ in loaded:
+    verify(data, b, pol)
+n, start = 0, time.perf_counter()
+while time.perf_counter() - start < seconds:
+    for _, data, pol, path in loaded:
+        # Parse the bundle each time, as airgate does.
+        verify(data, Bundle.from_json(raw[path]), pol)
+        n += 1
+print(json.dumps({"verified": n, "seconds": time.perf_counter() - start}))
+"#;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+impl VerifyBench {
+    fn load(&self) -> anyhow::Result<(PathBuf, Vec<BenchBundle>)> {
+        let tsv_path = self.fixtures.join("conformance/CASES.tsv");
+        let tsv = std::fs::read_to_string(&tsv_path).with_context(|| format!("reading {}", tsv_path.display()))?;
+        let mut lines = tsv.lines();
+        let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+        let col = |name: &str| header.iter().position(|h| *h == name);
+        let (Some(c_case), Some(c_exp), Some(c_bundle), Some(c_art), Some(c_root), Some(c_mode), Some(c_id), Some(c_iss)) = (
+            col("case"),
+            col("expected"),
+            col("bundle"),
+            col("artifact"),
+            col("trusted_root"),
+            col("verify_mode"),
+            col("identity"),
+            col("issuer"),
+        ) else {
+            bail!("{} lacks the expected columns", tsv_path.display());
+        };
+        let mut root_path = None;
+        let mut out = Vec::new();
+        for line in lines {
+            let f: Vec<&str> = line.split('\t').collect();
+            let get = |i: usize| f.get(i).copied().unwrap_or("");
+            // The real production bundles: passing, identity-verified, under the mirrored prod root.
+            if get(c_exp) != "pass" || get(c_mode) != "identity" || !get(c_root).starts_with("tuf-sigstore-prod/") {
+                continue;
+            }
+            root_path.get_or_insert_with(|| self.fixtures.join(get(c_root)));
+            let bundle_path = self.fixtures.join(get(c_bundle));
+            let artifact_path = self.fixtures.join(get(c_art));
+            out.push(BenchBundle {
+                name: get(c_case).to_string(),
+                bundle: std::fs::read(&bundle_path)?,
+                bundle_path,
+                artifact: gateway::files::hash_file(&artifact_path)?,
+                artifact_path,
+                identity: get(c_id).to_string(),
+                issuer: get(c_iss).to_string(),
+            });
+        }
+        let root_path = root_path.context("no production-root cases in CASES.tsv")?;
+        Ok((root_path, out))
+    }
+
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let (root_path, bundles) = self.load()?;
+        let now = chrono::Utc::now();
+        let root = TrustedRoot::from_json(&std::fs::read(&root_path)?)?;
+        let verifier = Verifier::new(root);
+        let policies: Vec<SignerPolicy> = bundles
+            .iter()
+            .map(|b| SignerPolicy::identity(IdentityPolicy::exact(&b.identity, &b.issuer)))
+            .collect();
+        for (b, p) in bundles.iter().zip(&policies) {
+            verifier
+                .verify_bytes(&b.bundle, &b.artifact, p, now)
+                .with_context(|| format!("{} does not verify", b.name))?;
+        }
+        println!(
+            "bundles: {} real production bundles ({})",
+            bundles.len(),
+            bundles.iter().map(|b| b.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+
+        // In-process, one core.
+        let single = measure(self.seconds, 1, &|| {
+            for (b, p) in bundles.iter().zip(&policies) {
+                let _ = verifier.verify_bytes(&b.bundle, &b.artifact, p, now);
+            }
+            bundles.len() as u64
+        })?;
+        let threads = rayon::current_num_threads();
+        let all = measure(self.seconds, threads, &|| {
+            for (b, p) in bundles.iter().zip(&policies) {
+                let _ = verifier.verify_bytes(&b.bundle, &b.artifact, p, now);
+            }
+            bundles.len() as u64
+        })?;
+        println!("airgate in-process, 1 core:        {single:>10.0} bundles/s");
+        println!("airgate in-process, {threads} cores:       {all:>10.0} bundles/s");
+
+        if !self.no_python {
+            let items: Vec<serde_json::Value> = bundles
+                .iter()
+                .map(|b| {
+                    serde_json::json!({"bundle": b.bundle_path, "artifact": b.artifact_path,
+                                       "identity": b.identity, "issuer": b.issuer})
+                })
+                .collect();
+            let out = Command::new(&self.python)
+                .args([
+                    "-c",
+                    PYTHON_BENCH,
+                    &root_path.display().to_string(),
+                    &self.seconds.to_string(),
+                    &serde_json::to_string(&items)?,
+                ])
+                .output()
+                .with_context(|| format!("running {}", self.python))?;
+            if !out.status.success() {
+                bail!(
+                    "sigstore-python benchmark failed (is `pip install sigstore` done?): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let py = v["verified"].as_f64().unwrap_or(0.0) / v["seconds"].as_f64().unwrap_or(1.0);
+            println!("sigstore-python library, 1 process:{py:>10.0} bundles/s");
+            println!(
+                "RATIO in-process throughput: airgate ({threads} cores) / sigstore-python = {:.1}x (1 core: {:.1}x)",
+                all / py,
+                single / py
+            );
+
+            self.process_comparison(&root_path, &bundles)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn process_comparison(&self, root_path: &Path, bundles: &[BenchBundle]) -> anyhow::Result<()> {
+        let Some(b) = bundles.iter().find(|b| b.name == "happy-path-v0.3").or(bundles.first()) else {
+            return Ok(());
+        };
+        let exe = std::env::current_exe()?;
+        let mut ours = Vec::new();
+        for _ in 0..self.process_runs.max(1) * 4 {
+            let start = Instant::now();
+            let status = Command::new(&exe)
+                .args(["verify", "--bundle"])
+                .arg(&b.bundle_path)
+                .arg("--trusted-root")
+                .arg(root_path)
+                .args(["--certificate-identity", &b.identity, "--certificate-oidc-issuer", &b.issuer])
+                .arg(&b.artifact_path)
+                .output()?;
+            ours.push(start.elapsed());
+            if !status.status.success() {
+                bail!("airgate verify failed: {}", String::from_utf8_lossy(&status.stderr));
+            }
+        }
+        let trust_config = self.fixtures.join("trust-config/prod.clienttrustconfig.json");
+        let mut theirs = Vec::new();
+        for _ in 0..self.process_runs.max(1) {
+            let start = Instant::now();
+            let out = Command::new(&self.python)
+                .args(["-m", "sigstore", "--trust-config"])
+                .arg(&trust_config)
+                .args(["verify", "identity", "--offline", "--bundle"])
+                .arg(&b.bundle_path)
+                .args(["--cert-identity", &b.identity, "--cert-oidc-issuer", &b.issuer])
+                .arg(&b.artifact_path)
+                .output()?;
+            theirs.push(start.elapsed());
+            if !out.status.success() {
+                bail!("sigstore verify failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        let (ours, theirs) = (median(ours), median(theirs));
+        println!("one `airgate verify` process:        {:>8.1} ms (median)", ours.as_secs_f64() * 1e3);
+        println!("one `sigstore verify identity --offline` process: {:>8.1} ms (median)", theirs.as_secs_f64() * 1e3);
+        println!(
+            "RATIO process time: airgate / sigstore-python = 1/{:.0}",
+            theirs.as_secs_f64() / ours.as_secs_f64().max(1e-9)
+        );
+        Ok(())
+    }
+}
+
+/// Runs `work` on `threads` threads for `seconds`; returns operations per second.
+fn measure(seconds: u64, threads: usize, work: &(dyn Fn() -> u64 + Sync)) -> anyhow::Result<f64> {
+    let done = AtomicU64::new(0);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    pool.install(|| {
+        (0..threads).into_par_iter().for_each(|_| {
+            while Instant::now() < deadline {
+                done.fetch_add(work(), Ordering::Relaxed);
+            }
+        })
+    });
+    Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests of the `airgate` binary (one test binary, many modules).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod conformance;
