@@ -1,0 +1,7 @@
+//! Integration tests of `tuf-repo`: the real Sigstore repositories, named
+//! negative repositories for each TUF attack, state across runs, and a
+//! round trip over loopback HTTP. One test binary keeps link time low.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod sigstore;
