@@ -10,7 +10,7 @@ use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use sha2::{Digest as _, Sha256};
 
-use crate::der::{self, Reader};
+use crate::der;
 
 /// The kind of a public key, read from its SubjectPublicKeyInfo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,46 +341,13 @@ impl VerifyingKey {
 }
 
 /// Encodes DER as PEM with 64-column lines and a trailing newline.
-pub fn pem_encode(label: &str, der_bytes: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der_bytes);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
+pub use private_ca::pem::encode as pem_encode;
 
-/// Decodes the first PEM block with `label`.
-pub fn pem_decode(text: &str, label: &str) -> Option<Vec<u8>> {
-    pem_decode_all(text, label).into_iter().next()
-}
+/// Decodes the first PEM block with a label.
+pub use private_ca::pem::decode as pem_decode;
 
-/// Decodes every PEM block with `label`, in order.
-pub fn pem_decode_all(text: &str, label: &str) -> Vec<Vec<u8>> {
-    use base64::Engine;
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find(&begin) {
-        let after = &rest[start + begin.len()..];
-        let Some(stop) = after.find(&end) else {
-            break;
-        };
-        let body: String = after[..stop]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(body) {
-            out.push(bytes);
-        }
-        rest = &after[stop + end.len()..];
-    }
-    out
-}
+/// Decodes every PEM block with a label.
+pub use private_ca::pem::decode_all as pem_decode_all;
 
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
@@ -388,20 +355,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 /// Reads the SubjectPublicKeyInfo out of a DER certificate without a full parse.
-pub fn spki_from_certificate(cert_der: &[u8]) -> Option<&[u8]> {
-    let cert = der::parse_single(cert_der, der::SEQUENCE, "Certificate").ok()?;
-    let mut r = cert.reader();
-    let tbs = r.read(der::SEQUENCE, "TBSCertificate").ok()?;
-    let mut t: Reader = tbs.reader();
-    t.read_optional(der::context_constructed(0), "version")
-        .ok()?;
-    t.read(der::INTEGER, "serial").ok()?;
-    t.read(der::SEQUENCE, "signature").ok()?;
-    t.read(der::SEQUENCE, "issuer").ok()?;
-    t.read(der::SEQUENCE, "validity").ok()?;
-    t.read(der::SEQUENCE, "subject").ok()?;
-    Some(t.read(der::SEQUENCE, "subjectPublicKeyInfo").ok()?.raw)
-}
+pub use private_ca::der_cert::spki as spki_from_certificate;
 
 #[cfg(test)]
 mod tests {

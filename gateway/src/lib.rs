@@ -4,11 +4,13 @@
 
 pub mod bundle;
 pub mod crypto;
-pub mod der;
 pub mod encoding;
 mod error;
 pub mod files;
 pub mod tlog;
 pub mod x509;
+
+pub use private_ca;
+pub use private_ca::der;
 
 pub use error::{Error, Result};

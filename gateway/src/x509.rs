@@ -400,40 +400,4 @@ fn other_name_utf8(value: &[u8]) -> Option<String> {
 }
 
 /// Re-encodes a DER TBSCertificate without the extension `oid`.
-pub fn tbs_without_extension(tbs: &[u8], oid: &str) -> Result<Vec<u8>, der::DerError> {
-    let context = "TBSCertificate";
-    let outer = der::parse_single(tbs, der::SEQUENCE, context)?;
-    let mut reader = outer.reader();
-    let mut body = Vec::with_capacity(tbs.len());
-    let mut removed = false;
-    while !reader.is_empty() {
-        let element = reader.read_any(context)?;
-        if element.tag != der::context_constructed(3) {
-            body.extend_from_slice(element.raw);
-            continue;
-        }
-        let extensions = der::parse_single(element.content, der::SEQUENCE, "extensions")?;
-        let mut ext_reader = extensions.reader();
-        let mut kept = Vec::with_capacity(extensions.content.len());
-        while !ext_reader.is_empty() {
-            let ext = ext_reader.read(der::SEQUENCE, "extension")?;
-            let ext_oid = ext.reader().read(der::OID, "extension OID")?;
-            if der::oid_to_string(ext_oid.content).as_deref() == Some(oid) {
-                removed = true;
-            } else {
-                kept.extend_from_slice(ext.raw);
-            }
-        }
-        if !kept.is_empty() {
-            let seq = der::encode_tlv(der::SEQUENCE, &kept);
-            body.extend(der::encode_tlv(der::context_constructed(3), &seq));
-        }
-    }
-    if !removed {
-        return Err(der::DerError {
-            context,
-            problem: "extension to remove is absent",
-        });
-    }
-    Ok(der::encode_tlv(der::SEQUENCE, &body))
-}
+pub use private_ca::der_cert::tbs_without_extension;

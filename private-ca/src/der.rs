@@ -201,17 +201,17 @@ pub fn parse_single<'a>(
 
 /// Decodes an OBJECT IDENTIFIER's content into its dotted form.
 pub fn oid_to_string(content: &[u8]) -> Option<String> {
-    let mut arcs: Vec<u64> = Vec::new();
-    let mut value: u64 = 0;
+    let mut arcs: Vec<u128> = Vec::new();
+    let mut value: u128 = 0;
     let mut in_arc = false;
     for byte in content {
         if !in_arc && *byte == 0x80 {
             return None; // non-minimal arc encoding
         }
-        if value > (u64::MAX >> 7) {
+        if value > (u128::MAX >> 7) {
             return None;
         }
-        value = (value << 7) | u64::from(byte & 0x7f);
+        value = (value << 7) | u128::from(byte & 0x7f);
         in_arc = byte & 0x80 != 0;
         if !in_arc {
             if arcs.is_empty() {
@@ -233,10 +233,34 @@ pub fn oid_to_string(content: &[u8]) -> Option<String> {
     }
     Some(
         arcs.iter()
-            .map(u64::to_string)
+            .map(u128::to_string)
             .collect::<Vec<_>>()
             .join("."),
     )
+}
+
+/// Encodes a dotted OID (arcs up to 128 bits, as 2.25 UUID OIDs need) as OID content bytes.
+pub fn oid_from_dotted(dotted: &str) -> Option<Vec<u8>> {
+    let arcs: Vec<u128> = dotted
+        .split('.')
+        .map(|a| a.parse::<u128>().ok())
+        .collect::<Option<Vec<_>>>()?;
+    if arcs.len() < 2 || arcs[0] > 2 || (arcs[0] < 2 && arcs[1] >= 40) {
+        return None;
+    }
+    let first = arcs[0].checked_mul(40)?.checked_add(arcs[1])?;
+    let mut out = Vec::new();
+    for arc in std::iter::once(first).chain(arcs[2..].iter().copied()) {
+        let mut chunk = vec![(arc & 0x7f) as u8];
+        let mut rest = arc >> 7;
+        while rest > 0 {
+            chunk.push(0x80 | (rest & 0x7f) as u8);
+            rest >>= 7;
+        }
+        chunk.reverse();
+        out.extend(chunk);
+    }
+    Some(out)
 }
 
 /// Encodes a DER length.
@@ -347,6 +371,21 @@ mod tests {
         assert_eq!(oid_to_string(&[0x2a, 0x86]), None);
         assert_eq!(oid_to_string(&[0x2a, 0x80, 0x01]), None);
         assert_eq!(oid_to_string(&[]), None);
+    }
+
+    #[test]
+    fn oid_encoding_round_trips_including_uuid_arcs() {
+        for dotted in [
+            "1.3.6.1.4.1.57264.1.8",
+            "2.25.239558945087499892173515845696179310472.1",
+            "1.2.840.10045.4.3.3",
+        ] {
+            let content = oid_from_dotted(dotted).unwrap();
+            assert_eq!(oid_to_string(&content).unwrap(), dotted);
+        }
+        assert_eq!(oid_from_dotted("1.3.6.1.4.1.57264.1.8").unwrap(), vec![0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xbf, 0x30, 0x01, 0x08]);
+        assert!(oid_from_dotted("3.1").is_none());
+        assert!(oid_from_dotted("1").is_none());
     }
 
     #[test]

@@ -10,9 +10,10 @@ mod model;
 mod policy;
 pub mod rekor_body;
 pub mod rfc3161;
-pub mod sct;
 mod trust_root;
 mod verify;
+
+pub use private_ca::sct;
 
 pub use failure::{TimeSource, VerificationFailure};
 pub use model::{

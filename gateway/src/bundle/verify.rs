@@ -13,11 +13,12 @@ use crate::bundle::model::{
 use crate::bundle::policy::{IdentityPolicy, SignerPolicy};
 use crate::bundle::rekor_body::{parse_body, LoggedEntry, LoggedVerifier};
 use crate::bundle::rfc3161::{self, SignerIdentifier};
-use crate::bundle::sct::{parse_sct_list, precert_signed_data};
+use private_ca::sct::{parse_sct_list, precert_signed_data};
 use crate::bundle::trust_root::{CertificateAuthority, TransparencyLog, TrustedRoot};
 use crate::crypto::{sha256, HashAlgorithm, KeyKind, SignatureScheme, VerifyingKey};
 use crate::encoding::b64_encode;
 use crate::tlog::checkpoint::{Checkpoint, SignatureCheck, SignedNote};
+use crate::tlog::entry::set_payload;
 use crate::tlog::merkle;
 use crate::x509::Certificate;
 
@@ -322,14 +323,8 @@ impl Verifier {
             return Ok(false);
         };
         let integrated_time = entry.integrated_time.ok_or(F::SetWithoutIntegratedTime)?;
-        let payload = format!(
-            r#"{{"body":"{}","integratedTime":{},"logID":"{}","logIndex":{}}}"#,
-            b64_encode(&entry.canonicalized_body),
-            integrated_time,
-            hex::encode(&entry.log_id),
-            entry.log_index
-        );
-        if tlog.key.verify(tlog.scheme, payload.as_bytes(), set) {
+        let payload = set_payload(&entry.canonicalized_body, integrated_time, &entry.log_id, entry.log_index);
+        if tlog.key.verify(tlog.scheme, &payload, set) {
             Ok(true)
         } else {
             Err(F::SetInvalid)

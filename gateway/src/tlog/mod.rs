@@ -1,4 +1,9 @@
-//! The transparency log: RFC 6962 Merkle tree, checkpoints, and the SQLite store.
+//! The transparency log: RFC 6962 Merkle tree, checkpoints, entry bodies and
+//! the SQLite store. `merkle`, `checkpoint` and `entry` are pure.
 
 pub mod checkpoint;
+pub mod entry;
 pub mod merkle;
+pub mod store;
+
+pub use store::{open_database, AppendedBatch, Log, LogAudit, LogError, LogReader, NewEntry, StoredCheckpoint, StoredEntry};

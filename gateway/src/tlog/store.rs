@@ -1,0 +1,721 @@
+//! The append-only transparency log in SQLite.
+//!
+//! Tables: `entries` (one row per leaf), `nodes` (every perfect-subtree hash,
+//! level 0 = leaf hashes) and `checkpoints` (one signed checkpoint per batch).
+//! Triggers abort any UPDATE or DELETE, so the log is append-only by
+//! construction; `verify` detects rows altered behind its back anyway.
+//! Appends run inside the caller's transaction: a batch (and whatever the caller
+//! records with it) commits atomically, or not at all.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::crypto::VerifyingKey;
+use crate::tlog::checkpoint::{Checkpoint, NoteSignature, SignatureCheck, SignedNote};
+use crate::tlog::entry::{set_payload, EntryKind};
+use crate::tlog::merkle::{self, Hash, ProofError};
+use private_ca::SigningKey;
+
+/// Why a log operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// SQLite failed.
+    #[error("log database: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The log was created with another key or URL.
+    #[error("log database belongs to log {stored}, not {expected}")]
+    WrongLog {
+        /// Log ID in the database.
+        stored: String,
+        /// Log ID of the key given.
+        expected: String,
+    },
+    /// No such entry.
+    #[error("no entry {index} (log size {size})")]
+    NoSuchEntry {
+        /// Requested index.
+        index: u64,
+        /// Current size.
+        size: u64,
+    },
+    /// No checkpoint was signed at this size.
+    #[error("no checkpoint at tree size {0}")]
+    NoCheckpoint(u64),
+    /// A proof could not be built.
+    #[error("proof: {0}")]
+    Proof(#[from] ProofError),
+    /// Signing failed.
+    #[error("signing: {0}")]
+    Signing(String),
+    /// Stored data disagrees with what it should be: the log was tampered with.
+    #[error("log integrity violation: {0}")]
+    Tampered(String),
+}
+
+/// An entry to append.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// Entry kind.
+    pub kind: EntryKind,
+    /// Canonicalized body.
+    pub body: Vec<u8>,
+    /// SHA-256 of the artifact the entry is about (for search).
+    pub artifact_sha256: [u8; 32],
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// Its index.
+    pub index: u64,
+    /// Entry kind.
+    pub kind: EntryKind,
+    /// Canonicalized body.
+    pub body: Vec<u8>,
+    /// Integrated time (unix seconds).
+    pub integrated_time: i64,
+    /// The signed entry timestamp.
+    pub signed_entry_timestamp: Vec<u8>,
+    /// Artifact digest.
+    pub artifact_sha256: [u8; 32],
+}
+
+/// A stored, signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash.
+    pub root_hash: Hash,
+    /// The signed note text.
+    pub note: String,
+}
+
+/// The result of appending one batch.
+#[derive(Debug, Clone)]
+pub struct AppendedBatch {
+    /// The new entries, in order.
+    pub entries: Vec<StoredEntry>,
+    /// The checkpoint signed over the tree including them.
+    pub checkpoint: StoredCheckpoint,
+}
+
+/// Identity of a log: its key, ID, origin and checkpoint signer name.
+pub struct Log {
+    signer: SigningKey,
+    log_id: [u8; 32],
+    origin: String,
+    name: String,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("log_id", &hex::encode(self.log_id))
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tlog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tlog_entries (
+    idx INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    body BLOB NOT NULL,
+    integrated_time INTEGER NOT NULL,
+    set_signature BLOB NOT NULL,
+    artifact_sha256 BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tlog_entries_by_artifact ON tlog_entries(artifact_sha256);
+CREATE TABLE IF NOT EXISTS tlog_nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tlog_checkpoints (
+    tree_size INTEGER PRIMARY KEY,
+    root_hash BLOB NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS tlog_entries_no_update BEFORE UPDATE ON tlog_entries
+    BEGIN SELECT RAISE(ABORT, 'the transparency log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS tlog_entries_no_delete BEFORE DELETE ON tlog_entries
+    BEGIN SELECT RAISE(ABORT, 'the transparency log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS tlog_nodes_no_update BEFORE UPDATE ON tlog_nodes
+    BEGIN SELECT RAISE(ABORT, 'the transparency log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS tlog_nodes_no_delete BEFORE DELETE ON tlog_nodes
+    BEGIN SELECT RAISE(ABORT, 'the transparency log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS tlog_checkpoints_no_update BEFORE UPDATE ON tlog_checkpoints
+    BEGIN SELECT RAISE(ABORT, 'the transparency log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS tlog_checkpoints_no_delete BEFORE DELETE ON tlog_checkpoints
+    BEGIN SELECT RAISE(ABORT, 'the transparency log is append-only'); END;
+"#;
+
+/// Opens a SQLite database with the durability settings the log requires.
+pub fn open_database(path: &std::path::Path) -> Result<Connection, LogError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    Ok(conn)
+}
+
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+fn blob32(v: Vec<u8>, what: &str) -> Result<Hash, LogError> {
+    v.try_into()
+        .map_err(|_| LogError::Tampered(format!("{what} is not 32 bytes")))
+}
+
+impl Log {
+    /// A log signing with `signer`, served at `base_url` (its host names checkpoint signatures).
+    pub fn new(signer: SigningKey, base_url: &str) -> Self {
+        let log_id = signer.key_id();
+        let name = host_of(base_url);
+        let mut tree_id = [0u8; 8];
+        tree_id.copy_from_slice(&log_id[..8]);
+        let origin = format!("{name} - {}", u64::from_be_bytes(tree_id) >> 1);
+        Log {
+            signer,
+            log_id,
+            origin,
+            name,
+        }
+    }
+
+    /// The log ID (SHA-256 of the key's SPKI).
+    pub fn log_id(&self) -> [u8; 32] {
+        self.log_id
+    }
+
+    /// The checkpoint origin line.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The checkpoint signer name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The log's public key.
+    pub fn public_key(&self) -> Result<VerifyingKey, LogError> {
+        VerifyingKey::from_spki_der(self.signer.public_key_spki()).map_err(|e| LogError::Signing(e.to_string()))
+    }
+
+    /// Creates the tables (idempotent) and binds the database to this log.
+    pub fn initialize(&self, conn: &Connection) -> Result<(), LogError> {
+        conn.execute_batch(SCHEMA)?;
+        let stored: Option<String> = conn
+            .query_row("SELECT value FROM tlog_meta WHERE key = 'log_id'", [], |r| r.get(0))
+            .optional()?;
+        let expected = hex::encode(self.log_id);
+        match stored {
+            Some(stored) if stored != expected => Err(LogError::WrongLog { stored, expected }),
+            Some(_) => Ok(()),
+            None => {
+                conn.execute("INSERT INTO tlog_meta (key, value) VALUES ('log_id', ?1)", [&expected])?;
+                conn.execute("INSERT INTO tlog_meta (key, value) VALUES ('origin', ?1)", [&self.origin])?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Current tree size.
+    pub fn size(conn: &Connection) -> Result<u64, LogError> {
+        let n: i64 = conn.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_entries", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The right-edge perfect subtrees of a tree of `size` (largest first).
+    fn frontier(conn: &Connection, size: u64) -> Result<Vec<(u32, Hash)>, LogError> {
+        let mut stack = Vec::new();
+        let mut stmt = conn.prepare_cached("SELECT hash FROM tlog_nodes WHERE level = ?1 AND idx = ?2")?;
+        let mut start = 0u64;
+        for level in (0..64u32).rev() {
+            if size & (1u64 << level) != 0 {
+                let index = start >> level;
+                let hash: Vec<u8> = stmt
+                    .query_row(params![level, index as i64], |r| r.get(0))
+                    .optional()?
+                    .ok_or_else(|| LogError::Tampered(format!("missing node level {level} index {index}")))?;
+                stack.push((level, blob32(hash, "node")?));
+                start += 1u64 << level;
+            }
+        }
+        Ok(stack)
+    }
+
+    fn root_of_frontier(stack: &[(u32, Hash)]) -> Hash {
+        let mut iter = stack.iter().rev();
+        let Some((_, last)) = iter.next() else {
+            return merkle::empty_root();
+        };
+        iter.fold(*last, |acc, (_, left)| merkle::node_hash(left, &acc))
+    }
+
+    /// Appends `entries` as one batch inside `tx`, signing a SET per entry and one
+    /// checkpoint for the batch. Nothing is visible until the caller commits.
+    pub fn append_batch(&self, tx: &Transaction<'_>, entries: &[NewEntry], now: i64) -> Result<AppendedBatch, LogError> {
+        let start = Self::size(tx)?;
+        let mut stack = Self::frontier(tx, start)?;
+        let mut insert_entry = tx.prepare_cached(
+            "INSERT INTO tlog_entries (idx, kind, body, integrated_time, set_signature, artifact_sha256) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut insert_node = tx.prepare_cached("INSERT INTO tlog_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (offset, entry) in entries.iter().enumerate() {
+            let index = start + offset as u64;
+            let set = self
+                .signer
+                .sign(&set_payload(&entry.body, now, &self.log_id, index))
+                .map_err(|e| LogError::Signing(e.to_string()))?;
+            insert_entry.execute(params![
+                index as i64,
+                entry.kind.kind(),
+                entry.body,
+                now,
+                set,
+                entry.artifact_sha256.as_slice()
+            ])?;
+            let mut level = 0u32;
+            let mut node_index = index;
+            let mut hash = merkle::leaf_hash(&entry.body);
+            insert_node.execute(params![0, index as i64, hash.as_slice()])?;
+            while let Some(&(top_level, left)) = stack.last() {
+                if top_level != level {
+                    break;
+                }
+                stack.pop();
+                hash = merkle::node_hash(&left, &hash);
+                level += 1;
+                node_index >>= 1;
+                insert_node.execute(params![level, node_index as i64, hash.as_slice()])?;
+            }
+            stack.push((level, hash));
+            out.push(StoredEntry {
+                index,
+                kind: entry.kind,
+                body: entry.body.clone(),
+                integrated_time: now,
+                signed_entry_timestamp: set,
+                artifact_sha256: entry.artifact_sha256,
+            });
+        }
+        let size = start + entries.len() as u64;
+        let root_hash = Self::root_of_frontier(&stack);
+        let note = self.sign_checkpoint(size, root_hash)?;
+        tx.execute(
+            "INSERT INTO tlog_checkpoints (tree_size, root_hash, note) VALUES (?1, ?2, ?3)",
+            params![size as i64, root_hash.as_slice(), note],
+        )?;
+        Ok(AppendedBatch {
+            entries: out,
+            checkpoint: StoredCheckpoint { size, root_hash, note },
+        })
+    }
+
+    /// Signs a checkpoint note for `size` and `root_hash`.
+    pub fn sign_checkpoint(&self, size: u64, root_hash: Hash) -> Result<String, LogError> {
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root_hash,
+            extensions: Vec::new(),
+        };
+        let text = checkpoint.to_text();
+        let signature = self
+            .signer
+            .sign(text.as_bytes())
+            .map_err(|e| LogError::Signing(e.to_string()))?;
+        let mut key_hint = [0u8; 4];
+        key_hint.copy_from_slice(&self.log_id[..4]);
+        Ok(SignedNote {
+            text,
+            signatures: vec![NoteSignature {
+                name: self.name.clone(),
+                key_hint,
+                signature,
+            }],
+        }
+        .to_text())
+    }
+}
+
+/// Read access to a log database (no key needed).
+pub struct LogReader<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> LogReader<'c> {
+    /// Reads the log in `conn`.
+    pub fn new(conn: &'c Connection) -> Self {
+        LogReader { conn }
+    }
+
+    /// Current tree size.
+    pub fn size(&self) -> Result<u64, LogError> {
+        Log::size(self.conn)
+    }
+
+    /// The log ID recorded in the database.
+    pub fn log_id(&self) -> Result<Option<String>, LogError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM tlog_meta WHERE key = 'log_id'", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, LogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash FROM tlog_nodes WHERE level = ?1 AND idx = ?2")?;
+        let hash: Option<Vec<u8>> = stmt.query_row(params![level, index as i64], |r| r.get(0)).optional()?;
+        hash.map(|h| blob32(h, "node")).transpose()
+    }
+
+    fn node_lookup(&self) -> impl FnMut(u32, u64) -> Option<Hash> + '_ {
+        move |level, index| self.node(level, index).ok().flatten()
+    }
+
+    /// An entry by index.
+    pub fn entry(&self, index: u64) -> Result<StoredEntry, LogError> {
+        let size = self.size()?;
+        if index >= size {
+            return Err(LogError::NoSuchEntry { index, size });
+        }
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, body, integrated_time, set_signature, artifact_sha256 FROM tlog_entries WHERE idx = ?1",
+            )?
+            .query_row([index as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })
+            .optional()?
+            .ok_or(LogError::NoSuchEntry { index, size })?;
+        Ok(StoredEntry {
+            index,
+            kind: EntryKind::from_kind(&row.0)
+                .ok_or_else(|| LogError::Tampered(format!("entry {index} has unknown kind {:?}", row.0)))?,
+            body: row.1,
+            integrated_time: row.2,
+            signed_entry_timestamp: row.3,
+            artifact_sha256: blob32(row.4, "artifact digest")?,
+        })
+    }
+
+    /// Indexes of entries about an artifact digest.
+    pub fn entries_for_artifact(&self, sha256: &[u8; 32]) -> Result<Vec<u64>, LogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT idx FROM tlog_entries WHERE artifact_sha256 = ?1 ORDER BY idx")?;
+        let rows = stmt.query_map([sha256.as_slice()], |r| r.get::<_, i64>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r? as u64);
+        }
+        Ok(out)
+    }
+
+    /// Root hash of the first `size` leaves.
+    pub fn root(&self, size: u64) -> Result<Hash, LogError> {
+        Ok(merkle::subtree_root(0, size, &mut self.node_lookup())?)
+    }
+
+    /// Inclusion proof for `index` in the tree of `size`.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
+        let current = self.size()?;
+        if size > current {
+            return Err(LogError::NoSuchEntry { index: size, size: current });
+        }
+        Ok(merkle::inclusion_proof(index, size, &mut self.node_lookup())?)
+    }
+
+    /// Consistency proof between two sizes.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
+        let current = self.size()?;
+        if new > current {
+            return Err(LogError::NoSuchEntry { index: new, size: current });
+        }
+        Ok(merkle::consistency_proof(old, new, &mut self.node_lookup())?)
+    }
+
+    /// The checkpoint signed at exactly `size`.
+    pub fn checkpoint(&self, size: u64) -> Result<StoredCheckpoint, LogError> {
+        self.conn
+            .query_row(
+                "SELECT tree_size, root_hash, note FROM tlog_checkpoints WHERE tree_size = ?1",
+                [size as i64],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)),
+            )
+            .optional()?
+            .map(|(s, h, note)| -> Result<StoredCheckpoint, LogError> {
+                Ok(StoredCheckpoint {
+                    size: s as u64,
+                    root_hash: blob32(h, "checkpoint root")?,
+                    note,
+                })
+            })
+            .transpose()?
+            .ok_or(LogError::NoCheckpoint(size))
+    }
+
+    /// The newest checkpoint, if any.
+    pub fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, LogError> {
+        let size: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(tree_size) FROM tlog_checkpoints", [], |r| r.get(0))?;
+        size.map(|s| self.checkpoint(s as u64)).transpose()
+    }
+
+    /// The smallest checkpointed size that includes `index`.
+    pub fn checkpoint_covering(&self, index: u64) -> Result<StoredCheckpoint, LogError> {
+        let size: Option<i64> = self.conn.query_row(
+            "SELECT MIN(tree_size) FROM tlog_checkpoints WHERE tree_size > ?1",
+            [index as i64],
+            |r| r.get(0),
+        )?;
+        match size {
+            Some(s) => self.checkpoint(s as u64),
+            None => Err(LogError::NoCheckpoint(index + 1)),
+        }
+    }
+
+    /// Recomputes the whole tree from the stored bodies and checks every stored
+    /// node, SET, checkpoint signature and the consistency of successive checkpoints.
+    pub fn verify_all(&self, key: &VerifyingKey, name: &str) -> Result<LogAudit, LogError> {
+        let log_id = key.key_id();
+        let mut hint = [0u8; 4];
+        hint.copy_from_slice(&log_id[..4]);
+        let size = self.size()?;
+        let mut tree = merkle::MemoryTree::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idx, body, integrated_time, set_signature FROM tlog_entries ORDER BY idx")?;
+        let mut rows = stmt.query([])?;
+        let mut expected_index = 0u64;
+        while let Some(row) = rows.next()? {
+            let index = row.get::<_, i64>(0)? as u64;
+            if index != expected_index {
+                return Err(LogError::Tampered(format!("entry {expected_index} is missing")));
+            }
+            let body: Vec<u8> = row.get(1)?;
+            let integrated_time: i64 = row.get(2)?;
+            let set: Vec<u8> = row.get(3)?;
+            if !key.verify_default(&set_payload(&body, integrated_time, &log_id, index), &set) {
+                return Err(LogError::Tampered(format!(
+                    "entry {index}: signed entry timestamp does not match its body"
+                )));
+            }
+            tree.push(merkle::leaf_hash(&body));
+            expected_index += 1;
+        }
+        // Every stored node must equal the recomputed one.
+        let mut nodes = self.conn.prepare("SELECT level, idx, hash FROM tlog_nodes")?;
+        let mut node_rows = nodes.query([])?;
+        let mut node_count = 0u64;
+        while let Some(row) = node_rows.next()? {
+            let level: u32 = row.get(0)?;
+            let index = row.get::<_, i64>(1)? as u64;
+            let hash = blob32(row.get(2)?, "node")?;
+            if tree.node(level, index) != Some(hash) {
+                return Err(LogError::Tampered(format!(
+                    "node level {level} index {index} differs from the tree recomputed from the entries"
+                )));
+            }
+            node_count += 1;
+        }
+        let mut checkpoints = self
+            .conn
+            .prepare("SELECT tree_size, root_hash, note FROM tlog_checkpoints ORDER BY tree_size")?;
+        let mut cp_rows = checkpoints.query([])?;
+        let mut previous: Option<(u64, Hash)> = None;
+        let mut checkpoint_count = 0u64;
+        while let Some(row) = cp_rows.next()? {
+            let cp_size = row.get::<_, i64>(0)? as u64;
+            let root = blob32(row.get(1)?, "checkpoint root")?;
+            let note_text: String = row.get(2)?;
+            if cp_size > size {
+                return Err(LogError::Tampered(format!("checkpoint at size {cp_size} exceeds the log size {size}")));
+            }
+            let note = SignedNote::parse(&note_text)
+                .map_err(|e| LogError::Tampered(format!("checkpoint {cp_size}: {e}")))?;
+            if note.verify(name, hint, key) != SignatureCheck::Valid {
+                return Err(LogError::Tampered(format!("checkpoint {cp_size}: signature does not verify")));
+            }
+            let parsed = Checkpoint::parse(&note.text)
+                .map_err(|e| LogError::Tampered(format!("checkpoint {cp_size}: {e}")))?;
+            if parsed.size != cp_size || parsed.root_hash != root {
+                return Err(LogError::Tampered(format!(
+                    "checkpoint {cp_size}: signed note disagrees with its row"
+                )));
+            }
+            let recomputed = tree.root(cp_size)?;
+            if recomputed != root {
+                return Err(LogError::Tampered(format!(
+                    "checkpoint {cp_size}: signed root hash does not match the entries"
+                )));
+            }
+            if let Some((old_size, old_root)) = previous {
+                let proof = merkle::consistency_proof(old_size, cp_size, &mut |l, i| tree.node(l, i))?;
+                merkle::verify_consistency(old_size, cp_size, &old_root, &root, &proof).map_err(|e| {
+                    LogError::Tampered(format!("checkpoints {old_size} -> {cp_size} are not consistent: {e}"))
+                })?;
+            }
+            previous = Some((cp_size, root));
+            checkpoint_count += 1;
+        }
+        Ok(LogAudit {
+            size,
+            nodes: node_count,
+            checkpoints: checkpoint_count,
+            root_hash: tree.root(size)?,
+        })
+    }
+}
+
+/// What `verify_all` checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAudit {
+    /// Entries checked.
+    pub size: u64,
+    /// Stored nodes checked.
+    pub nodes: u64,
+    /// Checkpoints checked.
+    pub checkpoints: u64,
+    /// The recomputed root.
+    pub root_hash: Hash,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use private_ca::Curve;
+
+    fn entry(i: u64) -> NewEntry {
+        NewEntry {
+            kind: EntryKind::HashedRekord,
+            body: format!("{{\"entry\":{i}}}").into_bytes(),
+            artifact_sha256: crate::crypto::sha256(&i.to_be_bytes()),
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, Connection, Log) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_database(&dir.path().join("log.db")).unwrap();
+        let log = Log::new(SigningKey::generate(Curve::P256).unwrap(), "https://tlog.example.internal");
+        log.initialize(&conn).unwrap();
+        (dir, conn, log)
+    }
+
+    fn append(conn: &mut Connection, log: &Log, range: std::ops::Range<u64>) -> AppendedBatch {
+        let tx = conn.transaction().unwrap();
+        let entries: Vec<NewEntry> = range.map(entry).collect();
+        let batch = log.append_batch(&tx, &entries, 1_700_000_000).unwrap();
+        tx.commit().unwrap();
+        batch
+    }
+
+    #[test]
+    fn proofs_verify_for_every_index_and_checkpointed_size() {
+        let (_dir, mut conn, log) = setup();
+        let mut sizes = Vec::new();
+        let mut next = 0u64;
+        for batch in [1u64, 1, 3, 8, 17, 50, 1, 120] {
+            let b = append(&mut conn, &log, next..next + batch);
+            next += batch;
+            sizes.push(b.checkpoint.size);
+        }
+        let reader = LogReader::new(&conn);
+        assert_eq!(reader.size().unwrap(), next);
+        let key = log.public_key().unwrap();
+        for &size in &sizes {
+            let cp = reader.checkpoint(size).unwrap();
+            assert_eq!(reader.root(size).unwrap(), cp.root_hash);
+            for index in 0..size {
+                let e = reader.entry(index).unwrap();
+                let proof = reader.inclusion_proof(index, size).unwrap();
+                merkle::verify_inclusion(index, size, &merkle::leaf_hash(&e.body), &proof, &cp.root_hash).unwrap();
+            }
+        }
+        for (i, &old) in sizes.iter().enumerate() {
+            for &new in &sizes[i..] {
+                let proof = reader.consistency_proof(old, new).unwrap();
+                merkle::verify_consistency(
+                    old,
+                    new,
+                    &reader.root(old).unwrap(),
+                    &reader.root(new).unwrap(),
+                    &proof,
+                )
+                .unwrap();
+            }
+        }
+        let audit = reader.verify_all(&key, log.name()).unwrap();
+        assert_eq!(audit.size, next);
+        assert_eq!(audit.checkpoints, sizes.len() as u64);
+    }
+
+    #[test]
+    fn updates_and_deletes_are_refused_by_triggers() {
+        let (_dir, mut conn, log) = setup();
+        append(&mut conn, &log, 0..4);
+        assert!(conn.execute("UPDATE tlog_entries SET body = x'00' WHERE idx = 1", []).is_err());
+        assert!(conn.execute("DELETE FROM tlog_entries WHERE idx = 3", []).is_err());
+        assert!(conn.execute("UPDATE tlog_nodes SET hash = x'00'", []).is_err());
+        assert!(conn.execute("DELETE FROM tlog_checkpoints", []).is_err());
+        assert_eq!(LogReader::new(&conn).size().unwrap(), 4);
+    }
+
+    #[test]
+    fn altered_row_behind_the_logs_back_is_detected() {
+        let (_dir, mut conn, log) = setup();
+        append(&mut conn, &log, 0..10);
+        append(&mut conn, &log, 10..13);
+        conn.execute_batch(
+            "DROP TRIGGER tlog_entries_no_update; UPDATE tlog_entries SET body = CAST('{\"entry\":99}' AS BLOB) WHERE idx = 5;",
+        )
+        .unwrap();
+        let err = LogReader::new(&conn)
+            .verify_all(&log.public_key().unwrap(), log.name())
+            .unwrap_err();
+        assert!(matches!(err, LogError::Tampered(_)), "{err}");
+    }
+
+    #[test]
+    fn rolled_back_batch_leaves_nothing() {
+        let (_dir, mut conn, log) = setup();
+        append(&mut conn, &log, 0..3);
+        {
+            let tx = conn.transaction().unwrap();
+            log.append_batch(&tx, &[entry(3), entry(4)], 1).unwrap();
+            // dropped without commit
+        }
+        let reader = LogReader::new(&conn);
+        assert_eq!(reader.size().unwrap(), 3);
+        assert!(reader.checkpoint(5).is_err());
+        reader.verify_all(&log.public_key().unwrap(), log.name()).unwrap();
+    }
+
+    #[test]
+    fn another_key_is_refused_for_an_existing_log() {
+        let (_dir, conn, _log) = setup();
+        let other = Log::new(SigningKey::generate(Curve::P256).unwrap(), "https://tlog.example.internal");
+        assert!(matches!(other.initialize(&conn), Err(LogError::WrongLog { .. })));
+    }
+}
