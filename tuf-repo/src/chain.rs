@@ -53,10 +53,24 @@ pub(crate) fn signature_error(role: Role, e: &tough::schema::Error) -> Error {
             valid: *valid,
             threshold: *threshold,
         },
+        tough::schema::Error::DuplicateKeyId { .. } => Error::Malformed {
+            what: format!("{role} metadata"),
+            detail: "several signatures carry the same key id".to_owned(),
+        },
         other => Error::Verification {
             role,
             detail: other.to_string(),
         },
+    }
+}
+
+/// tough's message, except for duplicate key ids (whose message dumps a struct).
+fn describe(e: &tough::schema::Error) -> String {
+    match e {
+        tough::schema::Error::DuplicateKeyId { .. } => {
+            "several signatures carry the same key id".to_owned()
+        }
+        other => other.to_string(),
     }
 }
 
@@ -102,7 +116,7 @@ pub(crate) async fn walk(
                 offered,
                 RotationCheck::OldKeysThreshold { valid, threshold },
             ),
-            other => Error::malformed(&rel, other),
+            other => Error::malformed(&rel, describe(&other)),
         })?;
         new.signed.verify_role(&new).map_err(|e| match e {
             tough::schema::Error::SignatureThreshold {
@@ -112,7 +126,7 @@ pub(crate) async fn walk(
                 offered,
                 RotationCheck::NewKeysThreshold { valid, threshold },
             ),
-            other => Error::malformed(&rel, other),
+            other => Error::malformed(&rel, describe(&other)),
         })?;
         // 5.3.5: exactly N+1.
         if offered != next {

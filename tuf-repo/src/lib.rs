@@ -45,7 +45,6 @@ pub const TRUSTED_ROOT_TARGET: &str = "trusted_root.json";
 /// Explicit limits against endless-data attacks. Sizes are in bytes; a file
 /// larger than its limit is refused with [`Error::TooLarge`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Limits {
     /// Largest `N.root.json`.
     pub max_root_bytes: u64,

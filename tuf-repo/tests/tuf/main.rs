@@ -3,5 +3,10 @@
 //! round trip over loopback HTTP. One test binary keeps link time low.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod attacks;
 mod common;
+mod http;
+mod mirror;
 mod sigstore;
+mod state;
+mod testrepo;
