@@ -37,12 +37,29 @@ pub enum Error {
     /// Bad input supplied by the user (flag, argument, config).
     #[error("{0}")]
     Usage(String),
+    /// The private CA failed.
+    #[error("private CA: {0}")]
+    Ca(#[from] private_ca::Error),
+    /// The transparency log failed or was found tampered with.
+    #[error("transparency log: {0}")]
+    Log(#[from] crate::tlog::LogError),
+    /// Signing with the private stack failed.
+    #[error("signing: {0}")]
+    Signing(#[from] crate::signing::SigningError),
+    /// Mirroring or verifying a TUF repository failed (see [`tuf_repo::Error`]).
+    #[error(transparent)]
+    Tuf(#[from] tuf_repo::Error),
 }
 
 impl Error {
     /// True when this is a verification or policy rejection (exit code 1).
     pub fn is_rejection(&self) -> bool {
-        matches!(self, Error::Bundle { .. })
+        match self {
+            Error::Bundle { .. } => true,
+            Error::Log(crate::tlog::LogError::Tampered(_)) => true,
+            Error::Tuf(e) => e.is_rejection(),
+            _ => false,
+        }
     }
 
     /// A hint suggesting what to do about this error, if there is one.
@@ -60,6 +77,7 @@ impl Error {
                 _ => "the bundle or artifact does not verify; do not trust this artifact",
             }),
             Error::Io { .. } => Some("check that the path exists and is readable"),
+            Error::Tuf(e) => e.hint(),
             _ => None,
         }
     }

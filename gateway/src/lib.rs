@@ -7,10 +7,13 @@ pub mod crypto;
 pub mod encoding;
 mod error;
 pub mod files;
+pub mod signing;
+pub mod state;
 pub mod tlog;
 pub mod x509;
 
 pub use private_ca;
 pub use private_ca::der;
+pub use tuf_repo;
 
 pub use error::{Error, Result};

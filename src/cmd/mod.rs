@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod ca;
+mod log;
+mod sign;
+mod tuf;
 mod verify;
 
 /// airgate: carry signed software across an air gap, verifiably.
@@ -21,8 +25,16 @@ pub struct Cli {
 pub enum Command {
     /// Verify a Sigstore bundle for an artifact, offline.
     Verify(verify::VerifyArgs),
+    /// Manage the private certificate authority (key ceremony).
+    Ca(ca::CaArgs),
+    /// Sign a file with the private CA and record it in the private log.
+    Sign(sign::SignArgs),
+    /// Inspect, prove and audit the private transparency log.
+    Log(log::LogArgs),
     /// Run a benchmark against its named baseline (figures for the team's notes).
     Bench(bench::BenchArgs),
+    /// Snapshot a TUF repository (the Sigstore trust root) or verify a snapshot offline.
+    Tuf(tuf::TufArgs),
 }
 
 impl Command {
@@ -30,7 +42,11 @@ impl Command {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Verify(args) => args.run(),
+            Command::Ca(args) => args.run(),
+            Command::Sign(args) => args.run(),
+            Command::Log(args) => args.run(),
             Command::Bench(args) => args.run(),
+            Command::Tuf(args) => args.run(),
         }
     }
 }

@@ -1,0 +1,223 @@
+//! Signing with the private stack: a fresh leaf per artifact, a log entry per
+//! signature, and a standard v0.3 Sigstore bundle (protobuf-specs types from the
+//! `sigstore` crate, serialized with default fields kept, as clients require).
+
+use std::time::SystemTime;
+
+use prost_reflect::{ReflectMessage, SerializeOptions};
+use rusqlite::Transaction;
+use sigstore_protobuf_specs::dev::sigstore::bundle::v1::{bundle, verification_material, Bundle, VerificationMaterial};
+use sigstore_protobuf_specs::dev::sigstore::common::v1::{
+    HashAlgorithm as ProtoHashAlgorithm, HashOutput, LogId, MessageSignature, X509Certificate,
+};
+use sigstore_protobuf_specs::dev::sigstore::rekor::v1::{
+    Checkpoint as ProtoCheckpoint, InclusionPromise, InclusionProof as ProtoInclusionProof, KindVersion,
+    TransparencyLogEntry,
+};
+
+use private_ca::{Custody, LeafRequest, PrivateCa, SigningIdentity};
+
+use crate::bundle::MEDIA_TYPE_V0_3;
+use crate::tlog::entry::{hashedrekord_body, EntryKind};
+use crate::tlog::{AppendedBatch, Log, LogError, LogReader, NewEntry};
+
+/// One artifact to sign.
+#[derive(Debug, Clone)]
+pub struct SigningRequest {
+    /// The artifact's SHA-256.
+    pub artifact_sha256: [u8; 32],
+    /// The identity the leaf names.
+    pub identity: SigningIdentity,
+    /// Upstream custody, for re-signed imports.
+    pub custody: Option<Custody>,
+}
+
+/// A signed artifact.
+#[derive(Debug, Clone)]
+pub struct SignedArtifact {
+    /// The v0.3 bundle JSON.
+    pub bundle_json: Vec<u8>,
+    /// The log index of its entry.
+    pub log_index: u64,
+    /// The leaf certificate (DER).
+    pub certificate_der: Vec<u8>,
+}
+
+/// Why signing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// The CA could not issue or sign.
+    #[error("private CA: {0}")]
+    Ca(#[from] private_ca::Error),
+    /// The log append failed.
+    #[error("transparency log: {0}")]
+    Log(#[from] LogError),
+    /// The bundle could not be serialized.
+    #[error("bundle serialization: {0}")]
+    Serialize(String),
+}
+
+/// Signs every request, appends them to the log as one batch inside `tx`, and
+/// returns their bundles (each with an inclusion proof against the batch checkpoint).
+pub fn sign_batch(
+    ca: &PrivateCa,
+    log: &Log,
+    tx: &Transaction<'_>,
+    requests: &[SigningRequest],
+    now: SystemTime,
+) -> Result<Vec<SignedArtifact>, SigningError> {
+    let mut leaves = Vec::with_capacity(requests.len());
+    let mut entries = Vec::with_capacity(requests.len());
+    for request in requests {
+        let leaf = ca.issue_leaf(
+            &LeafRequest {
+                identity: request.identity.clone(),
+                custody: request.custody.clone(),
+            },
+            now,
+        )?;
+        let signature = leaf.key.sign_sha256_digest(&request.artifact_sha256)?;
+        entries.push(NewEntry {
+            kind: EntryKind::HashedRekord,
+            body: hashedrekord_body(&request.artifact_sha256, &signature, &leaf.certificate_der),
+            artifact_sha256: request.artifact_sha256,
+        });
+        leaves.push((leaf.certificate_der, signature));
+    }
+    let now_secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let batch = log.append_batch(tx, &entries, now_secs)?;
+    let reader = LogReader::new(tx);
+    let mut out = Vec::with_capacity(requests.len());
+    for ((request, (certificate_der, signature)), entry) in requests.iter().zip(leaves).zip(&batch.entries) {
+        let proof = reader.inclusion_proof(entry.index, batch.checkpoint.size)?;
+        let bundle_json = bundle_json(log, &batch, entry, &proof, &certificate_der, &signature, &request.artifact_sha256)?;
+        out.push(SignedArtifact {
+            bundle_json,
+            log_index: entry.index,
+            certificate_der,
+        });
+    }
+    Ok(out)
+}
+
+fn bundle_json(
+    log: &Log,
+    batch: &AppendedBatch,
+    entry: &crate::tlog::StoredEntry,
+    proof: &[[u8; 32]],
+    certificate_der: &[u8],
+    signature: &[u8],
+    artifact_sha256: &[u8; 32],
+) -> Result<Vec<u8>, SigningError> {
+    let index = i64::try_from(entry.index).map_err(|_| SigningError::Serialize("log index overflow".into()))?;
+    let tree_size =
+        i64::try_from(batch.checkpoint.size).map_err(|_| SigningError::Serialize("tree size overflow".into()))?;
+    let bundle = Bundle {
+        media_type: MEDIA_TYPE_V0_3.to_string(),
+        verification_material: Some(VerificationMaterial {
+            tlog_entries: vec![TransparencyLogEntry {
+                log_index: index,
+                log_id: Some(LogId {
+                    key_id: log.log_id().to_vec(),
+                }),
+                kind_version: Some(KindVersion {
+                    kind: entry.kind.kind().to_string(),
+                    version: entry.kind.version().to_string(),
+                }),
+                integrated_time: entry.integrated_time,
+                inclusion_promise: Some(InclusionPromise {
+                    signed_entry_timestamp: entry.signed_entry_timestamp.clone(),
+                }),
+                inclusion_proof: Some(ProtoInclusionProof {
+                    log_index: index,
+                    root_hash: batch.checkpoint.root_hash.to_vec(),
+                    tree_size,
+                    hashes: proof.iter().map(|h| h.to_vec()).collect(),
+                    checkpoint: Some(ProtoCheckpoint {
+                        envelope: batch.checkpoint.note.clone(),
+                    }),
+                }),
+                canonicalized_body: entry.body.clone(),
+            }],
+            timestamp_verification_data: None,
+            content: Some(verification_material::Content::Certificate(X509Certificate {
+                raw_bytes: certificate_der.to_vec(),
+            })),
+        }),
+        content: Some(bundle::Content::MessageSignature(MessageSignature {
+            message_digest: Some(HashOutput {
+                algorithm: ProtoHashAlgorithm::Sha2256 as i32,
+                digest: artifact_sha256.to_vec(),
+            }),
+            signature: signature.to_vec(),
+        })),
+    };
+    serialize_bundle(&bundle)
+}
+
+/// Serializes a protobuf-specs bundle as standard JSON, keeping default fields
+/// (`logIndex: "0"`, `hashes: []`) that clients require.
+pub fn serialize_bundle(bundle: &Bundle) -> Result<Vec<u8>, SigningError> {
+    let message = bundle.transcode_to_dynamic();
+    let mut out = Vec::with_capacity(8 * 1024);
+    let mut serializer = serde_json::Serializer::new(&mut out);
+    let options = SerializeOptions::new().skip_default_fields(false);
+    message
+        .serialize_with_options(&mut serializer, &options)
+        .map_err(|e| SigningError::Serialize(e.to_string()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::bundle::{ArtifactDigest, IdentityPolicy, SignerPolicy, TrustedRoot, Verifier};
+    use crate::tlog::open_database;
+    use private_ca::{init_ceremony, CaConfig, Curve, SigningKey};
+
+    #[test]
+    fn signed_bundles_verify_from_the_first_entry_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        init_ceremony(dir.path(), CaConfig::with_defaults("Test"), now).unwrap();
+        let ca = PrivateCa::load(dir.path()).unwrap();
+        let log_key = SigningKey::load(&dir.path().join("tlog.key.pem"), Curve::P256, "tlog").unwrap();
+        let log = Log::new(log_key, &ca.config().tlog_url);
+        let mut conn = open_database(&dir.path().join("state.db")).unwrap();
+        log.initialize(&conn).unwrap();
+        let root = TrustedRoot::from_json(&std::fs::read(dir.path().join("trusted_root.json")).unwrap()).unwrap();
+        let verifier = Verifier::new(root);
+        let identity = SigningIdentity::parse(&ca.config().default_identity).unwrap();
+        let policy = SignerPolicy::identity(IdentityPolicy::exact(
+            ca.config().default_identity.clone(),
+            ca.config().oidc_issuer.clone(),
+        ));
+        let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+        for batch_size in [1usize, 3, 10] {
+            let requests: Vec<SigningRequest> = (0..batch_size)
+                .map(|i| SigningRequest {
+                    artifact_sha256: crate::crypto::sha256(format!("artifact {batch_size} {i}").as_bytes()),
+                    identity: identity.clone(),
+                    custody: None,
+                })
+                .collect();
+            let tx = conn.transaction().unwrap();
+            let signed = sign_batch(&ca, &log, &tx, &requests, now).unwrap();
+            tx.commit().unwrap();
+            for (req, s) in requests.iter().zip(&signed) {
+                let json: serde_json::Value = serde_json::from_slice(&s.bundle_json).unwrap();
+                let entry = &json["verificationMaterial"]["tlogEntries"][0];
+                assert!(entry["logIndex"].is_string(), "{entry}");
+                assert!(entry["inclusionProof"]["hashes"].is_array());
+                let out = verifier
+                    .verify_bytes(&s.bundle_json, &ArtifactDigest(req.artifact_sha256), &policy, later)
+                    .unwrap_or_else(|e| panic!("entry {}: {e}", s.log_index));
+                assert_eq!(out.log_index, s.log_index);
+            }
+        }
+    }
+}
