@@ -241,8 +241,8 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// An I/O failure on a named path.
-    #[error("{}: {source}", .path.display())]
+    /// An I/O failure on a named path (the OS error is the `source`).
+    #[error("{}", .path.display())]
     Io {
         /// The path.
         path: PathBuf,
@@ -250,7 +250,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The internal tokio runtime could not be created.
-    #[error("cannot start the tokio runtime: {0}")]
+    #[error("cannot start the tokio runtime")]
     Runtime(#[source] std::io::Error),
     /// Bad input from the caller (URL scheme, output directory, calling context).
     #[error("{0}")]

@@ -31,6 +31,8 @@ pub use error::{Error, Role, RotationCheck};
 pub use mirror::{snapshot, SnapshotSummary};
 pub use policy::{RoleExpiries, RoleVersions};
 pub use state::TufState;
+/// The URL type [`snapshot`] takes (re-exported so callers need not depend on `url`).
+pub use url::Url;
 pub use verify::{verify_snapshot, VerifiedSnapshot, VerifiedTarget};
 
 /// The bootstrap root: version 12 of the public Sigstore production root
