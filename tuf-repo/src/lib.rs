@@ -17,6 +17,7 @@
 //! thread. Do not call them from async code directly; use
 //! `tokio::task::spawn_blocking`.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod chain;
 mod error;
