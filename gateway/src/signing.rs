@@ -57,8 +57,80 @@ pub enum SigningError {
     Serialize(String),
 }
 
-/// Signs every request, appends them to the log as one batch inside `tx`, and
-/// returns their bundles (each with an inclusion proof against the batch checkpoint).
+/// A signature made by a leaf, ready to be logged.
+#[derive(Debug, Clone)]
+pub struct LeafSignature {
+    /// The leaf certificate (DER).
+    pub certificate_der: Vec<u8>,
+    /// The signature over the artifact digest.
+    pub signature: Vec<u8>,
+    /// The artifact's SHA-256.
+    pub artifact_sha256: [u8; 32],
+}
+
+/// Issues a leaf per request and signs each artifact digest with it (no log yet).
+pub fn sign_with_fresh_leaves(
+    ca: &PrivateCa,
+    requests: &[SigningRequest],
+    now: SystemTime,
+) -> Result<Vec<LeafSignature>, SigningError> {
+    requests
+        .iter()
+        .map(|request| {
+            let leaf = ca.issue_leaf(
+                &LeafRequest {
+                    identity: request.identity.clone(),
+                    custody: request.custody.clone(),
+                },
+                now,
+            )?;
+            let signature = leaf.key.sign_sha256_digest(&request.artifact_sha256)?;
+            Ok(LeafSignature {
+                certificate_der: leaf.certificate_der,
+                signature,
+                artifact_sha256: request.artifact_sha256,
+            })
+        })
+        .collect()
+}
+
+/// Appends the signatures to the log as one batch inside `tx` and builds their
+/// bundles, each with an inclusion proof against the batch's checkpoint.
+pub fn log_and_bundle(
+    log: &Log,
+    tx: &Transaction<'_>,
+    signatures: &[LeafSignature],
+    now: SystemTime,
+) -> Result<Vec<SignedArtifact>, SigningError> {
+    let entries: Vec<NewEntry> = signatures
+        .iter()
+        .map(|s| NewEntry {
+            kind: EntryKind::HashedRekord,
+            body: hashedrekord_body(&s.artifact_sha256, &s.signature, &s.certificate_der),
+            artifact_sha256: s.artifact_sha256,
+        })
+        .collect();
+    let now_secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let batch = log.append_batch(tx, &entries, now_secs)?;
+    let reader = LogReader::new(tx);
+    let mut out = Vec::with_capacity(signatures.len());
+    for (s, entry) in signatures.iter().zip(&batch.entries) {
+        let proof = reader.inclusion_proof(entry.index, batch.checkpoint.size)?;
+        let bundle_json = bundle_json(log, &batch, entry, &proof, &s.certificate_der, &s.signature, &s.artifact_sha256)?;
+        out.push(SignedArtifact {
+            bundle_json,
+            log_index: entry.index,
+            certificate_der: s.certificate_der.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Signs every request with a fresh leaf, appends them to the log as one batch
+/// inside `tx`, and returns their bundles.
 pub fn sign_batch(
     ca: &PrivateCa,
     log: &Log,
@@ -66,41 +138,8 @@ pub fn sign_batch(
     requests: &[SigningRequest],
     now: SystemTime,
 ) -> Result<Vec<SignedArtifact>, SigningError> {
-    let mut leaves = Vec::with_capacity(requests.len());
-    let mut entries = Vec::with_capacity(requests.len());
-    for request in requests {
-        let leaf = ca.issue_leaf(
-            &LeafRequest {
-                identity: request.identity.clone(),
-                custody: request.custody.clone(),
-            },
-            now,
-        )?;
-        let signature = leaf.key.sign_sha256_digest(&request.artifact_sha256)?;
-        entries.push(NewEntry {
-            kind: EntryKind::HashedRekord,
-            body: hashedrekord_body(&request.artifact_sha256, &signature, &leaf.certificate_der),
-            artifact_sha256: request.artifact_sha256,
-        });
-        leaves.push((leaf.certificate_der, signature));
-    }
-    let now_secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let batch = log.append_batch(tx, &entries, now_secs)?;
-    let reader = LogReader::new(tx);
-    let mut out = Vec::with_capacity(requests.len());
-    for ((request, (certificate_der, signature)), entry) in requests.iter().zip(leaves).zip(&batch.entries) {
-        let proof = reader.inclusion_proof(entry.index, batch.checkpoint.size)?;
-        let bundle_json = bundle_json(log, &batch, entry, &proof, &certificate_der, &signature, &request.artifact_sha256)?;
-        out.push(SignedArtifact {
-            bundle_json,
-            log_index: entry.index,
-            certificate_der,
-        });
-    }
-    Ok(out)
+    let signatures = sign_with_fresh_leaves(ca, requests, now)?;
+    log_and_bundle(log, tx, &signatures, now)
 }
 
 fn bundle_json(
