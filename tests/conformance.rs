@@ -18,7 +18,12 @@ impl Case {
 fn cases() -> Vec<Case> {
     let tsv = std::fs::read_to_string(fixtures().join("conformance/CASES.tsv")).expect("CASES.tsv");
     let mut lines = tsv.lines();
-    let header: Vec<String> = lines.next().unwrap().split('\t').map(str::to_string).collect();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split('\t')
+        .map(str::to_string)
+        .collect();
     lines
         .filter(|l| !l.trim().is_empty())
         .map(|line| Case {
@@ -81,7 +86,12 @@ fn conformance_suite_all_140_runs_match_expected() {
         }
     }
     assert_eq!(runs, 140);
-    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }
 
 #[test]
@@ -91,7 +101,9 @@ fn verify_json_output_reports_signer_and_log_index() {
         "verify",
         "--json",
         "--bundle",
-        dir.join("happy-path-v0.3/bundle.sigstore.json").to_str().unwrap(),
+        dir.join("happy-path-v0.3/bundle.sigstore.json")
+            .to_str()
+            .unwrap(),
         "--certificate-identity-regexp",
         "^https://github.com/sigstore-conformance/",
         "--certificate-oidc-issuer",
@@ -102,7 +114,10 @@ fn verify_json_output_reports_signer_and_log_index() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verified"], true);
     assert!(v["logIndex"].as_u64().unwrap() > 0);
-    assert_eq!(v["signer"]["issuer"], "https://token.actions.githubusercontent.com");
+    assert_eq!(
+        v["signer"]["issuer"],
+        "https://token.actions.githubusercontent.com"
+    );
 }
 
 #[test]

@@ -28,7 +28,13 @@ pub fn js_dir() -> PathBuf {
 }
 
 /// Verdict of sigstore-python's CLI: Ok(()) or Err(stderr).
-pub fn python_verify(trust_config: &Path, bundle: &Path, artifact: &Path, identity: &str, issuer: &str) -> Result<(), String> {
+pub fn python_verify(
+    trust_config: &Path,
+    bundle: &Path,
+    artifact: &Path,
+    identity: &str,
+    issuer: &str,
+) -> Result<(), String> {
     let out = Command::new(python())
         .args(["-m", "sigstore", "--trust-config"])
         .arg(trust_config)
@@ -51,7 +57,13 @@ pub fn python_verify(trust_config: &Path, bundle: &Path, artifact: &Path, identi
 }
 
 /// Verdict of sigstore-js (`@sigstore/verify` with default thresholds).
-pub fn js_verify(trusted_root: &Path, bundle: &Path, artifact: &Path, identity: &str, issuer: &str) -> Result<(), String> {
+pub fn js_verify(
+    trusted_root: &Path,
+    bundle: &Path,
+    artifact: &Path,
+    identity: &str,
+    issuer: &str,
+) -> Result<(), String> {
     let dir = js_dir();
     assert!(
         dir.join("node_modules/@sigstore/verify").is_dir(),
@@ -107,17 +119,31 @@ fn all_clients(state: &Path, case: &Case) -> [(&'static str, Result<(), String>)
         ),
         (
             "sigstore-python",
-            python_verify(&state.join(files::TRUST_CONFIG), &case.bundle, &case.artifact, IDENTITY, ISSUER),
+            python_verify(
+                &state.join(files::TRUST_CONFIG),
+                &case.bundle,
+                &case.artifact,
+                IDENTITY,
+                ISSUER,
+            ),
         ),
         (
             "sigstore-js",
-            js_verify(&state.join(files::TRUSTED_ROOT), &case.bundle, &case.artifact, IDENTITY, ISSUER),
+            js_verify(
+                &state.join(files::TRUSTED_ROOT),
+                &case.bundle,
+                &case.artifact,
+                IDENTITY,
+                ISSUER,
+            ),
         ),
     ]
 }
 
 fn flip_b64_at(v: &mut Value, pointer: &str, byte: usize) {
-    let slot = v.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}"));
+    let slot = v
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("{pointer}"));
     let mut raw = gateway::encoding::b64_decode(slot.as_str().unwrap()).unwrap();
     let i = byte.min(raw.len() - 1);
     raw[i] ^= 0x01;
@@ -163,7 +189,14 @@ fn with_tampered_sct(cert_der: &[u8], intermediate: &SigningKey) -> Vec<u8> {
 fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let out = airgate(["ca", "init", "--dir", state.to_str().unwrap(), "--name", "Interop Enclave"]);
+    let out = airgate([
+        "ca",
+        "init",
+        "--dir",
+        state.to_str().unwrap(),
+        "--name",
+        "Interop Enclave",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // 1. The very first entry of a fresh log (index 0, empty proof), via `airgate sign`.
@@ -181,7 +214,10 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&std::fs::read(&first_bundle).unwrap()).unwrap();
     assert_eq!(v["verificationMaterial"]["tlogEntries"][0]["logIndex"], "0");
-    assert_eq!(v["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"], Value::Array(vec![]));
+    assert_eq!(
+        v["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"],
+        Value::Array(vec![])
+    );
 
     // 2. An entry deep in a larger tree, plus one with a tampered SCT.
     let mut dir = StateDir::open(&state).unwrap();
@@ -192,7 +228,9 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
     for batch in 0..6 {
         let requests: Vec<SigningRequest> = (0..50)
             .map(|i| SigningRequest {
-                artifact_sha256: gateway::crypto::sha256(format!("artifact {batch}/{i}\n").as_bytes()),
+                artifact_sha256: gateway::crypto::sha256(
+                    format!("artifact {batch}/{i}\n").as_bytes(),
+                ),
                 identity: identity.clone(),
                 custody: None,
             })
@@ -210,15 +248,22 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
     let deep_path = tmp.path().join("deep.sigstore.json");
     std::fs::write(&deep_path, deep_bundle.unwrap()).unwrap();
     let deep_json: Value = serde_json::from_slice(&std::fs::read(&deep_path).unwrap()).unwrap();
-    assert!(deep_json["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"]
-        .as_array()
-        .unwrap()
-        .len()
-        >= 7);
+    assert!(
+        deep_json["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 7
+    );
 
     let sct_artifact = tmp.path().join("sct.txt");
     std::fs::write(&sct_artifact, b"artifact whose certificate has a bad SCT\n").unwrap();
-    let intermediate = SigningKey::load(&state.join(files::INTERMEDIATE_KEY), Curve::P384, "intermediate").unwrap();
+    let intermediate = SigningKey::load(
+        &state.join(files::INTERMEDIATE_KEY),
+        Curve::P384,
+        "intermediate",
+    )
+    .unwrap();
     let leaf = dir
         .ca
         .issue_leaf(
@@ -261,7 +306,12 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
     ];
     for case in &good {
         for (client, verdict) in all_clients(&state, case) {
-            assert!(verdict.is_ok(), "{client} rejected the {}: {}", case.name, verdict.unwrap_err());
+            assert!(
+                verdict.is_ok(),
+                "{client} rejected the {}: {}",
+                case.name,
+                verdict.unwrap_err()
+            );
         }
     }
 
@@ -270,7 +320,9 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
     let mut write_variant = |name: &str, mutate: &dyn Fn(&mut Value)| {
         let mut v = deep_json.clone();
         mutate(&mut v);
-        let path = tmp.path().join(format!("bad-{}.sigstore.json", name.replace(' ', "-")));
+        let path = tmp
+            .path()
+            .join(format!("bad-{}.sigstore.json", name.replace(' ', "-")));
         std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
         bad.push(Case {
             name: name.into(),
@@ -278,12 +330,22 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
             artifact: deep.clone(),
         });
     };
-    write_variant("signature", &|v| flip_b64_at(v, "/messageSignature/signature", 20));
+    write_variant("signature", &|v| {
+        flip_b64_at(v, "/messageSignature/signature", 20)
+    });
     write_variant("SET", &|v| {
-        flip_b64_at(v, "/verificationMaterial/tlogEntries/0/inclusionPromise/signedEntryTimestamp", 20)
+        flip_b64_at(
+            v,
+            "/verificationMaterial/tlogEntries/0/inclusionPromise/signedEntryTimestamp",
+            20,
+        )
     });
     write_variant("proof hash", &|v| {
-        flip_b64_at(v, "/verificationMaterial/tlogEntries/0/inclusionProof/hashes/2", 9)
+        flip_b64_at(
+            v,
+            "/verificationMaterial/tlogEntries/0/inclusionProof/hashes/2",
+            9,
+        )
     });
     write_variant("checkpoint", &flip_checkpoint_signature);
     bad.push(Case {
@@ -293,7 +355,11 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
     });
     for case in &bad {
         for (client, verdict) in all_clients(&state, case) {
-            assert!(verdict.is_err(), "{client} accepted a bundle with a flipped byte in the {}", case.name);
+            assert!(
+                verdict.is_err(),
+                "{client} accepted a bundle with a flipped byte in the {}",
+                case.name
+            );
         }
     }
     // airgate names the failed check for the SCT variant.

@@ -4,3 +4,4 @@
 mod common;
 mod conformance;
 mod interop;
+mod log_crash;

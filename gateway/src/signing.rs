@@ -6,13 +6,15 @@ use std::time::SystemTime;
 
 use prost_reflect::{ReflectMessage, SerializeOptions};
 use rusqlite::Transaction;
-use sigstore_protobuf_specs::dev::sigstore::bundle::v1::{bundle, verification_material, Bundle, VerificationMaterial};
+use sigstore_protobuf_specs::dev::sigstore::bundle::v1::{
+    bundle, verification_material, Bundle, VerificationMaterial,
+};
 use sigstore_protobuf_specs::dev::sigstore::common::v1::{
     HashAlgorithm as ProtoHashAlgorithm, HashOutput, LogId, MessageSignature, X509Certificate,
 };
 use sigstore_protobuf_specs::dev::sigstore::rekor::v1::{
-    Checkpoint as ProtoCheckpoint, InclusionPromise, InclusionProof as ProtoInclusionProof, KindVersion,
-    TransparencyLogEntry,
+    Checkpoint as ProtoCheckpoint, InclusionPromise, InclusionProof as ProtoInclusionProof,
+    KindVersion, TransparencyLogEntry,
 };
 
 use private_ca::{Custody, LeafRequest, PrivateCa, SigningIdentity};
@@ -117,9 +119,18 @@ pub fn log_and_bundle(
     let batch = log.append_batch(tx, &entries, now_secs)?;
     let reader = LogReader::new(tx);
     let mut out = Vec::with_capacity(signatures.len());
-    for (s, entry) in signatures.iter().zip(&batch.entries) {
+    for ((s, entry), new) in signatures.iter().zip(&batch.entries).zip(&entries) {
         let proof = reader.inclusion_proof(entry.index, batch.checkpoint.size)?;
-        let bundle_json = bundle_json(log, &batch, entry, &proof, &s.certificate_der, &s.signature, &s.artifact_sha256)?;
+        let bundle_json = bundle_json(
+            log,
+            &batch,
+            entry,
+            &new.body,
+            &proof,
+            &s.certificate_der,
+            &s.signature,
+            &s.artifact_sha256,
+        )?;
         out.push(SignedArtifact {
             bundle_json,
             log_index: entry.index,
@@ -142,18 +153,21 @@ pub fn sign_batch(
     log_and_bundle(log, tx, &signatures, now)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn bundle_json(
     log: &Log,
     batch: &AppendedBatch,
-    entry: &crate::tlog::StoredEntry,
+    entry: &crate::tlog::AppendedEntry,
+    body: &[u8],
     proof: &[[u8; 32]],
     certificate_der: &[u8],
     signature: &[u8],
     artifact_sha256: &[u8; 32],
 ) -> Result<Vec<u8>, SigningError> {
-    let index = i64::try_from(entry.index).map_err(|_| SigningError::Serialize("log index overflow".into()))?;
-    let tree_size =
-        i64::try_from(batch.checkpoint.size).map_err(|_| SigningError::Serialize("tree size overflow".into()))?;
+    let index = i64::try_from(entry.index)
+        .map_err(|_| SigningError::Serialize("log index overflow".into()))?;
+    let tree_size = i64::try_from(batch.checkpoint.size)
+        .map_err(|_| SigningError::Serialize("tree size overflow".into()))?;
     let bundle = Bundle {
         media_type: MEDIA_TYPE_V0_3.to_string(),
         verification_material: Some(VerificationMaterial {
@@ -163,8 +177,8 @@ fn bundle_json(
                     key_id: log.log_id().to_vec(),
                 }),
                 kind_version: Some(KindVersion {
-                    kind: entry.kind.kind().to_string(),
-                    version: entry.kind.version().to_string(),
+                    kind: EntryKind::HashedRekord.kind().to_string(),
+                    version: EntryKind::HashedRekord.version().to_string(),
                 }),
                 integrated_time: entry.integrated_time,
                 inclusion_promise: Some(InclusionPromise {
@@ -179,12 +193,14 @@ fn bundle_json(
                         envelope: batch.checkpoint.note.clone(),
                     }),
                 }),
-                canonicalized_body: entry.body.clone(),
+                canonicalized_body: body.to_vec(),
             }],
             timestamp_verification_data: None,
-            content: Some(verification_material::Content::Certificate(X509Certificate {
-                raw_bytes: certificate_der.to_vec(),
-            })),
+            content: Some(verification_material::Content::Certificate(
+                X509Certificate {
+                    raw_bytes: certificate_der.to_vec(),
+                },
+            )),
         }),
         content: Some(bundle::Content::MessageSignature(MessageSignature {
             message_digest: Some(HashOutput {
@@ -224,11 +240,14 @@ mod tests {
         let now = SystemTime::now();
         init_ceremony(dir.path(), CaConfig::with_defaults("Test"), now).unwrap();
         let ca = PrivateCa::load(dir.path()).unwrap();
-        let log_key = SigningKey::load(&dir.path().join("tlog.key.pem"), Curve::P256, "tlog").unwrap();
+        let log_key =
+            SigningKey::load(&dir.path().join("tlog.key.pem"), Curve::P256, "tlog").unwrap();
         let log = Log::new(log_key, &ca.config().tlog_url);
         let mut conn = open_database(&dir.path().join("state.db")).unwrap();
         log.initialize(&conn).unwrap();
-        let root = TrustedRoot::from_json(&std::fs::read(dir.path().join("trusted_root.json")).unwrap()).unwrap();
+        let root =
+            TrustedRoot::from_json(&std::fs::read(dir.path().join("trusted_root.json")).unwrap())
+                .unwrap();
         let verifier = Verifier::new(root);
         let identity = SigningIdentity::parse(&ca.config().default_identity).unwrap();
         let policy = SignerPolicy::identity(IdentityPolicy::exact(
@@ -239,7 +258,9 @@ mod tests {
         for batch_size in [1usize, 3, 10] {
             let requests: Vec<SigningRequest> = (0..batch_size)
                 .map(|i| SigningRequest {
-                    artifact_sha256: crate::crypto::sha256(format!("artifact {batch_size} {i}").as_bytes()),
+                    artifact_sha256: crate::crypto::sha256(
+                        format!("artifact {batch_size} {i}").as_bytes(),
+                    ),
                     identity: identity.clone(),
                     custody: None,
                 })
@@ -253,7 +274,12 @@ mod tests {
                 assert!(entry["logIndex"].is_string(), "{entry}");
                 assert!(entry["inclusionProof"]["hashes"].is_array());
                 let out = verifier
-                    .verify_bytes(&s.bundle_json, &ArtifactDigest(req.artifact_sha256), &policy, later)
+                    .verify_bytes(
+                        &s.bundle_json,
+                        &ArtifactDigest(req.artifact_sha256),
+                        &policy,
+                        later,
+                    )
                     .unwrap_or_else(|e| panic!("entry {}: {e}", s.log_index));
                 assert_eq!(out.log_index, s.log_index);
             }

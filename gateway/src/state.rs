@@ -28,7 +28,9 @@ pub struct StateDir {
 
 impl std::fmt::Debug for StateDir {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateDir").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("StateDir")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,7 +52,8 @@ impl StateDir {
     pub fn open(dir: &Path) -> Result<Self> {
         require_ceremony(dir)?;
         let ca = PrivateCa::load(dir)?;
-        let log_key = SigningKey::load(&dir.join(files::TLOG_KEY), Curve::P256, "transparency log")?;
+        let log_key =
+            SigningKey::load(&dir.join(files::TLOG_KEY), Curve::P256, "transparency log")?;
         let log = Log::new(log_key, &ca.config().tlog_url);
         let conn = open_database(&dir.join(DATABASE))?;
         log.initialize(&conn)?;
@@ -90,13 +93,17 @@ impl StateReader {
         require_ceremony(dir)?;
         let path = dir.join(files::TRUSTED_ROOT);
         let trusted_root_json = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let trusted_root = TrustedRoot::from_json(&trusted_root_json).map_err(|source| Error::TrustRoot {
-            location: path.display().to_string(),
-            source,
-        })?;
+        let trusted_root =
+            TrustedRoot::from_json(&trusted_root_json).map_err(|source| Error::TrustRoot {
+                location: path.display().to_string(),
+                source,
+            })?;
         let db = dir.join(DATABASE);
         if !db.is_file() {
-            return Err(Error::Usage(format!("{} has no {DATABASE} yet: nothing was signed or imported", dir.display())));
+            return Err(Error::Usage(format!(
+                "{} has no {DATABASE} yet: nothing was signed or imported",
+                dir.display()
+            )));
         }
         let conn = open_database(&db)?;
         Ok(StateReader {
@@ -108,10 +115,9 @@ impl StateReader {
 
     /// The transparency log entry of the trusted root (airgate's private log).
     pub fn tlog(&self) -> Result<&TransparencyLog> {
-        self.trusted_root
-            .tlogs
-            .first()
-            .ok_or_else(|| Error::Usage("the private trusted root lists no transparency log".into()))
+        self.trusted_root.tlogs.first().ok_or_else(|| {
+            Error::Usage("the private trusted root lists no transparency log".into())
+        })
     }
 
     /// The log's public key.

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -102,13 +103,19 @@ impl CaConfig {
             ("tlog_url", &self.tlog_url),
             ("ctlog_url", &self.ctlog_url),
         ] {
-            if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(char::is_whitespace) {
-                return Err(Error::Config(format!("{field} {url:?} is not an http(s) URL")));
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(Error::Config(format!(
+                    "{field} {url:?} is not an http(s) URL"
+                )));
             }
         }
         SigningIdentity::parse(&self.default_identity)?;
         if !(60..=86_400).contains(&self.leaf_validity_secs) {
-            return Err(Error::Config("leaf_validity_secs must be between 60 and 86400".into()));
+            return Err(Error::Config(
+                "leaf_validity_secs must be between 60 and 86400".into(),
+            ));
         }
         Ok(())
     }
@@ -126,15 +133,22 @@ pub enum SigningIdentity {
 impl SigningIdentity {
     /// `scheme://...` becomes a URI SAN, `user@host` an email SAN.
     pub fn parse(text: &str) -> Result<Self> {
-        if text.is_empty() || text.len() > 1024 || text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(Error::Config(format!("identity {text:?} is empty, too long or has spaces")));
+        if text.is_empty()
+            || text.len() > 1024
+            || text.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(Error::Config(format!(
+                "identity {text:?} is empty, too long or has spaces"
+            )));
         }
         if text.contains("://") {
             Ok(SigningIdentity::Uri(text.to_string()))
         } else if text.contains('@') {
             Ok(SigningIdentity::Email(text.to_string()))
         } else {
-            Err(Error::Config(format!("identity {text:?} is neither a URI nor an email address")))
+            Err(Error::Config(format!(
+                "identity {text:?} is neither a URI nor an email address"
+            )))
         }
     }
 
@@ -161,8 +175,14 @@ impl Custody {
     /// DER: `SEQUENCE { identity UTF8String, issuer UTF8String, logIndex INTEGER }`.
     pub fn to_der(&self) -> Vec<u8> {
         let mut body = der::encode_tlv(der::UTF8_STRING, self.upstream_identity.as_bytes());
-        body.extend(der::encode_tlv(der::UTF8_STRING, self.upstream_issuer.as_bytes()));
-        body.extend(der::encode_tlv(der::INTEGER, &encode_unsigned(self.upstream_log_index)));
+        body.extend(der::encode_tlv(
+            der::UTF8_STRING,
+            self.upstream_issuer.as_bytes(),
+        ));
+        body.extend(der::encode_tlv(
+            der::INTEGER,
+            &encode_unsigned(self.upstream_log_index),
+        ));
         der::encode_tlv(der::SEQUENCE, &body)
     }
 
@@ -237,7 +257,8 @@ fn unix_secs(t: SystemTime) -> Result<i64> {
 }
 
 fn offset(t: SystemTime) -> Result<time::OffsetDateTime> {
-    time::OffsetDateTime::from_unix_timestamp(unix_secs(t)?).map_err(|e| Error::Issuance(e.to_string()))
+    time::OffsetDateTime::from_unix_timestamp(unix_secs(t)?)
+        .map_err(|e| Error::Issuance(e.to_string()))
 }
 
 fn random_serial() -> SerialNumber {
@@ -434,7 +455,11 @@ impl PrivateCa {
         config.validate()?;
         let root_der = read_cert(&dir.join(files::ROOT_CERT))?;
         let intermediate_der = read_cert(&dir.join(files::INTERMEDIATE_CERT))?;
-        let intermediate_key = SigningKey::load(&dir.join(files::INTERMEDIATE_KEY), Curve::P384, "intermediate")?;
+        let intermediate_key = SigningKey::load(
+            &dir.join(files::INTERMEDIATE_KEY),
+            Curve::P384,
+            "intermediate",
+        )?;
         let ct_key = SigningKey::load(&dir.join(files::CT_KEY), Curve::P256, "CT log")?;
         let spki = crate::der_cert::spki(&intermediate_der)
             .ok_or_else(|| Error::Config("intermediate certificate is malformed".into()))?;
@@ -488,10 +513,16 @@ impl PrivateCa {
         params.not_before = not_before;
         params.not_after = not_before + Duration::from_secs(self.config.leaf_validity_secs);
         params.subject_alt_names = vec![match &request.identity {
-            SigningIdentity::Uri(u) => SanType::URI(u.as_str().try_into().map_err(|e: rcgen::Error| Error::Issuance(e.to_string()))?),
-            SigningIdentity::Email(e) => {
-                SanType::Rfc822Name(e.as_str().try_into().map_err(|e: rcgen::Error| Error::Issuance(e.to_string()))?)
-            }
+            SigningIdentity::Uri(u) => SanType::URI(
+                u.as_str()
+                    .try_into()
+                    .map_err(|e: rcgen::Error| Error::Issuance(e.to_string()))?,
+            ),
+            SigningIdentity::Email(e) => SanType::Rfc822Name(
+                e.as_str()
+                    .try_into()
+                    .map_err(|e: rcgen::Error| Error::Issuance(e.to_string()))?,
+            ),
         }];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
@@ -500,26 +531,46 @@ impl PrivateCa {
         let issuer_bytes = self.config.oidc_issuer.as_bytes();
         let mut extensions = vec![
             CustomExtension::from_oid_content(&oid_arcs(OID_ISSUER_V1)?, issuer_bytes.to_vec()),
-            CustomExtension::from_oid_content(&oid_arcs(OID_ISSUER_V2)?, der::encode_tlv(der::UTF8_STRING, issuer_bytes)),
+            CustomExtension::from_oid_content(
+                &oid_arcs(OID_ISSUER_V2)?,
+                der::encode_tlv(der::UTF8_STRING, issuer_bytes),
+            ),
         ];
         if let Some(custody) = &request.custody {
-            extensions.push(CustomExtension::from_oid_content(CUSTODY_PLACEHOLDER, custody.to_der()));
+            extensions.push(CustomExtension::from_oid_content(
+                CUSTODY_PLACEHOLDER,
+                custody.to_der(),
+            ));
         }
 
         // 1. The precertificate: same TBS plus the critical poison extension.
-        let mut poison = CustomExtension::from_oid_content(&oid_arcs(OID_CT_POISON)?, der::encode_tlv(der::NULL, &[]));
+        let mut poison = CustomExtension::from_oid_content(
+            &oid_arcs(OID_CT_POISON)?,
+            der::encode_tlv(der::NULL, &[]),
+        );
         poison.set_criticality(true);
-        params.custom_extensions = extensions.iter().cloned().chain(std::iter::once(poison)).collect();
+        params.custom_extensions = extensions
+            .iter()
+            .cloned()
+            .chain(std::iter::once(poison))
+            .collect();
         let precert = self.sign_params(&params, &leaf_rcgen)?;
 
         // 2. The SCT covers the precertificate TBS without the poison.
-        let precert_tbs = crate::der_cert::tbs(&precert).ok_or_else(|| Error::Issuance("precertificate TBS".into()))?;
+        let precert_tbs = crate::der_cert::tbs(&precert)
+            .ok_or_else(|| Error::Issuance("precertificate TBS".into()))?;
         let signed_tbs = crate::der_cert::tbs_without_extension(precert_tbs, OID_CT_POISON)
             .map_err(|e| Error::Issuance(format!("precertificate: {e}")))?;
-        let timestamp_ms = u64::try_from(now_secs).map_err(|_| Error::Issuance("time".into()))? * 1000
-            + u64::from(now.duration_since(UNIX_EPOCH).map(|d| d.subsec_millis()).unwrap_or(0));
-        let data = precert_signed_data(timestamp_ms, &self.intermediate_spki_hash, &signed_tbs, &[])
-            .map_err(|e| Error::Issuance(e.to_string()))?;
+        let timestamp_ms = u64::try_from(now_secs).map_err(|_| Error::Issuance("time".into()))?
+            * 1000
+            + u64::from(
+                now.duration_since(UNIX_EPOCH)
+                    .map(|d| d.subsec_millis())
+                    .unwrap_or(0),
+            );
+        let data =
+            precert_signed_data(timestamp_ms, &self.intermediate_spki_hash, &signed_tbs, &[])
+                .map_err(|e| Error::Issuance(e.to_string()))?;
         let sct = SignedCertificateTimestamp {
             version: 0,
             log_id: self.ct_key.key_id(),
@@ -536,11 +587,15 @@ impl PrivateCa {
             der::encode_tlv(der::OCTET_STRING, &encode_sct_list(&[sct])),
         );
         sct_ext.set_criticality(false);
-        params.custom_extensions = extensions.into_iter().chain(std::iter::once(sct_ext)).collect();
+        params.custom_extensions = extensions
+            .into_iter()
+            .chain(std::iter::once(sct_ext))
+            .collect();
         let certificate = self.sign_params(&params, &leaf_rcgen)?;
 
         // Self-check: verifiers will rebuild exactly the TBS the CT signer signed.
-        let final_tbs = crate::der_cert::tbs(&certificate).ok_or_else(|| Error::Issuance("certificate TBS".into()))?;
+        let final_tbs = crate::der_cert::tbs(&certificate)
+            .ok_or_else(|| Error::Issuance("certificate TBS".into()))?;
         let rebuilt = crate::der_cert::tbs_without_extension(final_tbs, OID_SCT_LIST)
             .map_err(|e| Error::Issuance(format!("certificate: {e}")))?;
         if rebuilt != signed_tbs {
@@ -563,22 +618,31 @@ impl PrivateCa {
             .map_err(|e| Error::Issuance(e.to_string()))?;
         let der_bytes = cert.der().to_vec();
         let placeholder = placeholder_oid_der()?;
-        let custody = der::oid_from_dotted(OID_CUSTODY).ok_or_else(|| Error::Issuance("custody OID".into()))?;
+        let custody = der::oid_from_dotted(OID_CUSTODY)
+            .ok_or_else(|| Error::Issuance("custody OID".into()))?;
         crate::der_cert::resign_with_rewritten_oid(&der_bytes, &placeholder, &custody, |tbs| {
-            rcgen::SigningKey::sign(self.issuer.key(), tbs).map_err(|e| Error::Issuance(e.to_string()))
+            rcgen::SigningKey::sign(self.issuer.key(), tbs)
+                .map_err(|e| Error::Issuance(e.to_string()))
         })
     }
 }
 
 fn placeholder_oid_der() -> Result<Vec<u8>> {
-    let dotted = CUSTODY_PLACEHOLDER.iter().map(u64::to_string).collect::<Vec<_>>().join(".");
+    let dotted = CUSTODY_PLACEHOLDER
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".");
     der::oid_from_dotted(&dotted).ok_or_else(|| Error::Issuance("placeholder OID".into()))
 }
 
 fn oid_arcs(dotted: &str) -> Result<Vec<u64>> {
     dotted
         .split('.')
-        .map(|a| a.parse::<u64>().map_err(|_| Error::Issuance(format!("OID {dotted} has an arc over 64 bits"))))
+        .map(|a| {
+            a.parse::<u64>()
+                .map_err(|_| Error::Issuance(format!("OID {dotted} has an arc over 64 bits")))
+        })
         .collect()
 }
 
@@ -590,7 +654,12 @@ mod tests {
 
     fn ceremony() -> (tempfile::TempDir, PrivateCa) {
         let dir = tempfile::tempdir().unwrap();
-        init_ceremony(dir.path(), CaConfig::with_defaults("Test Enclave"), SystemTime::now()).unwrap();
+        init_ceremony(
+            dir.path(),
+            CaConfig::with_defaults("Test Enclave"),
+            SystemTime::now(),
+        )
+        .unwrap();
         let ca = PrivateCa::load(dir.path()).unwrap();
         (dir, ca)
     }
@@ -598,7 +667,12 @@ mod tests {
     #[test]
     fn ceremony_refuses_to_overwrite() {
         let (dir, _) = ceremony();
-        let err = init_ceremony(dir.path(), CaConfig::with_defaults("Again"), SystemTime::now()).unwrap_err();
+        let err = init_ceremony(
+            dir.path(),
+            CaConfig::with_defaults("Again"),
+            SystemTime::now(),
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::AlreadyExists(_)));
     }
 
@@ -606,7 +680,8 @@ mod tests {
     fn leaf_has_the_fulcio_profile_custody_and_one_sct() {
         let (_dir, ca) = ceremony();
         let custody = Custody {
-            upstream_identity: "https://github.com/org/repo/.github/workflows/release.yml@refs/tags/v1".into(),
+            upstream_identity:
+                "https://github.com/org/repo/.github/workflows/release.yml@refs/tags/v1".into(),
             upstream_issuer: "https://token.actions.githubusercontent.com".into(),
             upstream_log_index: 123_456_789,
         };
@@ -619,7 +694,8 @@ mod tests {
                 SystemTime::now(),
             )
             .unwrap();
-        let (rest, cert) = x509_parser::certificate::X509Certificate::from_der(&leaf.certificate_der).unwrap();
+        let (rest, cert) =
+            x509_parser::certificate::X509Certificate::from_der(&leaf.certificate_der).unwrap();
         assert!(rest.is_empty());
         assert!(cert.subject().as_raw().len() <= 2, "subject must be empty");
         let by_oid = |oid: &str| {
@@ -627,10 +703,25 @@ mod tests {
                 .iter()
                 .find(|e| der::oid_to_string(e.oid.as_bytes()).as_deref() == Some(oid))
         };
-        assert!(by_oid("2.5.29.17").unwrap().critical, "SAN must be critical");
-        assert!(by_oid("2.5.29.15").unwrap().critical, "KeyUsage must be critical");
-        assert!(cert.extended_key_usage().unwrap().unwrap().value.code_signing);
-        assert_eq!(by_oid(OID_ISSUER_V1).unwrap().value, b"https://oidc.airgate.internal");
+        assert!(
+            by_oid("2.5.29.17").unwrap().critical,
+            "SAN must be critical"
+        );
+        assert!(
+            by_oid("2.5.29.15").unwrap().critical,
+            "KeyUsage must be critical"
+        );
+        assert!(
+            cert.extended_key_usage()
+                .unwrap()
+                .unwrap()
+                .value
+                .code_signing
+        );
+        assert_eq!(
+            by_oid(OID_ISSUER_V1).unwrap().value,
+            b"https://oidc.airgate.internal"
+        );
         assert_eq!(
             by_oid(OID_ISSUER_V2).unwrap().value,
             der::encode_tlv(der::UTF8_STRING, b"https://oidc.airgate.internal").as_slice()
@@ -641,13 +732,18 @@ mod tests {
         assert!(by_oid(OID_SCT_LIST).is_some());
         assert!(by_oid(OID_CT_POISON).is_none());
         // The precertificate carries the poison instead.
-        let (_, pre) = x509_parser::certificate::X509Certificate::from_der(&leaf.precertificate_der).unwrap();
+        let (_, pre) =
+            x509_parser::certificate::X509Certificate::from_der(&leaf.precertificate_der).unwrap();
         assert!(pre
             .extensions()
             .iter()
-            .any(|e| der::oid_to_string(e.oid.as_bytes()).as_deref() == Some(OID_CT_POISON) && e.critical));
+            .any(
+                |e| der::oid_to_string(e.oid.as_bytes()).as_deref() == Some(OID_CT_POISON)
+                    && e.critical
+            ));
         // The leaf verifies under the intermediate.
-        let (_, inter) = x509_parser::certificate::X509Certificate::from_der(ca.intermediate_der()).unwrap();
+        let (_, inter) =
+            x509_parser::certificate::X509Certificate::from_der(ca.intermediate_der()).unwrap();
         assert_eq!(cert.issuer().as_raw(), inter.subject().as_raw());
         assert!(cert.validity().time_to_expiration().is_some());
     }
@@ -670,8 +766,14 @@ mod tests {
 
     #[test]
     fn identities_parse() {
-        assert!(matches!(SigningIdentity::parse("a@b.c").unwrap(), SigningIdentity::Email(_)));
-        assert!(matches!(SigningIdentity::parse("https://x/y").unwrap(), SigningIdentity::Uri(_)));
+        assert!(matches!(
+            SigningIdentity::parse("a@b.c").unwrap(),
+            SigningIdentity::Email(_)
+        ));
+        assert!(matches!(
+            SigningIdentity::parse("https://x/y").unwrap(),
+            SigningIdentity::Uri(_)
+        ));
         assert!(SigningIdentity::parse("plain").is_err());
         assert!(SigningIdentity::parse("a b@c").is_err());
     }

@@ -383,7 +383,10 @@ mod tests {
             let content = oid_from_dotted(dotted).unwrap();
             assert_eq!(oid_to_string(&content).unwrap(), dotted);
         }
-        assert_eq!(oid_from_dotted("1.3.6.1.4.1.57264.1.8").unwrap(), vec![0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xbf, 0x30, 0x01, 0x08]);
+        assert_eq!(
+            oid_from_dotted("1.3.6.1.4.1.57264.1.8").unwrap(),
+            vec![0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xbf, 0x30, 0x01, 0x08]
+        );
         assert!(oid_from_dotted("3.1").is_none());
         assert!(oid_from_dotted("1").is_none());
     }

@@ -15,7 +15,8 @@ pub fn spki(cert_der: &[u8]) -> Option<&[u8]> {
     let mut t = der::Reader::new(tbs(cert_der)?);
     let tbs = t.read(der::SEQUENCE, "TBSCertificate").ok()?;
     let mut r = tbs.reader();
-    r.read_optional(der::context_constructed(0), "version").ok()?;
+    r.read_optional(der::context_constructed(0), "version")
+        .ok()?;
     r.read(der::INTEGER, "serial").ok()?;
     r.read(der::SEQUENCE, "signature").ok()?;
     r.read(der::SEQUENCE, "issuer").ok()?;
@@ -98,7 +99,9 @@ where
     let outer = der::parse_single(cert_der, der::SEQUENCE, "Certificate").map_err(malformed)?;
     let mut r = outer.reader();
     let tbs = r.read(der::SEQUENCE, "TBSCertificate").map_err(malformed)?;
-    let algorithm = r.read(der::SEQUENCE, "signatureAlgorithm").map_err(malformed)?;
+    let algorithm = r
+        .read(der::SEQUENCE, "signatureAlgorithm")
+        .map_err(malformed)?;
     let mut found = false;
     let new_tbs = edit_extensions(tbs.raw, |raw, oid| {
         if oid != from {

@@ -8,7 +8,8 @@ use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
+    EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING,
+    ECDSA_P384_SHA384_ASN1_SIGNING,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -55,10 +56,12 @@ fn hex_prefix(id: &[u8; 32]) -> String {
 impl SigningKey {
     /// Generates a fresh key.
     pub fn generate(curve: Curve) -> Result<Self> {
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(curve.algorithm(), &SystemRandom::new()).map_err(|_| Error::Key {
-            what: "generation",
-            problem: "the crypto backend could not generate a key".into(),
-        })?;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(curve.algorithm(), &SystemRandom::new()).map_err(
+            |_| Error::Key {
+                what: "generation",
+                problem: "the crypto backend could not generate a key".into(),
+            },
+        )?;
         Self::from_pkcs8_der(curve, pkcs8.as_ref(), "generated")
     }
 
@@ -77,7 +80,11 @@ impl SigningKey {
             })?
             .as_ref()
             .to_vec();
-        Ok(SigningKey { curve, pair, spki_der })
+        Ok(SigningKey {
+            curve,
+            pair,
+            spki_der,
+        })
     }
 
     /// Loads a PKCS#8 PEM key file, refusing files readable by group or others.
@@ -150,10 +157,13 @@ impl SigningKey {
     }
 
     pub(crate) fn pkcs8_der(&self) -> Result<Vec<u8>> {
-        self.pair.to_pkcs8v1().map(|d| d.as_ref().to_vec()).map_err(|_| Error::Key {
-            what: "export",
-            problem: "key cannot be exported as PKCS#8".into(),
-        })
+        self.pair
+            .to_pkcs8v1()
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|_| Error::Key {
+                what: "export",
+                problem: "key cannot be exported as PKCS#8".into(),
+            })
     }
 }
 
@@ -162,7 +172,10 @@ pub fn write_new_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     if path.exists() {
         return Err(Error::AlreadyExists(path.to_path_buf()));
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".airgate-ca-")
         .tempfile_in(dir)
@@ -170,7 +183,8 @@ pub fn write_new_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(path, e))?;
     }
     #[cfg(not(unix))]
     let _ = mode;
@@ -203,7 +217,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         assert!(matches!(key.save_new(&path), Err(Error::AlreadyExists(_))));
         let loaded = SigningKey::load(&path, Curve::P256, "test").unwrap();
@@ -215,7 +232,10 @@ mod tests {
     fn loose_permissions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.pem");
-        SigningKey::generate(Curve::P256).unwrap().save_new(&path).unwrap();
+        SigningKey::generate(Curve::P256)
+            .unwrap()
+            .save_new(&path)
+            .unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -235,6 +255,8 @@ mod tests {
         let digest: [u8; 32] = Sha256::digest(msg).into();
         let sig = key.sign_sha256_digest(&digest).unwrap();
         let point = key.pair.public_key().as_ref().to_vec();
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point).verify(msg, &sig).unwrap();
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
+            .verify(msg, &sig)
+            .unwrap();
     }
 }

@@ -13,7 +13,8 @@ pub mod sct;
 pub mod trust;
 
 pub use ca::{
-    init_ceremony, CaConfig, CeremonySummary, Custody, IssuedLeaf, LeafRequest, PrivateCa, SigningIdentity,
+    init_ceremony, CaConfig, CeremonySummary, Custody, IssuedLeaf, LeafRequest, PrivateCa,
+    SigningIdentity,
 };
 pub use error::{Error, Result};
 pub use keys::{Curve, SigningKey};

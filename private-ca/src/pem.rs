@@ -25,7 +25,10 @@ pub fn decode_all(text: &str, label: &str) -> Vec<Vec<u8>> {
         let Some(stop) = after.find(&end) else {
             break;
         };
-        let body: String = after[..stop].chars().filter(|c| !c.is_whitespace()).collect();
+        let body: String = after[..stop]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(body) {
             out.push(bytes);
         }

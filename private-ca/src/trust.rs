@@ -12,10 +12,16 @@ fn b64(data: &[u8]) -> String {
 }
 
 /// Media type of trusted roots.
-pub const TRUSTED_ROOT_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.trustedroot+json;version=0.1";
+pub const TRUSTED_ROOT_MEDIA_TYPE: &str =
+    "application/vnd.dev.sigstore.trustedroot+json;version=0.1";
 
 /// Builds `trusted_root.json` for the private stack. `chain` is intermediate(s) then root.
-pub fn trusted_root_json(config: &CaConfig, chain: &[Vec<u8>], tlog_spki: &[u8], ctlog_spki: &[u8]) -> Value {
+pub fn trusted_root_json(
+    config: &CaConfig,
+    chain: &[Vec<u8>],
+    tlog_spki: &[u8],
+    ctlog_spki: &[u8],
+) -> Value {
     let log = |url: &str, spki: &[u8]| {
         json!({
             "baseUrl": url,

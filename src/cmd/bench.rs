@@ -25,6 +25,8 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Bundle verification throughput vs sigstore-python.
     Verify(VerifyBench),
+    /// Durable log appends (single and batched) vs raw rusqlite inserts; proof latency.
+    Log(crate::cmd::bench_log::LogBench),
 }
 
 #[derive(Args)]
@@ -51,6 +53,7 @@ impl BenchArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.which {
             BenchCommand::Verify(b) => b.run(),
+            BenchCommand::Log(b) => b.run(),
         }
     }
 }
@@ -99,11 +102,21 @@ fn median(mut v: Vec<Duration>) -> Duration {
 impl VerifyBench {
     fn load(&self) -> anyhow::Result<(PathBuf, Vec<BenchBundle>)> {
         let tsv_path = self.fixtures.join("conformance/CASES.tsv");
-        let tsv = std::fs::read_to_string(&tsv_path).with_context(|| format!("reading {}", tsv_path.display()))?;
+        let tsv = std::fs::read_to_string(&tsv_path)
+            .with_context(|| format!("reading {}", tsv_path.display()))?;
         let mut lines = tsv.lines();
         let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
         let col = |name: &str| header.iter().position(|h| *h == name);
-        let (Some(c_case), Some(c_exp), Some(c_bundle), Some(c_art), Some(c_root), Some(c_mode), Some(c_id), Some(c_iss)) = (
+        let (
+            Some(c_case),
+            Some(c_exp),
+            Some(c_bundle),
+            Some(c_art),
+            Some(c_root),
+            Some(c_mode),
+            Some(c_id),
+            Some(c_iss),
+        ) = (
             col("case"),
             col("expected"),
             col("bundle"),
@@ -112,7 +125,8 @@ impl VerifyBench {
             col("verify_mode"),
             col("identity"),
             col("issuer"),
-        ) else {
+        )
+        else {
             bail!("{} lacks the expected columns", tsv_path.display());
         };
         let mut root_path = None;
@@ -121,7 +135,10 @@ impl VerifyBench {
             let f: Vec<&str> = line.split('\t').collect();
             let get = |i: usize| f.get(i).copied().unwrap_or("");
             // The real production bundles: passing, identity-verified, under the mirrored prod root.
-            if get(c_exp) != "pass" || get(c_mode) != "identity" || !get(c_root).starts_with("tuf-sigstore-prod/") {
+            if get(c_exp) != "pass"
+                || get(c_mode) != "identity"
+                || !get(c_root).starts_with("tuf-sigstore-prod/")
+            {
                 continue;
             }
             root_path.get_or_insert_with(|| self.fixtures.join(get(c_root)));
@@ -158,7 +175,11 @@ impl VerifyBench {
         println!(
             "bundles: {} real production bundles ({})",
             bundles.len(),
-            bundles.iter().map(|b| b.name.as_str()).collect::<Vec<_>>().join(", ")
+            bundles
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
 
         // In-process, one core.
@@ -217,7 +238,11 @@ impl VerifyBench {
     }
 
     fn process_comparison(&self, root_path: &Path, bundles: &[BenchBundle]) -> anyhow::Result<()> {
-        let Some(b) = bundles.iter().find(|b| b.name == "happy-path-v0.3").or(bundles.first()) else {
+        let Some(b) = bundles
+            .iter()
+            .find(|b| b.name == "happy-path-v0.3")
+            .or(bundles.first())
+        else {
             return Ok(());
         };
         let exe = std::env::current_exe()?;
@@ -229,15 +254,25 @@ impl VerifyBench {
                 .arg(&b.bundle_path)
                 .arg("--trusted-root")
                 .arg(root_path)
-                .args(["--certificate-identity", &b.identity, "--certificate-oidc-issuer", &b.issuer])
+                .args([
+                    "--certificate-identity",
+                    &b.identity,
+                    "--certificate-oidc-issuer",
+                    &b.issuer,
+                ])
                 .arg(&b.artifact_path)
                 .output()?;
             ours.push(start.elapsed());
             if !status.status.success() {
-                bail!("airgate verify failed: {}", String::from_utf8_lossy(&status.stderr));
+                bail!(
+                    "airgate verify failed: {}",
+                    String::from_utf8_lossy(&status.stderr)
+                );
             }
         }
-        let trust_config = self.fixtures.join("trust-config/prod.clienttrustconfig.json");
+        let trust_config = self
+            .fixtures
+            .join("trust-config/prod.clienttrustconfig.json");
         let mut theirs = Vec::new();
         for _ in 0..self.process_runs.max(1) {
             let start = Instant::now();
@@ -246,17 +281,31 @@ impl VerifyBench {
                 .arg(&trust_config)
                 .args(["verify", "identity", "--offline", "--bundle"])
                 .arg(&b.bundle_path)
-                .args(["--cert-identity", &b.identity, "--cert-oidc-issuer", &b.issuer])
+                .args([
+                    "--cert-identity",
+                    &b.identity,
+                    "--cert-oidc-issuer",
+                    &b.issuer,
+                ])
                 .arg(&b.artifact_path)
                 .output()?;
             theirs.push(start.elapsed());
             if !out.status.success() {
-                bail!("sigstore verify failed: {}", String::from_utf8_lossy(&out.stderr));
+                bail!(
+                    "sigstore verify failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
         }
         let (ours, theirs) = (median(ours), median(theirs));
-        println!("one `airgate verify` process:        {:>8.1} ms (median)", ours.as_secs_f64() * 1e3);
-        println!("one `sigstore verify identity --offline` process: {:>8.1} ms (median)", theirs.as_secs_f64() * 1e3);
+        println!(
+            "one `airgate verify` process:        {:>8.1} ms (median)",
+            ours.as_secs_f64() * 1e3
+        );
+        println!(
+            "one `sigstore verify identity --offline` process: {:>8.1} ms (median)",
+            theirs.as_secs_f64() * 1e3
+        );
         println!(
             "RATIO process time: airgate / sigstore-python = 1/{:.0}",
             theirs.as_secs_f64() / ours.as_secs_f64().max(1e-9)
@@ -270,7 +319,9 @@ fn measure(seconds: u64, threads: usize, work: &(dyn Fn() -> u64 + Sync)) -> any
     let done = AtomicU64::new(0);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
     pool.install(|| {
         (0..threads).into_par_iter().for_each(|_| {
             while Instant::now() < deadline {

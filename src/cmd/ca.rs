@@ -58,7 +58,8 @@ impl CaArgs {
                     config.tlog_url = url;
                 }
                 config.leaf_validity_secs = args.leaf_validity_secs;
-                let summary = init_ceremony(&args.dir, config, SystemTime::now()).map_err(gateway::Error::from)?;
+                let summary = init_ceremony(&args.dir, config, SystemTime::now())
+                    .map_err(gateway::Error::from)?;
                 println!("Created private CA in {}", summary.dir.display());
                 println!("  root certificate sha256: {}", summary.root_fingerprint);
                 println!("  transparency log id:     {}", summary.tlog_id);

@@ -66,9 +66,9 @@ impl LogArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let dir = match &self.command {
             LogCommand::Info(s) | LogCommand::Verify(s) => &s.state,
-            LogCommand::Entry { state, .. } | LogCommand::Prove { state, .. } | LogCommand::Consistency { state, .. } => {
-                &state.state
-            }
+            LogCommand::Entry { state, .. }
+            | LogCommand::Prove { state, .. }
+            | LogCommand::Consistency { state, .. } => &state.state,
         };
         let state = StateReader::open(dir)?;
         let reader = LogReader::new(&state.conn);
@@ -119,7 +119,9 @@ impl LogArgs {
             }
             LogCommand::Verify(_) => {
                 let tlog = state.tlog()?;
-                let audit = reader.verify_all(&tlog.key, &tlog.checkpoint_name()).map_err(Error::from)?;
+                let audit = reader
+                    .verify_all(&tlog.key, &tlog.checkpoint_name())
+                    .map_err(Error::from)?;
                 println!(
                     "log OK: {} entries, {} nodes and {} checkpoints verified; root {}",
                     audit.size,

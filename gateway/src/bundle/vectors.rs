@@ -21,7 +21,9 @@ const MANAGED: &[u8] = include_bytes!("../../testdata/managed-key.sigstore.json"
 const MANAGED_KEY: &str = include_str!("../../testdata/managed-key.pub");
 
 fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z").unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn prod() -> Verifier {
@@ -40,7 +42,11 @@ fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap()
 }
 
-fn verify_value(verifier: &Verifier, v: &Value, policy: &SignerPolicy) -> Result<VerifiedBundle, BundleRejection> {
+fn verify_value(
+    verifier: &Verifier,
+    v: &Value,
+    policy: &SignerPolicy,
+) -> Result<VerifiedBundle, BundleRejection> {
     verifier.verify_bytes(v.to_string().as_bytes(), &artifact(), policy, now())
 }
 
@@ -65,11 +71,17 @@ const ENTRY: &str = "/verificationMaterial/tlogEntries/0";
 fn happy_paths_verify() {
     let v = prod();
     for bundle in [V01, V03, DSSE] {
-        let out = v.verify_bytes(bundle, &artifact(), &policy(), now()).unwrap();
-        assert!(matches!(out.signer, VerifiedSigner::Certificate { ref identity, .. } if identity == IDENTITY));
+        let out = v
+            .verify_bytes(bundle, &artifact(), &policy(), now())
+            .unwrap();
+        assert!(
+            matches!(out.signer, VerifiedSigner::Certificate { ref identity, .. } if identity == IDENTITY)
+        );
     }
     let staging = Verifier::new(TrustedRoot::from_json(STAGING_ROOT).unwrap());
-    let out = staging.verify_bytes(REKOR2, &artifact(), &policy(), now()).unwrap();
+    let out = staging
+        .verify_bytes(REKOR2, &artifact(), &policy(), now())
+        .unwrap();
     assert_eq!(out.timestamps.len(), 1);
     assert!(out.integrated_time.is_none());
 }
@@ -77,16 +89,33 @@ fn happy_paths_verify() {
 #[test]
 fn set_invalid() {
     let mut b = json(V01);
-    flip_b64(&mut b, &format!("{ENTRY}/inclusionPromise/signedEntryTimestamp"), 20);
-    assert_eq!(failure(verify_value(&prod(), &b, &policy())), VerificationFailure::SetInvalid);
+    flip_b64(
+        &mut b,
+        &format!("{ENTRY}/inclusionPromise/signedEntryTimestamp"),
+        20,
+    );
+    assert_eq!(
+        failure(verify_value(&prod(), &b, &policy())),
+        VerificationFailure::SetInvalid
+    );
 }
 
 #[test]
 fn set_over_changed_integrated_time_is_invalid() {
     let mut b = json(V01);
-    let t = b.pointer(&format!("{ENTRY}/integratedTime")).unwrap().as_str().unwrap().parse::<i64>().unwrap();
-    *b.pointer_mut(&format!("{ENTRY}/integratedTime")).unwrap() = Value::String((t + 1).to_string());
-    assert_eq!(failure(verify_value(&prod(), &b, &policy())), VerificationFailure::SetInvalid);
+    let t = b
+        .pointer(&format!("{ENTRY}/integratedTime"))
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    *b.pointer_mut(&format!("{ENTRY}/integratedTime")).unwrap() =
+        Value::String((t + 1).to_string());
+    assert_eq!(
+        failure(verify_value(&prod(), &b, &policy())),
+        VerificationFailure::SetInvalid
+    );
 }
 
 #[test]
@@ -102,21 +131,33 @@ fn inclusion_proof_hash_corrupted() {
 #[test]
 fn inclusion_proof_missing_hash() {
     let mut b = json(V03);
-    b.pointer_mut(&format!("{ENTRY}/inclusionProof/hashes")).unwrap().as_array_mut().unwrap().pop();
+    b.pointer_mut(&format!("{ENTRY}/inclusionProof/hashes"))
+        .unwrap()
+        .as_array_mut()
+        .unwrap()
+        .pop();
     assert!(matches!(
         failure(verify_value(&prod(), &b, &policy())),
-        VerificationFailure::InclusionProofInvalid(crate::tlog::merkle::ProofError::WrongLength { .. })
+        VerificationFailure::InclusionProofInvalid(
+            crate::tlog::merkle::ProofError::WrongLength { .. }
+        )
     ));
 }
 
 #[test]
 fn inclusion_proof_index_beyond_tree() {
     let mut b = json(V03);
-    let size = b.pointer(&format!("{ENTRY}/inclusionProof/treeSize")).unwrap().clone();
-    *b.pointer_mut(&format!("{ENTRY}/inclusionProof/logIndex")).unwrap() = size;
+    let size = b
+        .pointer(&format!("{ENTRY}/inclusionProof/treeSize"))
+        .unwrap()
+        .clone();
+    *b.pointer_mut(&format!("{ENTRY}/inclusionProof/logIndex"))
+        .unwrap() = size;
     assert!(matches!(
         failure(verify_value(&prod(), &b, &policy())),
-        VerificationFailure::InclusionProofInvalid(crate::tlog::merkle::ProofError::IndexOutOfRange { .. })
+        VerificationFailure::InclusionProofInvalid(
+            crate::tlog::merkle::ProofError::IndexOutOfRange { .. }
+        )
     ));
 }
 
@@ -124,7 +165,9 @@ fn resign_checkpoint(b: &mut Value, key_hint: Option<[u8; 4]>) {
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
     let pointer = format!("{ENTRY}/inclusionProof/checkpoint/envelope");
-    let note = crate::tlog::checkpoint::SignedNote::parse(b.pointer(&pointer).unwrap().as_str().unwrap()).unwrap();
+    let note =
+        crate::tlog::checkpoint::SignedNote::parse(b.pointer(&pointer).unwrap().as_str().unwrap())
+            .unwrap();
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
     let other = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
@@ -164,8 +207,8 @@ fn checkpoint_key_hint_of_another_log() {
 #[test]
 fn checkpoint_malformed() {
     let mut b = json(V03);
-    *b.pointer_mut(&format!("{ENTRY}/inclusionProof/checkpoint/envelope")).unwrap() =
-        Value::String("not a signed note".into());
+    *b.pointer_mut(&format!("{ENTRY}/inclusionProof/checkpoint/envelope"))
+        .unwrap() = Value::String("not a signed note".into());
     assert!(matches!(
         failure(verify_value(&prod(), &b, &policy())),
         VerificationFailure::CheckpointMalformed(_)
@@ -182,7 +225,8 @@ fn fresh_p256_spki_b64() -> String {
     use aws_lc_rs::encoding::AsDer;
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new()).unwrap();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+        .unwrap();
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
     b64_encode(pair.public_key().as_der().unwrap().as_ref())
 }
@@ -246,7 +290,8 @@ fn integrated_time_outside_tlog_key_validity() {
 fn integrated_time_outside_ca_validity() {
     let verifier = root_with(|root| {
         for ca in root["certificateAuthorities"].as_array_mut().unwrap() {
-            ca["validFor"] = serde_json::json!({"start": "2021-01-01T00:00:00Z", "end": "2022-01-01T00:00:00Z"});
+            ca["validFor"] =
+                serde_json::json!({"start": "2021-01-01T00:00:00Z", "end": "2022-01-01T00:00:00Z"});
         }
     });
     assert!(matches!(
@@ -279,7 +324,9 @@ fn tlog_unknown_log() {
 
 #[test]
 fn verified_time_in_the_future() {
-    let past = DateTime::parse_from_rfc3339("2020-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+    let past = DateTime::parse_from_rfc3339("2020-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
     assert!(matches!(
         failure(prod().verify_bytes(V03, &artifact(), &policy(), past)),
         VerificationFailure::TimeInFuture { .. }
@@ -288,10 +335,15 @@ fn verified_time_in_the_future() {
 
 #[test]
 fn wrong_identity() {
-    let p = SignerPolicy::identity(IdentityPolicy::exact("https://github.com/evil/repo", ISSUER));
+    let p = SignerPolicy::identity(IdentityPolicy::exact(
+        "https://github.com/evil/repo",
+        ISSUER,
+    ));
     let f = failure(prod().verify_bytes(V03, &artifact(), &p, now()));
     match f {
-        VerificationFailure::IdentityMismatch { found, .. } => assert_eq!(found, vec![IDENTITY.to_string()]),
+        VerificationFailure::IdentityMismatch { found, .. } => {
+            assert_eq!(found, vec![IDENTITY.to_string()])
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -310,9 +362,14 @@ fn wrong_identity_regex() {
 
 #[test]
 fn wrong_issuer() {
-    let p = SignerPolicy::identity(IdentityPolicy::exact(IDENTITY, "https://accounts.google.com"));
+    let p = SignerPolicy::identity(IdentityPolicy::exact(
+        IDENTITY,
+        "https://accounts.google.com",
+    ));
     match failure(prod().verify_bytes(V03, &artifact(), &p, now())) {
-        VerificationFailure::IssuerMismatch { found, .. } => assert_eq!(found.as_deref(), Some(ISSUER)),
+        VerificationFailure::IssuerMismatch { found, .. } => {
+            assert_eq!(found.as_deref(), Some(ISSUER))
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -350,7 +407,10 @@ fn message_digest_hint_mismatch() {
 fn wrong_artifact() {
     let other = ArtifactDigest::of_bytes(b"not a.txt");
     let mut b = json(V03);
-    b["messageSignature"].as_object_mut().unwrap().remove("messageDigest");
+    b["messageSignature"]
+        .as_object_mut()
+        .unwrap()
+        .remove("messageDigest");
     assert_eq!(
         failure(prod().verify_bytes(b.to_string().as_bytes(), &other, &policy(), now())),
         VerificationFailure::ArtifactSignatureInvalid
@@ -389,7 +449,8 @@ fn dsse_payload_changed() {
 #[test]
 fn tlog_kind_version_mismatch() {
     let mut b = json(V03);
-    *b.pointer_mut(&format!("{ENTRY}/kindVersion/version")).unwrap() = Value::String("0.0.2".into());
+    *b.pointer_mut(&format!("{ENTRY}/kindVersion/version"))
+        .unwrap() = Value::String("0.0.2".into());
     assert!(matches!(
         failure(verify_value(&prod(), &b, &policy())),
         VerificationFailure::TlogKindMismatch { .. }
@@ -401,7 +462,10 @@ fn no_verified_time_without_set_or_timestamp() {
     let mut b = json(V03);
     let entry = b.pointer_mut(ENTRY).unwrap().as_object_mut().unwrap();
     entry.remove("inclusionPromise");
-    assert_eq!(failure(verify_value(&prod(), &b, &policy())), VerificationFailure::NoVerifiedTime);
+    assert_eq!(
+        failure(verify_value(&prod(), &b, &policy())),
+        VerificationFailure::NoVerifiedTime
+    );
 }
 
 #[test]
@@ -446,7 +510,9 @@ fn timestamp_from_untrusted_tsa() {
 fn managed_key_verifies_and_wrong_key_is_refused() {
     let key = VerifyingKey::from_pem(MANAGED_KEY).unwrap();
     let good = SignerPolicy::PublicKey(Box::new(key));
-    let out = prod().verify_bytes(MANAGED, &artifact(), &good, now()).unwrap();
+    let out = prod()
+        .verify_bytes(MANAGED, &artifact(), &good, now())
+        .unwrap();
     assert!(matches!(out.signer, VerifiedSigner::PublicKey { .. }));
 
     let other = VerifyingKey::from_spki_der(&b64_decode(&fresh_p256_spki_b64()).unwrap()).unwrap();
@@ -469,7 +535,12 @@ fn managed_key_bundle_needs_a_key() {
 fn certificate_bundle_with_key_policy_is_refused() {
     let key = VerifyingKey::from_pem(MANAGED_KEY).unwrap();
     assert_eq!(
-        failure(prod().verify_bytes(V03, &artifact(), &SignerPolicy::PublicKey(Box::new(key)), now())),
+        failure(prod().verify_bytes(
+            V03,
+            &artifact(),
+            &SignerPolicy::PublicKey(Box::new(key)),
+            now()
+        )),
         VerificationFailure::CertificateNotExpected
     );
 }
@@ -478,8 +549,15 @@ fn certificate_bundle_with_key_policy_is_refused() {
 fn two_tlog_entries_are_refused() {
     let mut b = json(V03);
     let entry = b.pointer(ENTRY).unwrap().clone();
-    b.pointer_mut("/verificationMaterial/tlogEntries").unwrap().as_array_mut().unwrap().push(entry);
-    assert_eq!(failure(verify_value(&prod(), &b, &policy())), VerificationFailure::TlogEntryCount(2));
+    b.pointer_mut("/verificationMaterial/tlogEntries")
+        .unwrap()
+        .as_array_mut()
+        .unwrap()
+        .push(entry);
+    assert_eq!(
+        failure(verify_value(&prod(), &b, &policy())),
+        VerificationFailure::TlogEntryCount(2)
+    );
 }
 
 #[test]
@@ -497,7 +575,9 @@ fn oversized_bundle() {
     big.resize(BundleLimits::default().max_bundle_bytes + 1, b' ');
     assert!(matches!(
         prod().verify_bytes(&big, &artifact(), &policy(), now()),
-        Err(BundleRejection::Malformed(BundleFormatError::TooLarge { .. }))
+        Err(BundleRejection::Malformed(
+            BundleFormatError::TooLarge { .. }
+        ))
     ));
 }
 
@@ -523,46 +603,8 @@ fn byte_flips_anywhere_never_panic_nor_verify() {
         }
     }
     // Only flips inside JSON whitespace or base64 padding-insensitive spots may still verify.
-    assert!(verified_variants < 5, "{verified_variants} mutated bundles verified");
-}
-
-#[test]
-#[ignore]
-fn micro_timing() {
-    let root = TrustedRoot::from_json(PRODUCTION_TRUSTED_ROOT).unwrap();
-    let b = ParsedBundle::from_json(V03, &BundleLimits::default()).unwrap();
-    let leaf = b.certificate().unwrap();
-    let inter = &root.certificate_authorities[1].chain[0];
-    let n = 2000;
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        assert!(leaf.is_signed_by(inter));
-    }
-    println!("leaf sig P-384: {:?}/op", t.elapsed() / n);
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        let _ = ParsedBundle::from_json(V03, &BundleLimits::default()).unwrap();
-    }
-    println!("parse bundle: {:?}/op", t.elapsed() / n);
-    let v = prod();
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        v.verify(&b, &artifact(), &policy(), now()).unwrap();
-    }
-    println!("verify parsed: {:?}/op", t.elapsed() / n);
-    let entry = &b.tlog_entries[0];
-    let tlog = &root.tlogs[0];
-    let payload = format!(
-        r#"{{"body":"{}","integratedTime":{},"logID":"{}","logIndex":{}}}"#,
-        b64_encode(&entry.canonicalized_body),
-        entry.integrated_time.unwrap(),
-        hex::encode(&entry.log_id),
-        entry.log_index
+    assert!(
+        verified_variants < 5,
+        "{verified_variants} mutated bundles verified"
     );
-    let set = entry.inclusion_promise.clone().unwrap();
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        assert!(tlog.key.verify(tlog.scheme, payload.as_bytes(), &set));
-    }
-    println!("SET P-256: {:?}/op", t.elapsed() / n);
 }

@@ -13,7 +13,6 @@ use crate::bundle::model::{
 use crate::bundle::policy::{IdentityPolicy, SignerPolicy};
 use crate::bundle::rekor_body::{parse_body, LoggedEntry, LoggedVerifier};
 use crate::bundle::rfc3161::{self, SignerIdentifier};
-use private_ca::sct::{parse_sct_list, precert_signed_data};
 use crate::bundle::trust_root::{CertificateAuthority, TransparencyLog, TrustedRoot};
 use crate::crypto::{sha256, HashAlgorithm, KeyKind, SignatureScheme, VerifyingKey};
 use crate::encoding::b64_encode;
@@ -21,6 +20,7 @@ use crate::tlog::checkpoint::{Checkpoint, SignatureCheck, SignedNote};
 use crate::tlog::entry::set_payload;
 use crate::tlog::merkle;
 use crate::x509::Certificate;
+use private_ca::sct::{parse_sct_list, precert_signed_data};
 
 /// The artifact being verified, by SHA-256 digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -323,7 +323,12 @@ impl Verifier {
             return Ok(false);
         };
         let integrated_time = entry.integrated_time.ok_or(F::SetWithoutIntegratedTime)?;
-        let payload = set_payload(&entry.canonicalized_body, integrated_time, &entry.log_id, entry.log_index);
+        let payload = set_payload(
+            &entry.canonicalized_body,
+            integrated_time,
+            &entry.log_id,
+            entry.log_index,
+        );
         if tlog.key.verify(tlog.scheme, &payload, set) {
             Ok(true)
         } else {

@@ -39,7 +39,11 @@ impl EntryKind {
 }
 
 /// RFC 8785 canonical hashedrekord 0.0.1 body: artifact digest, signature, signer certificate.
-pub fn hashedrekord_body(artifact_sha256: &[u8; 32], signature: &[u8], certificate_der: &[u8]) -> Vec<u8> {
+pub fn hashedrekord_body(
+    artifact_sha256: &[u8; 32],
+    signature: &[u8],
+    certificate_der: &[u8],
+) -> Vec<u8> {
     let body = json!({
         "apiVersion": "0.0.1",
         "kind": "hashedrekord",
@@ -56,7 +60,12 @@ pub fn hashedrekord_body(artifact_sha256: &[u8; 32], signature: &[u8], certifica
 }
 
 /// RFC 8785 canonical dsse 0.0.1 body for a one-signature envelope.
-pub fn dsse_body(envelope_json: &[u8], payload: &[u8], signature: &[u8], certificate_der: &[u8]) -> Vec<u8> {
+pub fn dsse_body(
+    envelope_json: &[u8],
+    payload: &[u8],
+    signature: &[u8],
+    certificate_der: &[u8],
+) -> Vec<u8> {
     let body = json!({
         "apiVersion": "0.0.1",
         "kind": "dsse",
@@ -101,6 +110,8 @@ mod tests {
         let body = hashedrekord_body(&[1; 32], b"sig", b"\x30\x00");
         let (kind, version, _) = crate::bundle::rekor_body::parse_body(&body).unwrap();
         assert_eq!((kind.as_str(), version.as_str()), ("hashedrekord", "0.0.1"));
-        assert!(std::str::from_utf8(&body).unwrap().starts_with(r#"{"apiVersion":"0.0.1","kind":"hashedrekord""#));
+        assert!(std::str::from_utf8(&body)
+            .unwrap()
+            .starts_with(r#"{"apiVersion":"0.0.1","kind":"hashedrekord""#));
     }
 }

@@ -6,4 +6,7 @@ pub mod entry;
 pub mod merkle;
 pub mod store;
 
-pub use store::{open_database, AppendedBatch, Log, LogAudit, LogError, LogReader, NewEntry, StoredCheckpoint, StoredEntry};
+pub use store::{
+    open_database, AppendedBatch, AppendedEntry, Log, LogAudit, LogError, LogReader, NewEntry,
+    StoredCheckpoint, StoredEntry,
+};

@@ -91,11 +91,22 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
+/// What the log recorded for one appended entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendedEntry {
+    /// Its index.
+    pub index: u64,
+    /// Integrated time (unix seconds).
+    pub integrated_time: i64,
+    /// The signed entry timestamp.
+    pub signed_entry_timestamp: Vec<u8>,
+}
+
 /// The result of appending one batch.
 #[derive(Debug, Clone)]
 pub struct AppendedBatch {
-    /// The new entries, in order.
-    pub entries: Vec<StoredEntry>,
+    /// The new entries, in the order given.
+    pub entries: Vec<AppendedEntry>,
     /// The checkpoint signed over the tree including them.
     pub checkpoint: StoredCheckpoint,
 }
@@ -206,22 +217,33 @@ impl Log {
 
     /// The log's public key.
     pub fn public_key(&self) -> Result<VerifyingKey, LogError> {
-        VerifyingKey::from_spki_der(self.signer.public_key_spki()).map_err(|e| LogError::Signing(e.to_string()))
+        VerifyingKey::from_spki_der(self.signer.public_key_spki())
+            .map_err(|e| LogError::Signing(e.to_string()))
     }
 
     /// Creates the tables (idempotent) and binds the database to this log.
     pub fn initialize(&self, conn: &Connection) -> Result<(), LogError> {
         conn.execute_batch(SCHEMA)?;
         let stored: Option<String> = conn
-            .query_row("SELECT value FROM tlog_meta WHERE key = 'log_id'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM tlog_meta WHERE key = 'log_id'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         let expected = hex::encode(self.log_id);
         match stored {
             Some(stored) if stored != expected => Err(LogError::WrongLog { stored, expected }),
             Some(_) => Ok(()),
             None => {
-                conn.execute("INSERT INTO tlog_meta (key, value) VALUES ('log_id', ?1)", [&expected])?;
-                conn.execute("INSERT INTO tlog_meta (key, value) VALUES ('origin', ?1)", [&self.origin])?;
+                conn.execute(
+                    "INSERT INTO tlog_meta (key, value) VALUES ('log_id', ?1)",
+                    [&expected],
+                )?;
+                conn.execute(
+                    "INSERT INTO tlog_meta (key, value) VALUES ('origin', ?1)",
+                    [&self.origin],
+                )?;
                 Ok(())
             }
         }
@@ -229,14 +251,19 @@ impl Log {
 
     /// Current tree size.
     pub fn size(conn: &Connection) -> Result<u64, LogError> {
-        let n: i64 = conn.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_entries", [], |r| r.get(0))?;
+        let n: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_entries",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// The right-edge perfect subtrees of a tree of `size` (largest first).
     fn frontier(conn: &Connection, size: u64) -> Result<Vec<(u32, Hash)>, LogError> {
         let mut stack = Vec::new();
-        let mut stmt = conn.prepare_cached("SELECT hash FROM tlog_nodes WHERE level = ?1 AND idx = ?2")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT hash FROM tlog_nodes WHERE level = ?1 AND idx = ?2")?;
         let mut start = 0u64;
         for level in (0..64u32).rev() {
             if size & (1u64 << level) != 0 {
@@ -244,7 +271,9 @@ impl Log {
                 let hash: Vec<u8> = stmt
                     .query_row(params![level, index as i64], |r| r.get(0))
                     .optional()?
-                    .ok_or_else(|| LogError::Tampered(format!("missing node level {level} index {index}")))?;
+                    .ok_or_else(|| {
+                        LogError::Tampered(format!("missing node level {level} index {index}"))
+                    })?;
                 stack.push((level, blob32(hash, "node")?));
                 start += 1u64 << level;
             }
@@ -262,27 +291,45 @@ impl Log {
 
     /// Appends `entries` as one batch inside `tx`, signing a SET per entry and one
     /// checkpoint for the batch. Nothing is visible until the caller commits.
-    pub fn append_batch(&self, tx: &Transaction<'_>, entries: &[NewEntry], now: i64) -> Result<AppendedBatch, LogError> {
+    pub fn append_batch(
+        &self,
+        tx: &Transaction<'_>,
+        entries: &[NewEntry],
+        now: i64,
+    ) -> Result<AppendedBatch, LogError> {
         let start = Self::size(tx)?;
         let mut stack = Self::frontier(tx, start)?;
         let mut insert_entry = tx.prepare_cached(
             "INSERT INTO tlog_entries (idx, kind, body, integrated_time, set_signature, artifact_sha256) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        let mut insert_node = tx.prepare_cached("INSERT INTO tlog_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+        let mut insert_node =
+            tx.prepare_cached("INSERT INTO tlog_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+        // Sign the SETs on all cores; insert in order.
+        use rayon::prelude::*;
+        let sets: Vec<Vec<u8>> = entries
+            .par_iter()
+            .enumerate()
+            .map(|(offset, entry)| {
+                self.signer
+                    .sign(&set_payload(
+                        &entry.body,
+                        now,
+                        &self.log_id,
+                        start + offset as u64,
+                    ))
+                    .map_err(|e| LogError::Signing(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(entries.len());
-        for (offset, entry) in entries.iter().enumerate() {
+        for ((offset, entry), set) in entries.iter().enumerate().zip(sets) {
             let index = start + offset as u64;
-            let set = self
-                .signer
-                .sign(&set_payload(&entry.body, now, &self.log_id, index))
-                .map_err(|e| LogError::Signing(e.to_string()))?;
             insert_entry.execute(params![
                 index as i64,
                 entry.kind.kind(),
-                entry.body,
+                entry.body.as_slice(),
                 now,
-                set,
+                set.as_slice(),
                 entry.artifact_sha256.as_slice()
             ])?;
             let mut level = 0u32;
@@ -300,13 +347,10 @@ impl Log {
                 insert_node.execute(params![level, node_index as i64, hash.as_slice()])?;
             }
             stack.push((level, hash));
-            out.push(StoredEntry {
+            out.push(AppendedEntry {
                 index,
-                kind: entry.kind,
-                body: entry.body.clone(),
                 integrated_time: now,
                 signed_entry_timestamp: set,
-                artifact_sha256: entry.artifact_sha256,
             });
         }
         let size = start + entries.len() as u64;
@@ -318,7 +362,11 @@ impl Log {
         )?;
         Ok(AppendedBatch {
             entries: out,
-            checkpoint: StoredCheckpoint { size, root_hash, note },
+            checkpoint: StoredCheckpoint {
+                size,
+                root_hash,
+                note,
+            },
         })
     }
 
@@ -369,7 +417,11 @@ impl<'c> LogReader<'c> {
     pub fn log_id(&self) -> Result<Option<String>, LogError> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM tlog_meta WHERE key = 'log_id'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM tlog_meta WHERE key = 'log_id'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -377,7 +429,9 @@ impl<'c> LogReader<'c> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT hash FROM tlog_nodes WHERE level = ?1 AND idx = ?2")?;
-        let hash: Option<Vec<u8>> = stmt.query_row(params![level, index as i64], |r| r.get(0)).optional()?;
+        let hash: Option<Vec<u8>> = stmt
+            .query_row(params![level, index as i64], |r| r.get(0))
+            .optional()?;
         hash.map(|h| blob32(h, "node")).transpose()
     }
 
@@ -409,8 +463,9 @@ impl<'c> LogReader<'c> {
             .ok_or(LogError::NoSuchEntry { index, size })?;
         Ok(StoredEntry {
             index,
-            kind: EntryKind::from_kind(&row.0)
-                .ok_or_else(|| LogError::Tampered(format!("entry {index} has unknown kind {:?}", row.0)))?,
+            kind: EntryKind::from_kind(&row.0).ok_or_else(|| {
+                LogError::Tampered(format!("entry {index} has unknown kind {:?}", row.0))
+            })?,
             body: row.1,
             integrated_time: row.2,
             signed_entry_timestamp: row.3,
@@ -420,9 +475,9 @@ impl<'c> LogReader<'c> {
 
     /// Indexes of entries about an artifact digest.
     pub fn entries_for_artifact(&self, sha256: &[u8; 32]) -> Result<Vec<u64>, LogError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT idx FROM tlog_entries WHERE artifact_sha256 = ?1 ORDER BY idx")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT idx FROM tlog_entries WHERE artifact_sha256 = ?1 ORDER BY idx",
+        )?;
         let rows = stmt.query_map([sha256.as_slice()], |r| r.get::<_, i64>(0))?;
         let mut out = Vec::new();
         for r in rows {
@@ -440,18 +495,32 @@ impl<'c> LogReader<'c> {
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
         let current = self.size()?;
         if size > current {
-            return Err(LogError::NoSuchEntry { index: size, size: current });
+            return Err(LogError::NoSuchEntry {
+                index: size,
+                size: current,
+            });
         }
-        Ok(merkle::inclusion_proof(index, size, &mut self.node_lookup())?)
+        Ok(merkle::inclusion_proof(
+            index,
+            size,
+            &mut self.node_lookup(),
+        )?)
     }
 
     /// Consistency proof between two sizes.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
         let current = self.size()?;
         if new > current {
-            return Err(LogError::NoSuchEntry { index: new, size: current });
+            return Err(LogError::NoSuchEntry {
+                index: new,
+                size: current,
+            });
         }
-        Ok(merkle::consistency_proof(old, new, &mut self.node_lookup())?)
+        Ok(merkle::consistency_proof(
+            old,
+            new,
+            &mut self.node_lookup(),
+        )?)
     }
 
     /// The checkpoint signed at exactly `size`.
@@ -460,7 +529,13 @@ impl<'c> LogReader<'c> {
             .query_row(
                 "SELECT tree_size, root_hash, note FROM tlog_checkpoints WHERE tree_size = ?1",
                 [size as i64],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
             )
             .optional()?
             .map(|(s, h, note)| -> Result<StoredCheckpoint, LogError> {
@@ -476,9 +551,11 @@ impl<'c> LogReader<'c> {
 
     /// The newest checkpoint, if any.
     pub fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, LogError> {
-        let size: Option<i64> = self
-            .conn
-            .query_row("SELECT MAX(tree_size) FROM tlog_checkpoints", [], |r| r.get(0))?;
+        let size: Option<i64> =
+            self.conn
+                .query_row("SELECT MAX(tree_size) FROM tlog_checkpoints", [], |r| {
+                    r.get(0)
+                })?;
         size.map(|s| self.checkpoint(s as u64)).transpose()
     }
 
@@ -503,15 +580,17 @@ impl<'c> LogReader<'c> {
         hint.copy_from_slice(&log_id[..4]);
         let size = self.size()?;
         let mut tree = merkle::MemoryTree::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT idx, body, integrated_time, set_signature FROM tlog_entries ORDER BY idx")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT idx, body, integrated_time, set_signature FROM tlog_entries ORDER BY idx",
+        )?;
         let mut rows = stmt.query([])?;
         let mut expected_index = 0u64;
         while let Some(row) = rows.next()? {
             let index = row.get::<_, i64>(0)? as u64;
             if index != expected_index {
-                return Err(LogError::Tampered(format!("entry {expected_index} is missing")));
+                return Err(LogError::Tampered(format!(
+                    "entry {expected_index} is missing"
+                )));
             }
             let body: Vec<u8> = row.get(1)?;
             let integrated_time: i64 = row.get(2)?;
@@ -525,7 +604,9 @@ impl<'c> LogReader<'c> {
             expected_index += 1;
         }
         // Every stored node must equal the recomputed one.
-        let mut nodes = self.conn.prepare("SELECT level, idx, hash FROM tlog_nodes")?;
+        let mut nodes = self
+            .conn
+            .prepare("SELECT level, idx, hash FROM tlog_nodes")?;
         let mut node_rows = nodes.query([])?;
         let mut node_count = 0u64;
         while let Some(row) = node_rows.next()? {
@@ -539,9 +620,9 @@ impl<'c> LogReader<'c> {
             }
             node_count += 1;
         }
-        let mut checkpoints = self
-            .conn
-            .prepare("SELECT tree_size, root_hash, note FROM tlog_checkpoints ORDER BY tree_size")?;
+        let mut checkpoints = self.conn.prepare(
+            "SELECT tree_size, root_hash, note FROM tlog_checkpoints ORDER BY tree_size",
+        )?;
         let mut cp_rows = checkpoints.query([])?;
         let mut previous: Option<(u64, Hash)> = None;
         let mut checkpoint_count = 0u64;
@@ -550,12 +631,16 @@ impl<'c> LogReader<'c> {
             let root = blob32(row.get(1)?, "checkpoint root")?;
             let note_text: String = row.get(2)?;
             if cp_size > size {
-                return Err(LogError::Tampered(format!("checkpoint at size {cp_size} exceeds the log size {size}")));
+                return Err(LogError::Tampered(format!(
+                    "checkpoint at size {cp_size} exceeds the log size {size}"
+                )));
             }
             let note = SignedNote::parse(&note_text)
                 .map_err(|e| LogError::Tampered(format!("checkpoint {cp_size}: {e}")))?;
             if note.verify(name, hint, key) != SignatureCheck::Valid {
-                return Err(LogError::Tampered(format!("checkpoint {cp_size}: signature does not verify")));
+                return Err(LogError::Tampered(format!(
+                    "checkpoint {cp_size}: signature does not verify"
+                )));
             }
             let parsed = Checkpoint::parse(&note.text)
                 .map_err(|e| LogError::Tampered(format!("checkpoint {cp_size}: {e}")))?;
@@ -571,10 +656,15 @@ impl<'c> LogReader<'c> {
                 )));
             }
             if let Some((old_size, old_root)) = previous {
-                let proof = merkle::consistency_proof(old_size, cp_size, &mut |l, i| tree.node(l, i))?;
-                merkle::verify_consistency(old_size, cp_size, &old_root, &root, &proof).map_err(|e| {
-                    LogError::Tampered(format!("checkpoints {old_size} -> {cp_size} are not consistent: {e}"))
-                })?;
+                let proof =
+                    merkle::consistency_proof(old_size, cp_size, &mut |l, i| tree.node(l, i))?;
+                merkle::verify_consistency(old_size, cp_size, &old_root, &root, &proof).map_err(
+                    |e| {
+                        LogError::Tampered(format!(
+                            "checkpoints {old_size} -> {cp_size} are not consistent: {e}"
+                        ))
+                    },
+                )?;
             }
             previous = Some((cp_size, root));
             checkpoint_count += 1;
@@ -618,7 +708,10 @@ mod tests {
     fn setup() -> (tempfile::TempDir, Connection, Log) {
         let dir = tempfile::tempdir().unwrap();
         let conn = open_database(&dir.path().join("log.db")).unwrap();
-        let log = Log::new(SigningKey::generate(Curve::P256).unwrap(), "https://tlog.example.internal");
+        let log = Log::new(
+            SigningKey::generate(Curve::P256).unwrap(),
+            "https://tlog.example.internal",
+        );
         log.initialize(&conn).unwrap();
         (dir, conn, log)
     }
@@ -650,7 +743,14 @@ mod tests {
             for index in 0..size {
                 let e = reader.entry(index).unwrap();
                 let proof = reader.inclusion_proof(index, size).unwrap();
-                merkle::verify_inclusion(index, size, &merkle::leaf_hash(&e.body), &proof, &cp.root_hash).unwrap();
+                merkle::verify_inclusion(
+                    index,
+                    size,
+                    &merkle::leaf_hash(&e.body),
+                    &proof,
+                    &cp.root_hash,
+                )
+                .unwrap();
             }
         }
         for (i, &old) in sizes.iter().enumerate() {
@@ -675,9 +775,15 @@ mod tests {
     fn updates_and_deletes_are_refused_by_triggers() {
         let (_dir, mut conn, log) = setup();
         append(&mut conn, &log, 0..4);
-        assert!(conn.execute("UPDATE tlog_entries SET body = x'00' WHERE idx = 1", []).is_err());
-        assert!(conn.execute("DELETE FROM tlog_entries WHERE idx = 3", []).is_err());
-        assert!(conn.execute("UPDATE tlog_nodes SET hash = x'00'", []).is_err());
+        assert!(conn
+            .execute("UPDATE tlog_entries SET body = x'00' WHERE idx = 1", [])
+            .is_err());
+        assert!(conn
+            .execute("DELETE FROM tlog_entries WHERE idx = 3", [])
+            .is_err());
+        assert!(conn
+            .execute("UPDATE tlog_nodes SET hash = x'00'", [])
+            .is_err());
         assert!(conn.execute("DELETE FROM tlog_checkpoints", []).is_err());
         assert_eq!(LogReader::new(&conn).size().unwrap(), 4);
     }
@@ -709,13 +815,21 @@ mod tests {
         let reader = LogReader::new(&conn);
         assert_eq!(reader.size().unwrap(), 3);
         assert!(reader.checkpoint(5).is_err());
-        reader.verify_all(&log.public_key().unwrap(), log.name()).unwrap();
+        reader
+            .verify_all(&log.public_key().unwrap(), log.name())
+            .unwrap();
     }
 
     #[test]
     fn another_key_is_refused_for_an_existing_log() {
         let (_dir, conn, _log) = setup();
-        let other = Log::new(SigningKey::generate(Curve::P256).unwrap(), "https://tlog.example.internal");
-        assert!(matches!(other.initialize(&conn), Err(LogError::WrongLog { .. })));
+        let other = Log::new(
+            SigningKey::generate(Curve::P256).unwrap(),
+            "https://tlog.example.internal",
+        );
+        assert!(matches!(
+            other.initialize(&conn),
+            Err(LogError::WrongLog { .. })
+        ));
     }
 }
