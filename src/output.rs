@@ -41,3 +41,18 @@ pub fn danger_as_of(value: Option<&str>) -> anyhow::Result<chrono::DateTime<chro
         }
     }
 }
+
+/// A byte progress bar on a TTY (none when stderr is not a terminal or for --json).
+pub fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}

@@ -46,6 +46,12 @@ pub enum Error {
     /// Signing with the private stack failed.
     #[error("signing: {0}")]
     Signing(#[from] crate::signing::SigningError),
+    /// Artifacts were rejected during an export.
+    #[error("export refused: {0}")]
+    ExportRejected(#[from] crate::export::ExportRejected),
+    /// A collector was refused or failed.
+    #[error("{0}")]
+    Collector(#[from] crate::collector::CollectorError),
     /// Mirroring or verifying a TUF repository failed (see [`tuf_repo::Error`]).
     #[error(transparent)]
     Tuf(#[from] tuf_repo::Error),
@@ -57,6 +63,8 @@ impl Error {
         match self {
             Error::Bundle { .. } => true,
             Error::Log(crate::tlog::LogError::Tampered(_)) => true,
+            Error::ExportRejected(_) => true,
+            Error::Collector(e) => e.is_rejection(),
             Error::Tuf(e) => e.is_rejection(),
             _ => false,
         }

@@ -3,10 +3,15 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod collector;
 pub mod crypto;
 pub mod encoding;
 mod error;
+pub mod export;
 pub mod files;
+pub mod lock;
+pub mod medium;
+pub mod policy;
 pub mod signing;
 pub mod state;
 pub mod tlog;

@@ -89,18 +89,7 @@ impl SigningKey {
 
     /// Loads a PKCS#8 PEM key file, refusing files readable by group or others.
     pub fn load(path: &Path, curve: Curve, what: &'static str) -> Result<Self> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(Error::KeyPermissions {
-                    path: path.to_path_buf(),
-                    mode,
-                });
-            }
-        }
+        check_private_mode(path)?;
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let der = crate::pem::decode(&text, "PRIVATE KEY").ok_or(Error::Key {
             what,
@@ -259,4 +248,100 @@ mod tests {
             .verify(msg, &sig)
             .unwrap();
     }
+}
+
+/// An Ed25519 private key (deterministic signatures): the exporter's medium-signing key.
+pub struct Ed25519SigningKey {
+    pair: aws_lc_rs::signature::Ed25519KeyPair,
+    spki_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for Ed25519SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ed25519SigningKey")
+            .field("key_id", &hex_prefix(&self.key_id()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ed25519SigningKey {
+    /// Generates a fresh key.
+    pub fn generate() -> Result<Self> {
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::generate().map_err(|_| Error::Key {
+            what: "generation",
+            problem: "the crypto backend could not generate a key".into(),
+        })?;
+        Self::from_pair(pair, "generated")
+    }
+
+    fn from_pair(pair: aws_lc_rs::signature::Ed25519KeyPair, what: &'static str) -> Result<Self> {
+        let spki_der = pair
+            .public_key()
+            .as_der()
+            .map_err(|_| Error::Key {
+                what,
+                problem: "public key cannot be encoded".into(),
+            })?
+            .as_ref()
+            .to_vec();
+        Ok(Ed25519SigningKey { pair, spki_der })
+    }
+
+    /// Loads a PKCS#8 PEM key file, refusing files readable by group or others.
+    pub fn load(path: &Path, what: &'static str) -> Result<Self> {
+        check_private_mode(path)?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let der = crate::pem::decode(&text, "PRIVATE KEY").ok_or(Error::Key {
+            what,
+            problem: format!("{} is not a PEM PRIVATE KEY file", path.display()),
+        })?;
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(
+            |_| Error::Key {
+                what,
+                problem: "not a PKCS#8 Ed25519 private key".into(),
+            },
+        )?;
+        Self::from_pair(pair, what)
+    }
+
+    /// Writes the key as PKCS#8 PEM with mode 0600, atomically, refusing to overwrite.
+    pub fn save_new(&self, path: &Path) -> Result<()> {
+        let pkcs8 = self.pair.to_pkcs8().map_err(|_| Error::Key {
+            what: "export",
+            problem: "key cannot be exported as PKCS#8".into(),
+        })?;
+        let pem = crate::pem::encode("PRIVATE KEY", pkcs8.as_ref());
+        write_new_file(path, pem.as_bytes(), 0o600)
+    }
+
+    /// DER SubjectPublicKeyInfo of the public key.
+    pub fn public_key_spki(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// SHA-256 of the SubjectPublicKeyInfo.
+    pub fn key_id(&self) -> [u8; 32] {
+        Sha256::digest(&self.spki_der).into()
+    }
+
+    /// Signs `message` (Ed25519 is deterministic: same input, same signature).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.pair.sign(message).as_ref().to_vec()
+    }
+}
+
+fn check_private_mode(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::KeyPermissions {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    Ok(())
 }

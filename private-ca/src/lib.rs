@@ -17,4 +17,4 @@ pub use ca::{
     SigningIdentity,
 };
 pub use error::{Error, Result};
-pub use keys::{Curve, SigningKey};
+pub use keys::{Curve, Ed25519SigningKey, SigningKey};

@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_log;
 mod ca;
+mod export;
+mod export_key;
+mod lock;
 mod log;
 mod sign;
 mod tuf;
@@ -32,6 +35,13 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Inspect, prove and audit the private transparency log.
     Log(log::LogArgs),
+    /// Low side: verify artifacts and pack a signed, reproducible transfer medium.
+    Export(export::ExportArgs),
+    /// Manage the exporter's medium-signing key.
+    #[command(name = "export-key")]
+    ExportKey(export_key::ExportKeyArgs),
+    /// Pin collectors in airgate.lock.
+    Lock(lock::LockArgs),
     /// Run a benchmark against its named baseline (figures for the team's notes).
     Bench(bench::BenchArgs),
     /// Snapshot a TUF repository (the Sigstore trust root) or verify a snapshot offline.
@@ -46,6 +56,9 @@ impl Command {
             Command::Ca(args) => args.run(),
             Command::Sign(args) => args.run(),
             Command::Log(args) => args.run(),
+            Command::Export(args) => args.run(),
+            Command::ExportKey(args) => args.run(),
+            Command::Lock(args) => args.run(),
             Command::Bench(args) => args.run(),
             Command::Tuf(args) => args.run(),
         }

@@ -1,0 +1,410 @@
+//! The signing policy: a TOML file reviewed like code. Which trust root, and
+//! which signers may sign which artifacts. Anything no rule allows is denied.
+//!
+//! ```toml
+//! [trust]
+//! tuf-mirror = "https://tuf-repo-cdn.sigstore.dev"   # or file:///path
+//! tuf-root = "production"                             # or a root.json path, relative to this file
+//!
+//! [[rule]]
+//! name = "release workflow"
+//! artifacts = ["dist/*.whl", "*.tar.gz"]
+//! signers = [
+//!   { identity = "https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main",
+//!     issuer = "https://token.actions.githubusercontent.com" },
+//!   { identity-regexp = "^https://github.com/org/", issuer = "https://token.actions.githubusercontent.com" },
+//! ]
+//! keys = ["keys/release.pub"]   # managed keys (PEM), relative to this file
+//! ```
+//! Parsing takes bytes and returns a typed policy; key files are read by the caller.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::bundle::{IdentityPolicy, Matcher, SignerPolicy};
+use crate::crypto::VerifyingKey;
+use crate::medium::EntryName;
+
+/// Largest policy file accepted.
+pub const MAX_POLICY_BYTES: usize = 1 << 20;
+
+/// Why a policy file is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// Not valid TOML or not the policy schema.
+    #[error("{0}")]
+    Toml(String),
+    /// A field is invalid.
+    #[error("rule {rule:?}: {problem}")]
+    Rule {
+        /// The rule's name (or index).
+        rule: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The trust section is invalid.
+    #[error("[trust]: {0}")]
+    Trust(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct PolicyToml {
+    trust: Option<TrustToml>,
+    #[serde(default)]
+    rule: Vec<RuleToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TrustToml {
+    tuf_mirror: Option<String>,
+    tuf_root: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RuleToml {
+    name: Option<String>,
+    artifacts: Vec<String>,
+    #[serde(default)]
+    signers: Vec<SignerToml>,
+    #[serde(default)]
+    keys: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SignerToml {
+    identity: Option<String>,
+    identity_regexp: Option<String>,
+    issuer: Option<String>,
+    issuer_regexp: Option<String>,
+}
+
+/// Where the public trust root comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TufRootSource {
+    /// The Sigstore production root embedded in airgate.
+    Production,
+    /// A pinned `root.json` file.
+    File(PathBuf),
+}
+
+/// The trust section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustConfig {
+    /// The TUF mirror URL, if any.
+    pub tuf_mirror: Option<String>,
+    /// The pinned TUF root.
+    pub tuf_root: TufRootSource,
+}
+
+/// A glob over entry names: `*` matches within one path component, `**`
+/// across components, `?` one character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob(String);
+
+impl Glob {
+    /// True when `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        glob_match(self.0.as_bytes(), name.as_bytes())
+    }
+
+    /// The pattern.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern {
+        [] => name.is_empty(),
+        [b'*', b'*', b'/', rest @ ..] => {
+            // `**/`: zero or more whole components.
+            glob_match(rest, name)
+                || name
+                    .iter()
+                    .enumerate()
+                    .any(|(i, c)| *c == b'/' && glob_match(rest, &name[i + 1..]))
+        }
+        [b'*', b'*', rest @ ..] => (0..=name.len()).any(|i| glob_match(rest, &name[i..])),
+        [b'*', rest @ ..] => {
+            let limit = name.iter().position(|c| *c == b'/').unwrap_or(name.len());
+            (0..=limit).any(|i| glob_match(rest, &name[i..]))
+        }
+        [b'?', rest @ ..] => {
+            matches!(name.first(), Some(c) if *c != b'/') && glob_match(rest, &name[1..])
+        }
+        [c, rest @ ..] => name.first() == Some(c) && glob_match(rest, &name[1..]),
+    }
+}
+
+/// One rule: artifact patterns and the signers allowed for them.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Human name.
+    pub name: String,
+    /// Artifact name patterns.
+    pub artifacts: Vec<Glob>,
+    /// Allowed certificate identities.
+    pub signers: Vec<IdentityPolicy>,
+    /// Allowed managed keys (paths as written in the policy, resolved).
+    pub key_paths: Vec<PathBuf>,
+}
+
+/// A parsed policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The trust section (required on the low side).
+    pub trust: Option<TrustConfig>,
+    /// Rules, in file order.
+    pub rules: Vec<Rule>,
+}
+
+/// What a policy allows for one artifact.
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    /// Names of the matching rules.
+    pub rules: Vec<String>,
+    /// Allowed identities (union over matching rules).
+    pub identities: Vec<IdentityPolicy>,
+    /// Allowed managed keys.
+    pub keys: Vec<VerifyingKey>,
+}
+
+impl Allowed {
+    /// The signer policies to try, identities first.
+    pub fn signer_policies(&self) -> Vec<SignerPolicy> {
+        let mut out = Vec::new();
+        if !self.identities.is_empty() {
+            out.push(SignerPolicy::AnyIdentity(self.identities.clone()));
+        }
+        out.extend(
+            self.keys
+                .iter()
+                .map(|k| SignerPolicy::PublicKey(Box::new(k.clone()))),
+        );
+        out
+    }
+}
+
+fn matcher(exact: Option<String>, regex: Option<String>, what: &str) -> Result<Matcher, String> {
+    match (exact, regex) {
+        (Some(e), None) if !e.is_empty() => Ok(Matcher::Exact(e)),
+        (None, Some(r)) => Matcher::regex(&r).map_err(|e| format!("invalid {what}-regexp: {e}")),
+        (Some(_), Some(_)) => Err(format!("give {what} or {what}-regexp, not both")),
+        _ => Err(format!("a signer needs {what} or {what}-regexp")),
+    }
+}
+
+impl Policy {
+    /// Parses policy TOML. Relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Self, PolicyError> {
+        let toml: PolicyToml =
+            toml::from_str(text).map_err(|e| PolicyError::Toml(e.to_string()))?;
+        let trust = match toml.trust {
+            None => None,
+            Some(t) => {
+                let tuf_root = match t.tuf_root.as_deref() {
+                    None | Some("production") => TufRootSource::Production,
+                    Some("") => return Err(PolicyError::Trust("tuf-root is empty".into())),
+                    Some(path) => TufRootSource::File(base_dir.join(path)),
+                };
+                if let Some(m) = &t.tuf_mirror {
+                    if !(m.starts_with("https://")
+                        || m.starts_with("http://")
+                        || m.starts_with("file://"))
+                    {
+                        return Err(PolicyError::Trust(format!(
+                            "tuf-mirror {m:?} is not an https, http or file URL"
+                        )));
+                    }
+                }
+                Some(TrustConfig {
+                    tuf_mirror: t.tuf_mirror,
+                    tuf_root,
+                })
+            }
+        };
+        let mut rules = Vec::new();
+        for (i, rule) in toml.rule.into_iter().enumerate() {
+            let name = rule.name.unwrap_or_else(|| format!("#{}", i + 1));
+            let err = |problem: String| PolicyError::Rule {
+                rule: name.clone(),
+                problem,
+            };
+            if rule.artifacts.is_empty() {
+                return Err(err(
+                    "artifacts is empty: the rule would match nothing".into()
+                ));
+            }
+            if rule.signers.is_empty() && rule.keys.is_empty() {
+                return Err(err(
+                    "no signers and no keys: the rule would allow nobody".into()
+                ));
+            }
+            let mut artifacts = Vec::new();
+            for pattern in rule.artifacts {
+                if pattern.is_empty()
+                    || pattern.starts_with('/')
+                    || pattern.split('/').any(|c| c == "..")
+                {
+                    return Err(err(format!(
+                        "artifact pattern {pattern:?} must be a relative glob"
+                    )));
+                }
+                artifacts.push(Glob(pattern));
+            }
+            let mut signers = Vec::new();
+            for s in rule.signers {
+                signers.push(IdentityPolicy {
+                    identity: matcher(s.identity, s.identity_regexp, "identity").map_err(err)?,
+                    issuer: matcher(s.issuer, s.issuer_regexp, "issuer").map_err(err)?,
+                });
+            }
+            rules.push(Rule {
+                name: name.clone(),
+                artifacts,
+                signers,
+                key_paths: rule.keys.iter().map(|k| base_dir.join(k)).collect(),
+            });
+        }
+        Ok(Policy { trust, rules })
+    }
+
+    /// What the policy allows for `name`, or `None` (default deny).
+    pub fn allowed(
+        &self,
+        name: &EntryName,
+        keys: &dyn Fn(&Path) -> Option<VerifyingKey>,
+    ) -> Option<Allowed> {
+        let matching: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.artifacts.iter().any(|g| g.matches(name.as_str())))
+            .collect();
+        if matching.is_empty() {
+            return None;
+        }
+        Some(Allowed {
+            rules: matching.iter().map(|r| r.name.clone()).collect(),
+            identities: matching
+                .iter()
+                .flat_map(|r| r.signers.iter().cloned())
+                .collect(),
+            keys: matching
+                .iter()
+                .flat_map(|r| r.key_paths.iter())
+                .filter_map(|p| keys(p))
+                .collect(),
+        })
+    }
+
+    /// Every key file the rules reference.
+    pub fn key_paths(&self) -> Vec<&Path> {
+        self.rules
+            .iter()
+            .flat_map(|r| r.key_paths.iter().map(PathBuf::as_path))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"
+[trust]
+tuf-mirror = "file:///mirror"
+tuf-root = "root.json"
+
+[[rule]]
+name = "beacon"
+artifacts = ["*.txt", "docs/**"]
+signers = [{ identity = "https://example.com/id", issuer = "https://issuer.example" }]
+
+[[rule]]
+artifacts = ["bin/*"]
+signers = [{ identity-regexp = "^https://github.com/org/", issuer = "https://token.actions.githubusercontent.com" }]
+"#;
+
+    fn none(_: &Path) -> Option<VerifyingKey> {
+        None
+    }
+
+    #[test]
+    fn parses_and_matches_with_default_deny() {
+        let p = Policy::parse(POLICY, Path::new("/cfg")).unwrap();
+        let trust = p.trust.clone().unwrap();
+        assert_eq!(
+            trust.tuf_root,
+            TufRootSource::File(PathBuf::from("/cfg/root.json"))
+        );
+        let a = p
+            .allowed(&EntryName::parse("a.txt").unwrap(), &none)
+            .unwrap();
+        assert_eq!(a.rules, vec!["beacon".to_string()]);
+        assert!(p
+            .allowed(&EntryName::parse("docs/x/y.md").unwrap(), &none)
+            .is_some());
+        assert!(p
+            .allowed(&EntryName::parse("bin/tool").unwrap(), &none)
+            .is_some());
+        assert!(p
+            .allowed(&EntryName::parse("bin/sub/tool").unwrap(), &none)
+            .is_none());
+        assert!(p
+            .allowed(&EntryName::parse("sub/a.txt").unwrap(), &none)
+            .is_none());
+        assert!(p
+            .allowed(&EntryName::parse("a.whl").unwrap(), &none)
+            .is_none());
+    }
+
+    #[test]
+    fn globs() {
+        let g = |p: &str, n: &str| Glob(p.into()).matches(n);
+        assert!(g("*", "a"));
+        assert!(!g("*", "a/b"));
+        assert!(g("**", "a/b/c"));
+        assert!(g("**/*.whl", "x.whl"));
+        assert!(g("**/*.whl", "a/b/x.whl"));
+        assert!(g("a/**/z", "a/z"));
+        assert!(g("a/**/z", "a/b/c/z"));
+        assert!(g("?.txt", "a.txt"));
+        assert!(!g("?.txt", "ab.txt"));
+        assert!(g("pkg-*.tar.gz", "pkg-1.0.tar.gz"));
+    }
+
+    #[test]
+    fn invalid_policies_are_refused_with_the_rule_named() {
+        let bad = r#"[[rule]]
+name = "empty"
+artifacts = []
+signers = [{ identity = "a", issuer = "b" }]"#;
+        assert!(
+            matches!(Policy::parse(bad, Path::new(".")), Err(PolicyError::Rule { rule, .. }) if rule == "empty")
+        );
+        let bad = r#"[[rule]]
+artifacts = ["*"]"#;
+        assert!(Policy::parse(bad, Path::new(".")).is_err());
+        let bad = r#"[[rule]]
+artifacts = ["*"]
+signers = [{ identity = "a", identity-regexp = "b", issuer = "c" }]"#;
+        assert!(Policy::parse(bad, Path::new(".")).is_err());
+        let bad = r#"[[rule]]
+artifacts = ["../*"]
+signers = [{ identity = "a", issuer = "c" }]"#;
+        assert!(Policy::parse(bad, Path::new(".")).is_err());
+        assert!(matches!(
+            Policy::parse("unknown = 1", Path::new(".")),
+            Err(PolicyError::Toml(_))
+        ));
+        assert!(matches!(
+            Policy::parse("[trust]\ntuf-mirror = \"ftp://x\"", Path::new(".")),
+            Err(PolicyError::Trust(_))
+        ));
+    }
+}

@@ -1,0 +1,209 @@
+//! `airgate export`: verify artifacts and pack a signed, reproducible medium.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use gateway::export::{export, load_exporter_key, ExportConfig, ExportRequest};
+use gateway::{files, Error};
+
+/// Build a signed transfer medium from verified artifacts and pinned collectors.
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Export configuration (airgate.toml): exporter, policy, lock, artifacts, collectors.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Policy file (overrides the configuration's).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Directory of artifacts, each with NAME.sigstore.json, NAME.sigstore or NAME.sigs beside it.
+    #[arg(long)]
+    artifacts: Option<PathBuf>,
+    /// The lockfile (overrides the configuration's).
+    #[arg(long)]
+    lock: Option<PathBuf>,
+    /// Refuse any collector whose configuration, binary, digest or signer differs from the lock.
+    #[arg(long)]
+    frozen: bool,
+    /// The exporter's private key (from `airgate export-key init`).
+    #[arg(long)]
+    key: PathBuf,
+    /// Exporter identity recorded in the manifest.
+    #[arg(long)]
+    exporter: Option<String>,
+    /// The medium to write (a .tar).
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Split into chunks of at most SIZE (e.g. 4G, 700M): OUT.000, OUT.001, ... and OUT.chunks.json.
+    #[arg(long, value_name = "SIZE")]
+    split: Option<String>,
+    /// Leave out rejected artifacts (listed in the report) instead of failing.
+    #[arg(long)]
+    skip_rejected: bool,
+    /// Use this TUF snapshot directory instead of fetching one from the mirror.
+    #[arg(long, value_name = "DIR")]
+    tuf_snapshot: Option<PathBuf>,
+    /// TUF mirror URL (overrides the policy's).
+    #[arg(long, value_name = "URL")]
+    tuf_mirror: Option<String>,
+    /// Print the export report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// DANGER: export as of this RFC 3339 time (recorded as the export time) instead of now.
+    #[arg(long, value_name = "TIME")]
+    danger_as_of: Option<String>,
+}
+
+/// Parses sizes like `4096`, `700K`, `700M`, `4G`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (digits, mult) = match t.chars().last()? {
+        'k' | 'K' => (&t[..t.len() - 1], 1u64 << 10),
+        'm' | 'M' => (&t[..t.len() - 1], 1 << 20),
+        'g' | 'G' => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(mult)
+        .filter(|n| *n > 0)
+}
+
+impl ExportArgs {
+    /// Runs the export.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let now = crate::output::danger_as_of(self.danger_as_of.as_deref())?;
+        let config = match &self.config {
+            Some(path) => {
+                let text = files::read_limited(path, 1 << 20)?;
+                ExportConfig::parse(
+                    &String::from_utf8_lossy(&text),
+                    path.parent().unwrap_or(std::path::Path::new(".")),
+                )?
+            }
+            None => ExportConfig::default(),
+        };
+        let policy_path = self
+            .policy
+            .clone()
+            .or(config.policy.clone())
+            .ok_or_else(|| Error::Usage("give --policy (or policy = in --config)".into()))?;
+        let exporter = self
+            .exporter
+            .clone()
+            .or(config.exporter.clone())
+            .ok_or_else(|| {
+                Error::Usage("give --exporter NAME (or exporter = in --config)".into())
+            })?;
+        let split = match &self.split {
+            None => None,
+            Some(s) => Some(parse_size(s).ok_or_else(|| {
+                Error::Usage(format!("--split {s:?} is not a size like 700M or 4G"))
+            })?),
+        };
+        let key = load_exporter_key(&self.key)?;
+        let bar = crate::output::progress_bar(self.json);
+        let progress = |done: u64, total: u64| {
+            if let Some(bar) = &bar {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+        };
+        let env = |name: &str| std::env::var(name).ok();
+        let request = ExportRequest {
+            policy_path,
+            artifacts_dir: self.artifacts.clone().or(config.artifacts.clone()),
+            collectors: config.collector.clone(),
+            lock_path: self.lock.clone().or(config.lock.clone()),
+            frozen: self.frozen,
+            exporter,
+            key: &key,
+            out: self.out.clone(),
+            split,
+            skip_rejected: self.skip_rejected,
+            tuf_snapshot: self.tuf_snapshot.clone(),
+            tuf_mirror: self.tuf_mirror.clone(),
+            now,
+            env: &env,
+            progress: &progress,
+        };
+        let result = export(&request);
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        let report = match result {
+            Ok(r) => r,
+            Err(Error::ExportRejected(rejected)) => {
+                if self.json {
+                    let out = serde_json::json!({
+                        "exported": false,
+                        "accepted": rejected.accepted,
+                        "rejected": rejected.rejected,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    for r in &rejected.rejected {
+                        eprintln!("rejected: {} [{}]: {}", r.name, r.check, r.reason);
+                    }
+                }
+                return Err(Error::ExportRejected(rejected).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if self.json {
+            let out = serde_json::json!({
+                "exported": true,
+                "outputs": report.outputs,
+                "mediumBytes": report.medium_bytes,
+                "entries": report.entries,
+                "exportTime": report.export_time,
+                "packDigest": report.pack_digest,
+                "tuf": report.tuf,
+                "accepted": report.accepted,
+                "rejected": report.rejected,
+                "collectors": report.collectors.iter().map(|c| serde_json::json!({
+                    "name": c.record.name, "version": c.record.version, "sha256": c.record.sha256,
+                    "stdout": c.run.stdout, "stderr": c.run.stderr,
+                })).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            for c in &report.collectors {
+                eprintln!(
+                    "collector {} {} ran ({:.1} s)",
+                    c.record.name,
+                    c.record.version,
+                    c.run.elapsed.as_secs_f64()
+                );
+                for line in c.run.stderr.lines().chain(c.run.stdout.lines()) {
+                    eprintln!("  | {line}");
+                }
+            }
+            for a in &report.accepted {
+                println!(
+                    "accepted: {} sha256:{} signed by {} ({}), log index {}",
+                    a.name, a.sha256, a.upstream.identity, a.upstream.issuer, a.upstream.log_index
+                );
+            }
+            for r in &report.rejected {
+                println!("rejected (skipped): {} [{}]: {}", r.name, r.check, r.reason);
+            }
+            println!(
+                "Exported {} artifact(s), {} entries, {} bytes, TUF root v{} timestamp v{}, to {}",
+                report.accepted.len(),
+                report.entries,
+                report.medium_bytes,
+                report.tuf.root,
+                report.tuf.timestamp,
+                report
+                    .outputs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
