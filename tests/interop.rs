@@ -260,7 +260,7 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
     std::fs::write(&sct_artifact, b"artifact whose certificate has a bad SCT\n").unwrap();
     let intermediate = SigningKey::load(
         &state.join(files::INTERMEDIATE_KEY),
-        Curve::P384,
+        Curve::P256,
         "intermediate",
     )
     .unwrap();

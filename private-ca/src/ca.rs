@@ -332,7 +332,7 @@ pub fn init_ceremony(dir: &Path, mut config: CaConfig, now: SystemTime) -> Resul
         .map_err(|e| Error::Issuance(e.to_string()))?;
     let root_issuer = Issuer::new(root_params, root_rcgen);
 
-    let intermediate_key = SigningKey::generate(Curve::P384)?;
+    let intermediate_key = SigningKey::generate(Curve::P256)?;
     let mut inter_params = CertificateParams::default();
     inter_params.distinguished_name = dn(&config.name, &format!("{} intermediate", config.name));
     inter_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -426,8 +426,47 @@ pub struct PrivateCa {
     root_der: Vec<u8>,
     intermediate_der: Vec<u8>,
     intermediate_spki_hash: [u8; 32],
-    issuer: Issuer<'static, KeyPair>,
+    issuer: Issuer<'static, DeferredSigner>,
+    intermediate_key: SigningKey,
     ct_key: SigningKey,
+}
+
+/// The intermediate's public half for rcgen: rcgen assembles the TBS, and airgate
+/// signs the final TBS itself (after rewriting the custody OID), so rcgen's own
+/// signature is never computed.
+struct DeferredSigner {
+    point: Vec<u8>,
+}
+
+impl rcgen::PublicKeyData for DeferredSigner {
+    fn der_bytes(&self) -> &[u8] {
+        &self.point
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for DeferredSigner {
+    fn sign(&self, _msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        Ok(Vec::new())
+    }
+}
+
+/// A leaf's public key for rcgen.
+struct LeafPublicKey<'a> {
+    point: &'a [u8],
+}
+
+impl rcgen::PublicKeyData for LeafPublicKey<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.point
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &PKCS_ECDSA_P256_SHA256
+    }
 }
 
 impl std::fmt::Debug for PrivateCa {
@@ -457,7 +496,7 @@ impl PrivateCa {
         let intermediate_der = read_cert(&dir.join(files::INTERMEDIATE_CERT))?;
         let intermediate_key = SigningKey::load(
             &dir.join(files::INTERMEDIATE_KEY),
-            Curve::P384,
+            Curve::P256,
             "intermediate",
         )?;
         let ct_key = SigningKey::load(&dir.join(files::CT_KEY), Curve::P256, "CT log")?;
@@ -470,8 +509,10 @@ impl PrivateCa {
             });
         }
         let intermediate_spki_hash = Sha256::digest(spki).into();
-        let rcgen_key = rcgen_key(&intermediate_key, "intermediate")?;
-        let issuer = Issuer::from_ca_cert_der(&intermediate_der.clone().into(), rcgen_key)
+        let deferred = DeferredSigner {
+            point: intermediate_key.public_point().to_vec(),
+        };
+        let issuer = Issuer::from_ca_cert_der(&intermediate_der.clone().into(), deferred)
             .map_err(|e| Error::Config(format!("intermediate certificate: {e}")))?;
         Ok(PrivateCa {
             config,
@@ -480,6 +521,7 @@ impl PrivateCa {
             intermediate_der,
             intermediate_spki_hash,
             issuer,
+            intermediate_key,
             ct_key,
         })
     }
@@ -505,7 +547,9 @@ impl PrivateCa {
         let now_secs = unix_secs(now)?;
         let not_before = offset(now)?;
         let leaf_key = SigningKey::generate(Curve::P256)?;
-        let leaf_rcgen = rcgen_key(&leaf_key, "leaf")?;
+        let leaf_public = LeafPublicKey {
+            point: leaf_key.public_point(),
+        };
 
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
@@ -554,7 +598,7 @@ impl PrivateCa {
             .cloned()
             .chain(std::iter::once(poison))
             .collect();
-        let precert = self.sign_params(&params, &leaf_rcgen)?;
+        let precert = self.sign_params(&params, &leaf_public)?;
 
         // 2. The SCT covers the precertificate TBS without the poison.
         let precert_tbs = crate::der_cert::tbs(&precert)
@@ -591,7 +635,7 @@ impl PrivateCa {
             .into_iter()
             .chain(std::iter::once(sct_ext))
             .collect();
-        let certificate = self.sign_params(&params, &leaf_rcgen)?;
+        let certificate = self.sign_params(&params, &leaf_public)?;
 
         // Self-check: verifiers will rebuild exactly the TBS the CT signer signed.
         let final_tbs = crate::der_cert::tbs(&certificate)
@@ -611,18 +655,17 @@ impl PrivateCa {
         })
     }
 
-    /// Signs `params` with the intermediate, rewriting the custody placeholder OID.
-    fn sign_params(&self, params: &CertificateParams, leaf: &KeyPair) -> Result<Vec<u8>> {
+    /// Assembles `params` with rcgen, rewrites the custody placeholder OID, and
+    /// signs the TBS once with the intermediate key.
+    fn sign_params(&self, params: &CertificateParams, leaf: &LeafPublicKey<'_>) -> Result<Vec<u8>> {
         let cert = params
             .signed_by(leaf, &self.issuer)
             .map_err(|e| Error::Issuance(e.to_string()))?;
-        let der_bytes = cert.der().to_vec();
         let placeholder = placeholder_oid_der()?;
         let custody = der::oid_from_dotted(OID_CUSTODY)
             .ok_or_else(|| Error::Issuance("custody OID".into()))?;
-        crate::der_cert::resign_with_rewritten_oid(&der_bytes, &placeholder, &custody, |tbs| {
-            rcgen::SigningKey::sign(self.issuer.key(), tbs)
-                .map_err(|e| Error::Issuance(e.to_string()))
+        crate::der_cert::resign(cert.der(), Some((&placeholder, &custody)), |tbs| {
+            self.intermediate_key.sign(tbs)
         })
     }
 }

@@ -84,12 +84,11 @@ pub fn tbs_without_extension(tbs: &[u8], oid: &str) -> Result<Vec<u8>, DerError>
     }
 }
 
-/// If the certificate has an extension with OID content `from`, relabels it with `to`
-/// and re-signs the TBS with `sign`; otherwise returns the certificate unchanged.
-pub fn resign_with_rewritten_oid<E>(
+/// Re-signs a certificate's TBS with `sign` (keeping its signatureAlgorithm),
+/// after relabelling an extension with OID content `from` to `to` if given.
+pub fn resign<E>(
     cert_der: &[u8],
-    from: &[u8],
-    to: &[u8],
+    rewrite: Option<(&[u8], &[u8])>,
     sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, E>,
 ) -> Result<Vec<u8>, E>
 where
@@ -102,12 +101,13 @@ where
     let algorithm = r
         .read(der::SEQUENCE, "signatureAlgorithm")
         .map_err(malformed)?;
-    let mut found = false;
     let new_tbs = edit_extensions(tbs.raw, |raw, oid| {
+        let Some((from, to)) = rewrite else {
+            return Ok(Some(raw.to_vec()));
+        };
         if oid != from {
             return Ok(Some(raw.to_vec()));
         }
-        found = true;
         let ext = der::parse_single(raw, der::SEQUENCE, "extension")?;
         let mut er = ext.reader();
         er.read(der::OID, "extension OID")?;
@@ -118,9 +118,6 @@ where
         Ok(Some(der::encode_tlv(der::SEQUENCE, &body)))
     })
     .map_err(malformed)?;
-    if !found {
-        return Ok(cert_der.to_vec());
-    }
     let signature = sign(&new_tbs)?;
     let mut bits = vec![0u8];
     bits.extend(signature);

@@ -123,6 +123,11 @@ impl SigningKey {
         Sha256::digest(&self.spki_der).into()
     }
 
+    /// The raw public key (uncompressed EC point).
+    pub fn public_point(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
     /// Signs `message` (hashing it with the curve's hash), ASN.1 DER signature.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         self.pair
