@@ -1,21 +1,26 @@
 //! `airgate tuf`: snapshot the public Sigstore TUF repository on the low
-//! side (`snapshot`), verify the snapshot offline on the high side (`verify`).
+//! side (`snapshot`), verify the snapshot offline on the high side (`verify`),
+//! and maintain airgate's private TUF repository on the high side
+//! (`init-private`, `publish`, `refresh`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
 use gateway::tuf_repo::{
-    self, Limits, RoleExpiries, SnapshotSummary, TufState, Url, VerifiedSnapshot,
+    self, InitSummary, Limits, PrivateRepoConfig, PublishSummary, PublishedTarget, RoleExpiries,
+    SnapshotSummary, TufState, Url, VerifiedSnapshot,
 };
 use gateway::{files, Error};
 
 /// Largest root file accepted from `--root`.
 const MAX_ROOT_FILE: usize = 1 << 20;
 
-/// Snapshot or verify a TUF repository (the public Sigstore trust root).
+/// Snapshot or verify a TUF repository (the public Sigstore trust root), or
+/// maintain airgate's private TUF repository.
 #[derive(Args)]
 pub struct TufArgs {
     /// What to do.
@@ -30,6 +35,78 @@ enum TufCommand {
     Snapshot(SnapshotArgs),
     /// High side: verify a snapshot directory offline and derive its trusted_root.json.
     Verify(VerifyArgs),
+    /// High side: create airgate's private TUF repository (it distributes the
+    /// private trusted_root.json): role keys as PKCS#8 PEM files of mode 0600
+    /// (never overwritten; the root key is for offline use) and the signed
+    /// 1.root.json (+ root.json) clients pin.
+    InitPrivate(InitPrivateArgs),
+    /// High side: (re)publish targets in the private TUF repository; targets,
+    /// snapshot and timestamp get new versions and signatures.
+    Publish(PublishArgs),
+    /// High side: re-sign the private repository's timestamp (and snapshot or
+    /// targets near expiry) without changing targets; run it periodically.
+    Refresh(RefreshArgs),
+}
+
+#[derive(Args)]
+struct InitPrivateArgs {
+    /// The repository directory to create (what the server serves at /tuf/).
+    #[arg(long, value_name = "DIR")]
+    repo: PathBuf,
+    /// The keys directory (created with mode 0700; holds the keys and config.json).
+    #[arg(long, value_name = "DIR")]
+    keys: PathBuf,
+    /// Root metadata validity: days, or a number with d, h, m or s.
+    #[arg(long, value_name = "DAYS", default_value = "365d", value_parser = parse_expiry)]
+    root_expiry: Duration,
+    /// Targets metadata validity, counted from each publish.
+    #[arg(long, value_name = "DAYS", default_value = "90d", value_parser = parse_expiry)]
+    targets_expiry: Duration,
+    /// Snapshot metadata validity, counted from each publish or refresh.
+    #[arg(long, value_name = "DAYS", default_value = "7d", value_parser = parse_expiry)]
+    snapshot_expiry: Duration,
+    /// Timestamp metadata validity; run `airgate tuf refresh` well within it.
+    #[arg(long, value_name = "DAYS", default_value = "1d", value_parser = parse_expiry)]
+    timestamp_expiry: Duration,
+    /// Number of root keys to generate.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    root_keys: u32,
+    /// Number of root keys that must sign a root.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    root_threshold: u32,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// The private repository directory.
+    #[arg(long, value_name = "DIR")]
+    repo: PathBuf,
+    /// The keys directory (only targets.pem, snapshot.pem and timestamp.pem are read).
+    #[arg(long, value_name = "DIR")]
+    keys: PathBuf,
+    /// A target to (re)publish: NAME=FILE, or FILE to use its file name.
+    /// Names are flat (no '/'). Targets already published and not named are kept.
+    #[arg(long, value_name = "NAME=FILE")]
+    target: Vec<String>,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RefreshArgs {
+    /// The private repository directory.
+    #[arg(long, value_name = "DIR")]
+    repo: PathBuf,
+    /// The keys directory.
+    #[arg(long, value_name = "DIR")]
+    keys: PathBuf,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -80,6 +157,9 @@ impl TufArgs {
         match self.command {
             TufCommand::Snapshot(args) => args.run(),
             TufCommand::Verify(args) => args.run(),
+            TufCommand::InitPrivate(args) => args.run(),
+            TufCommand::Publish(args) => args.run(),
+            TufCommand::Refresh(args) => args.run(),
         }
     }
 }
@@ -282,6 +362,192 @@ impl VerifyArgs {
             println!("  state updated:     {}", p.display());
         }
     }
+}
+
+fn parse_expiry(text: &str) -> Result<Duration, String> {
+    tuf_repo::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// Warn when the private root expires soon: only `init-private` (with the
+/// offline root key) can make a root, and root rotation is not supported yet.
+const ROOT_EXPIRY_WARNING_DAYS: i64 = 30;
+
+impl InitPrivateArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let config = PrivateRepoConfig {
+            expiry: tuf_repo::RoleDurations {
+                root: self.root_expiry,
+                targets: self.targets_expiry,
+                snapshot: self.snapshot_expiry,
+                timestamp: self.timestamp_expiry,
+            },
+            root_keys: self.root_keys,
+            root_threshold: self.root_threshold,
+        };
+        let now = Utc::now();
+        let summary = tuf_repo::init_private(&self.repo, &self.keys, &config, now)
+            .map_err(Error::from)
+            .with_context(|| {
+                format!(
+                    "creating the private TUF repository {}",
+                    self.repo.display()
+                )
+            })?;
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&init_json(&summary, &config))?
+            );
+        } else {
+            print_init(&summary, &config);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn init_json(s: &InitSummary, config: &PrivateRepoConfig) -> serde_json::Value {
+    serde_json::json!({
+        "repo": s.repo_dir.display().to_string(),
+        "keys": s.keys_dir.display().to_string(),
+        "rootVersion": 1,
+        "rootSha256": s.root_sha256,
+        "rootExpires": time(&s.root_expires),
+        "keyIds": s.key_ids.iter().map(|(role, ids)| (role.to_string(), serde_json::json!(ids))).collect::<serde_json::Map<_, _>>(),
+        "keyFiles": s.key_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "config": config,
+    })
+}
+
+fn print_init(s: &InitSummary, config: &PrivateRepoConfig) {
+    let e = &config.expiry;
+    println!("Private TUF repository created: {}", s.repo_dir.display());
+    println!(
+        "  root:        1.root.json (and root.json), sha256:{}",
+        s.root_sha256
+    );
+    println!("  root expires: {}", time(&s.root_expires));
+    println!(
+        "  expiry:      targets {}, snapshot {}, timestamp {} (from each signature)",
+        tuf_repo::format_duration(e.targets),
+        tuf_repo::format_duration(e.snapshot),
+        tuf_repo::format_duration(e.timestamp)
+    );
+    println!(
+        "  keys:        {} (config.json there)",
+        s.keys_dir.display()
+    );
+    for file in &s.key_files {
+        println!("    {}", file.display());
+    }
+    println!("The root key(s) (root-*.pem) are for offline use: move them to offline storage now;");
+    println!("publish and refresh need only targets.pem, snapshot.pem and timestamp.pem.");
+    println!(
+        "Next: airgate tuf publish --repo {} --keys {} --target trusted_root.json=FILE",
+        s.repo_dir.display(),
+        s.keys_dir.display()
+    );
+}
+
+/// `NAME=FILE`, or `FILE` (named by its file name).
+fn target_arg(arg: &str) -> anyhow::Result<(String, PathBuf)> {
+    if let Some((name, file)) = arg.split_once('=') {
+        return Ok((name.to_owned(), PathBuf::from(file)));
+    }
+    let path = PathBuf::from(arg);
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::Usage(format!("--target {arg:?}: give NAME=FILE")))?
+        .to_owned();
+    Ok((name, path))
+}
+
+impl PublishArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let limit = usize::try_from(Limits::default().max_target_bytes).unwrap_or(usize::MAX);
+        let mut contents = Vec::new();
+        for arg in &self.target {
+            let (name, path) = target_arg(arg)?;
+            contents.push((name, files::read_limited(&path, limit)?));
+        }
+        let targets: Vec<(&str, &[u8])> = contents
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+            .collect();
+        let summary = tuf_repo::publish(&self.repo, &self.keys, &targets, Utc::now())
+            .map_err(Error::from)
+            .with_context(|| {
+                format!(
+                    "publishing in the private TUF repository {}",
+                    self.repo.display()
+                )
+            })?;
+        report_publish("Published", &self.repo, &summary, self.json)
+    }
+}
+
+impl RefreshArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let summary = tuf_repo::refresh(&self.repo, &self.keys, Utc::now())
+            .map_err(Error::from)
+            .with_context(|| {
+                format!(
+                    "refreshing the private TUF repository {}",
+                    self.repo.display()
+                )
+            })?;
+        report_publish("Refreshed", &self.repo, &summary, self.json)
+    }
+}
+
+fn target_json(t: &PublishedTarget) -> serde_json::Value {
+    serde_json::json!({ "name": t.name, "path": t.path, "length": t.length, "sha256": t.sha256 })
+}
+
+fn report_publish(
+    verb: &str,
+    repo: &Path,
+    s: &PublishSummary,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let root_left = s.expires.root.signed_duration_since(Utc::now());
+    if root_left < chrono::Duration::days(ROOT_EXPIRY_WARNING_DAYS) {
+        eprintln!(
+            "WARNING: the private root expires at {} ({} days left); clients will refuse the repository then",
+            time(&s.expires.root),
+            root_left.num_days()
+        );
+    }
+    if json {
+        let out = serde_json::json!({
+            "repo": repo.display().to_string(),
+            "versions": s.versions,
+            "expires": expires_json(&s.expires),
+            "resigned": s.resigned.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "published": s.published.iter().map(target_json).collect::<Vec<_>>(),
+            "targets": s.targets.iter().map(target_json).collect::<Vec<_>>(),
+            "files": s.files,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (role, at) = s.expires.earliest();
+    let resigned: Vec<String> = s.resigned.iter().map(ToString::to_string).collect();
+    println!("{verb}: private TUF repository {}", repo.display());
+    println!(
+        "  versions:        root {}, timestamp {}, snapshot {}, targets {}",
+        s.versions.root, s.versions.timestamp, s.versions.snapshot, s.versions.targets
+    );
+    println!("  re-signed:       {}", resigned.join(", "));
+    println!("  earliest expiry: {role} at {}", time(&at));
+    for t in &s.published {
+        println!(
+            "  published:       {} sha256:{} ({} bytes)",
+            t.name, t.sha256, t.length
+        );
+    }
+    println!("  targets listed:  {}", s.targets.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// An error and its sources, joined with ": ".

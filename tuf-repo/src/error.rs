@@ -241,6 +241,22 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// A key file of the private repository is unusable (never includes key material).
+    #[error("key {}: {detail}", .path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// tough could not build or sign metadata of the private repository.
+    #[error("cannot sign {role} metadata: {detail}")]
+    Signing {
+        /// The role being signed.
+        role: Role,
+        /// tough's message.
+        detail: String,
+    },
     /// An I/O failure on a named path (the OS error is the `source`).
     #[error("{}", .path.display())]
     Io {
@@ -267,6 +283,8 @@ impl Error {
             Error::BadTrustedRoot { .. }
                 | Error::Fetch { .. }
                 | Error::State { .. }
+                | Error::Key { .. }
+                | Error::Signing { .. }
                 | Error::Io { .. }
                 | Error::Runtime(_)
                 | Error::Usage(_)
@@ -291,6 +309,8 @@ impl Error {
             Error::BadTrustedRoot { .. } => "trusted-root",
             Error::Fetch { .. } => "fetch",
             Error::State { .. } => "state",
+            Error::Key { .. } => "key",
+            Error::Signing { .. } => "signing",
             Error::Io { .. } => "io",
             Error::Runtime(_) => "runtime",
             Error::Usage(_) => "usage",
@@ -317,6 +337,8 @@ impl Error {
             Error::BadTrustedRoot { .. } => "pass a TUF root.json of the repository with --root",
             Error::Fetch { .. } => "check the mirror URL and the network",
             Error::State { .. } => "restore the state file from a backup; never delete it to get past a rollback error",
+            Error::Key { .. } => "use the keys directory `airgate tuf init-private` wrote for this repository; key files must be mode 0600",
+            Error::Signing { .. } => "check that the keys directory belongs to this repository",
             Error::Io { .. } => "check that the path exists and is readable or writable",
             Error::Runtime(_) | Error::Usage(_) => return None,
         })
@@ -353,6 +375,11 @@ mod tests {
         assert!(Error::Missing { what: "x".into() }.is_rejection());
         assert!(!Error::io("x", std::io::Error::other("boom")).is_rejection());
         assert!(!Error::Usage("bad".into()).is_rejection());
+        assert!(!Error::Key {
+            path: "k.pem".into(),
+            detail: "bad".into()
+        }
+        .is_rejection());
         assert!(!Error::Fetch {
             url: "http://x".into(),
             detail: "refused".into()

@@ -9,6 +9,14 @@
 //!   root, a reference time and, optionally, a [`TufState`] that refuses
 //!   rollback across runs, and returns the derived `trusted_root.json`.
 //!
+//! - [`init_private`], [`publish`] and [`refresh`] build and maintain
+//!   airgate's own (private) TUF repository, which distributes the private
+//!   `trusted_root.json` inside the enclave, laid out like the public
+//!   Sigstore repository (consistent snapshots, flat target names); each
+//!   write is verified in a staging directory and put in place with
+//!   `timestamp.json` last, so a crash leaves the previous repository
+//!   loadable. [`load_private`] loads it offline as a client would.
+//!
 //! tough cannot evaluate expiry at an injected time, so repositories are
 //! loaded with `ExpirationEnforcement::Unsafe` and this crate applies its own
 //! time policy to the `expires` of every role it loads (root, timestamp,
@@ -24,6 +32,7 @@ mod error;
 mod fsutil;
 mod mirror;
 mod policy;
+mod private_repo;
 mod state;
 mod transport;
 mod verify;
@@ -31,6 +40,10 @@ mod verify;
 pub use error::{Error, Role, RotationCheck};
 pub use mirror::{snapshot, SnapshotSummary};
 pub use policy::{RoleExpiries, RoleVersions};
+pub use private_repo::{
+    format_duration, init_private, load_private, parse_duration, publish, refresh, InitSummary,
+    LoadedRepo, PrivateRepoConfig, PublishSummary, PublishedTarget, RoleDurations, CONFIG_FILE,
+};
 pub use state::TufState;
 /// The URL type [`snapshot`] takes (re-exported so callers need not depend on `url`).
 pub use url::Url;

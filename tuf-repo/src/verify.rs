@@ -151,7 +151,7 @@ pub(crate) async fn verify_dir(
 }
 
 /// Versions of the `N.root.json` files in `dir`, sorted.
-fn root_versions_in(dir: &Path) -> Result<Vec<u64>, Error> {
+pub(crate) fn root_versions_in(dir: &Path) -> Result<Vec<u64>, Error> {
     let mut versions = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
