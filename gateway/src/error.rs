@@ -49,6 +49,9 @@ pub enum Error {
     /// Artifacts were rejected during an export.
     #[error("export refused: {0}")]
     ExportRejected(#[from] crate::export::ExportRejected),
+    /// A medium was refused on import.
+    #[error("import refused: {0}")]
+    ImportRejected(Box<crate::import::ImportRejected>),
     /// A collector was refused or failed.
     #[error("{0}")]
     Collector(#[from] crate::collector::CollectorError),
@@ -64,6 +67,7 @@ impl Error {
             Error::Bundle { .. } => true,
             Error::Log(crate::tlog::LogError::Tampered(_)) => true,
             Error::ExportRejected(_) => true,
+            Error::ImportRejected(_) => true,
             Error::Collector(e) => e.is_rejection(),
             Error::Tuf(e) => e.is_rejection(),
             _ => false,

@@ -287,17 +287,45 @@ fn discover(
     Ok(())
 }
 
-/// Verifies one artifact's bundle (or any bundle of a `.sigs` array) under the policy.
-pub fn verify_artifact_bundle(
-    verifier: &Verifier,
-    policy: &Policy,
-    policy_keys: &BTreeMap<PathBuf, VerifyingKey>,
+/// Everything needed to judge an artifact's bundle under a policy.
+pub struct PolicyCheck<'a> {
+    /// Verifier over the trusted root.
+    pub verifier: &'a Verifier,
+    /// The policy.
+    pub policy: &'a Policy,
+    /// The policy's managed keys, by path.
+    pub policy_keys: &'a BTreeMap<PathBuf, VerifyingKey>,
+    /// The reference time.
+    pub now: DateTime<Utc>,
+}
+
+impl PolicyCheck<'_> {
+    /// Verifies one artifact's bundle (or any bundle of a `.sigs` array) under the policy.
+    pub fn verify(
+        &self,
+        name: &EntryName,
+        digest: &ArtifactDigest,
+        bundle_bytes: &[u8],
+        is_array: bool,
+    ) -> std::result::Result<VerifiedBundle, RejectedRecord> {
+        verify_artifact_bundle(self, name, digest, bundle_bytes, is_array)
+    }
+}
+
+fn verify_artifact_bundle(
+    check: &PolicyCheck<'_>,
     name: &EntryName,
     digest: &ArtifactDigest,
     bundle_bytes: &[u8],
     is_array: bool,
-    now: DateTime<Utc>,
 ) -> std::result::Result<VerifiedBundle, RejectedRecord> {
+    let PolicyCheck {
+        verifier,
+        policy,
+        policy_keys,
+        now,
+    } = check;
+    let now = *now;
     let lookup = |p: &Path| policy_keys.get(p).cloned();
     let Some(allowed) = policy.allowed(name, &lookup) else {
         return Err(reject(
@@ -674,6 +702,12 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
     }
 
     // 5. Verify every artifact's bundle against the digest just computed.
+    let check = PolicyCheck {
+        verifier: &verifier,
+        policy: &policy,
+        policy_keys: &policy_keys,
+        now: req.now,
+    };
     let results: Vec<std::result::Result<ArtifactRecord, RejectedRecord>> = candidates
         .par_iter()
         .map(|c| {
@@ -684,16 +718,7 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
             let digest = digests
                 .get(&entry)
                 .ok_or_else(|| reject(c.name.as_str(), "io", "not packed"))?;
-            let verified = verify_artifact_bundle(
-                &verifier,
-                &policy,
-                &policy_keys,
-                &c.name,
-                digest,
-                &c.bundle_bytes,
-                c.bundle_is_array,
-                req.now,
-            )?;
+            let verified = check.verify(&c.name, digest, &c.bundle_bytes, c.bundle_is_array)?;
             Ok(ArtifactRecord {
                 name: c.name.as_str().to_string(),
                 bundle: c.bundle_entry.as_str().to_string(),
@@ -825,19 +850,22 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
                 medium_size: medium_bytes,
                 chunks: chunks
                     .iter()
-                    .map(|(_, name, digest, size)| ChunkRecord {
-                        name: name.clone(),
-                        sha256: hex::encode(digest),
-                        size: *size,
+                    .map(|c| ChunkRecord {
+                        name: c.name.clone(),
+                        sha256: hex::encode(c.sha256),
+                        size: c.size,
                     })
                     .collect(),
             };
             let index_bytes = sign_chunk_index(&index, &req.key.key_id(), &|m| req.key.sign(m))
                 .map_err(|e| Error::Usage(e.to_string()))?;
             let mut outputs = Vec::new();
-            for (file, name, _, _) in chunks {
-                let path = out_dir.join(&name);
-                file.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+            for chunk in chunks {
+                let path = out_dir.join(&chunk.name);
+                chunk
+                    .file
+                    .persist(&path)
+                    .map_err(|e| Error::io(&path, e.error))?;
                 outputs.push(path);
             }
             let index_path = out_dir.join(format!("{base}.chunks.json"));

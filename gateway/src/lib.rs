@@ -5,10 +5,12 @@
 pub mod bundle;
 pub mod collector;
 pub mod crypto;
+pub mod demo;
 pub mod encoding;
 mod error;
 pub mod export;
 pub mod files;
+pub mod import;
 pub mod lock;
 pub mod medium;
 pub mod policy;

@@ -52,8 +52,34 @@ pub enum PolicyError {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct PolicyToml {
     trust: Option<TrustToml>,
+    import: Option<ImportToml>,
     #[serde(default)]
     rule: Vec<RuleToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ImportToml {
+    max_transit_age_days: Option<u32>,
+    identity: Option<String>,
+}
+
+/// High-side import settings (`[import]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportConfig {
+    /// Oldest export time accepted, in days before now.
+    pub max_transit_age_days: u32,
+    /// Identity of re-signed leaves (default: the CA's).
+    pub identity: Option<String>,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        ImportConfig {
+            max_transit_age_days: 30,
+            identity: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -159,6 +185,8 @@ pub struct Rule {
 pub struct Policy {
     /// The trust section (required on the low side).
     pub trust: Option<TrustConfig>,
+    /// Import settings (high side).
+    pub import: ImportConfig,
     /// Rules, in file order.
     pub rules: Vec<Rule>,
 }
@@ -228,6 +256,21 @@ impl Policy {
                 })
             }
         };
+        let import = match toml.import {
+            None => ImportConfig::default(),
+            Some(i) => {
+                let days = i.max_transit_age_days.unwrap_or(30);
+                if days == 0 || days > 3650 {
+                    return Err(PolicyError::Trust(
+                        "[import] max-transit-age-days must be 1 to 3650".into(),
+                    ));
+                }
+                ImportConfig {
+                    max_transit_age_days: days,
+                    identity: i.identity,
+                }
+            }
+        };
         let mut rules = Vec::new();
         for (i, rule) in toml.rule.into_iter().enumerate() {
             let name = rule.name.unwrap_or_else(|| format!("#{}", i + 1));
@@ -271,7 +314,11 @@ impl Policy {
                 key_paths: rule.keys.iter().map(|k| base_dir.join(k)).collect(),
             });
         }
-        Ok(Policy { trust, rules })
+        Ok(Policy {
+            trust,
+            import,
+            rules,
+        })
     }
 
     /// What the policy allows for `name`, or `None` (default deny).

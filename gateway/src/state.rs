@@ -1,21 +1,84 @@
-//! The high-side state directory: private CA files, `state.db` (log, imports),
-//! and the content-addressed blob store. Only this module knows the layout.
+//! The high-side state directory. Only this module knows its layout:
+//!
+//! ```text
+//! DIR/ca.json, *.crt.pem, *.key.pem (0600), trusted_root.json, trust_config.json   private CA (airgate ca init)
+//! DIR/policy.toml            the high side's own policy ([trust] tuf-root pins the public TUF root)
+//! DIR/state.db               SQLite: transparency log, imports, artifacts, exporters, TUF state
+//! DIR/blobs/sha256/ab/<hex>  content-addressed artifact store
+//! DIR/staging/<id>/          per-import staging; removed on success, recovered after a crash
+//! DIR/state.lock             exclusive lock held by writers
+//! ```
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection, OptionalExtension};
 
 use private_ca::{ca::files, Curve, PrivateCa, SigningKey};
 
 use crate::bundle::{TransparencyLog, TrustedRoot};
 use crate::crypto::VerifyingKey;
-use crate::tlog::{open_database, Log};
+use crate::medium::manifest::EnrolledExporter;
+use crate::tlog::{open_database, Log, LogError};
 use crate::{Error, Result};
 
 /// The SQLite database inside a state directory.
 pub const DATABASE: &str = "state.db";
+/// The high side's policy file inside a state directory.
+pub const POLICY: &str = "policy.toml";
+const NEW_BLOBS: &str = "new-blobs.txt";
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS exporters (
+    name TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL UNIQUE,
+    spki BLOB NOT NULL,
+    enrolled_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS imports (
+    id INTEGER PRIMARY KEY,
+    medium_id TEXT NOT NULL UNIQUE,
+    exporter TEXT NOT NULL,
+    export_time TEXT NOT NULL,
+    imported_at TEXT NOT NULL,
+    pack_digest TEXT NOT NULL,
+    medium_policy_sha256 TEXT NOT NULL,
+    policy_sha256 TEXT NOT NULL,
+    tuf_versions TEXT NOT NULL,
+    checkpoint_size INTEGER NOT NULL,
+    report TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    name TEXT NOT NULL,
+    import_id INTEGER NOT NULL REFERENCES imports(id),
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    upstream_identity TEXT NOT NULL,
+    upstream_issuer TEXT NOT NULL,
+    upstream_log_index INTEGER NOT NULL,
+    upstream_log_url TEXT NOT NULL,
+    signer_identity TEXT NOT NULL,
+    log_index INTEGER NOT NULL,
+    sigs BLOB NOT NULL,
+    PRIMARY KEY (name, import_id)
+);
+CREATE INDEX IF NOT EXISTS artifacts_by_sha256 ON artifacts(sha256);
+CREATE TABLE IF NOT EXISTS tuf_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    state TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS imports_no_update BEFORE UPDATE ON imports
+    BEGIN SELECT RAISE(ABORT, 'imports are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS imports_no_delete BEFORE DELETE ON imports
+    BEGIN SELECT RAISE(ABORT, 'imports are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS artifacts_no_update BEFORE UPDATE ON artifacts
+    BEGIN SELECT RAISE(ABORT, 'artifacts are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS artifacts_no_delete BEFORE DELETE ON artifacts
+    BEGIN SELECT RAISE(ABORT, 'artifacts are append-only'); END;
+"#;
 
 /// An opened state directory with its signing keys (the high side's writer).
+/// Holds an exclusive lock on the directory while it lives.
 pub struct StateDir {
     dir: PathBuf,
     /// The private CA.
@@ -24,6 +87,7 @@ pub struct StateDir {
     pub log: Log,
     /// The state database.
     pub conn: Connection,
+    _lock: File,
 }
 
 impl std::fmt::Debug for StateDir {
@@ -47,32 +111,247 @@ fn require_ceremony(dir: &Path) -> Result<()> {
     }
 }
 
+/// Creates the high-side tables (idempotent; writes nothing if they exist).
+pub fn initialize_schema(conn: &Connection) -> Result<()> {
+    let exists: Option<String> = conn
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'tuf_state'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(LogError::from)?;
+    if exists.is_none() {
+        conn.execute_batch(SCHEMA).map_err(LogError::from)?;
+    }
+    Ok(())
+}
+
+/// Path of a blob in the content-addressed store.
+pub fn blob_path(dir: &Path, sha256_hex: &str) -> PathBuf {
+    let prefix = sha256_hex.get(..2).unwrap_or("xx");
+    dir.join("blobs")
+        .join("sha256")
+        .join(prefix)
+        .join(sha256_hex)
+}
+
 impl StateDir {
-    /// Opens a state directory created by `airgate ca init`, creating `state.db` if needed.
+    /// Opens a state directory created by `airgate ca init`: takes the writer lock,
+    /// creates `state.db` if needed, and recovers from an interrupted import.
     pub fn open(dir: &Path) -> Result<Self> {
         require_ceremony(dir)?;
+        let lock_path = dir.join("state.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.try_lock().map_err(|_| {
+            Error::Usage(format!(
+                "{} is in use by another airgate process (import or sign); try again when it finishes",
+                dir.display()
+            ))
+        })?;
         let ca = PrivateCa::load(dir)?;
         let log_key =
             SigningKey::load(&dir.join(files::TLOG_KEY), Curve::P256, "transparency log")?;
         let log = Log::new(log_key, &ca.config().tlog_url);
         let conn = open_database(&dir.join(DATABASE))?;
         log.initialize(&conn)?;
-        Ok(StateDir {
+        initialize_schema(&conn)?;
+        let state = StateDir {
             dir: dir.to_path_buf(),
             ca,
             log,
             conn,
-        })
+            _lock: lock,
+        };
+        state.recover()?;
+        Ok(state)
     }
 
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The high side's policy file.
+    pub fn policy_path(&self) -> PathBuf {
+        self.dir.join(POLICY)
+    }
+
+    /// Removes what an interrupted import left: its staging directory, and blobs
+    /// it moved into the store that no committed import references.
+    fn recover(&self) -> Result<()> {
+        let staging = self.dir.join("staging");
+        let Ok(entries) = std::fs::read_dir(&staging) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if let Ok(list) = std::fs::read_to_string(path.join(NEW_BLOBS)) {
+                for hex in list.lines().filter(|l| l.len() == 64) {
+                    if !self.blob_referenced(hex)? {
+                        let blob = blob_path(&self.dir, hex);
+                        if blob.exists() {
+                            std::fs::remove_file(&blob).map_err(|e| Error::io(&blob, e))?;
+                        }
+                    }
+                }
+            }
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// True when a committed artifact references this blob.
+    pub fn blob_referenced(&self, sha256_hex: &str) -> Result<bool> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM artifacts WHERE sha256 = ?1",
+                [sha256_hex],
+                |r| r.get(0),
+            )
+            .map_err(LogError::from)?;
+        Ok(n > 0)
+    }
+
+    /// A fresh staging directory for one import.
+    pub fn new_staging(&self) -> Result<Staging> {
+        let staging = self.dir.join("staging");
+        std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+        let dir = tempfile::Builder::new()
+            .prefix("import-")
+            .tempdir_in(&staging)
+            .map_err(|e| Error::io(&staging, e))?;
+        Ok(Staging {
+            dir,
+            state_dir: self.dir.clone(),
+        })
+    }
+
+    /// Enrolled exporters.
+    pub fn exporters(&self) -> Result<Vec<EnrolledExporter>> {
+        read_exporters(&self.conn)
+    }
+
+    /// Enrolls an exporter's public key under `name`.
+    pub fn enroll(&self, name: &str, key: &VerifyingKey, now: &str) -> Result<()> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(Error::Usage(format!(
+                "exporter name {name:?}: use 1-64 of A-Z a-z 0-9 - _ ."
+            )));
+        }
+        self.conn
+            .execute(
+                "INSERT INTO exporters (name, key_id, spki, enrolled_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, hex::encode(key.key_id()), key.spki_der(), now],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Error::Usage(format!("exporter {name:?} or this key is already enrolled"))
+                }
+                other => Error::Log(other.into()),
+            })?;
+        Ok(())
+    }
+
+    /// The persisted TUF state, if any import ran.
+    pub fn tuf_state(&self) -> Result<Option<tuf_repo::TufState>> {
+        read_tuf_state(&self.conn)
+    }
+}
+
+fn read_tuf_state(conn: &Connection) -> Result<Option<tuf_repo::TufState>> {
+    let text: Option<String> = conn
+        .query_row("SELECT state FROM tuf_state WHERE id = 1", [], |r| r.get(0))
+        .optional()
+        .map_err(LogError::from)?;
+    text.map(|t| {
+        serde_json::from_str(&t)
+            .map_err(|e| Error::Usage(format!("stored TUF state is unreadable: {e}")))
+    })
+    .transpose()
+}
+
+fn read_exporters(conn: &Connection) -> Result<Vec<EnrolledExporter>> {
+    let mut stmt = conn
+        .prepare("SELECT name, spki FROM exporters ORDER BY name")
+        .map_err(LogError::from)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .map_err(LogError::from)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, spki) = row.map_err(LogError::from)?;
+        let key = VerifyingKey::from_spki_der(&spki)
+            .map_err(|e| Error::Usage(format!("enrolled exporter {name}: {e}")))?;
+        out.push(EnrolledExporter { name, key });
+    }
+    Ok(out)
+}
+
+/// A staging directory for one import. Removed when dropped; after a crash the
+/// next `StateDir::open` recovers it.
+pub struct Staging {
+    dir: tempfile::TempDir,
+    state_dir: PathBuf,
+}
+
+impl Staging {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Records the blobs about to be moved into the store (fsynced), so a crash
+    /// before the commit can remove them again.
+    pub fn record_new_blobs(&self, hexes: &[String]) -> Result<()> {
+        let path = self.dir.path().join(NEW_BLOBS);
+        let mut text = hexes.join("\n");
+        text.push('\n');
+        crate::files::write_atomic(&path, text.as_bytes(), None)
+    }
+
+    /// Moves a staged file into the blob store (same filesystem: a rename).
+    pub fn move_into_store(&self, staged: &Path, sha256_hex: &str) -> Result<()> {
+        let target = blob_path(&self.state_dir, sha256_hex);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        std::fs::rename(staged, &target).map_err(|e| Error::io(&target, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o444));
+        }
+        Ok(())
+    }
+}
+
+/// Flushes everything written to the filesystem holding `path` (one sync for
+/// many files, instead of one fsync per file).
+pub fn sync_filesystem(path: &Path) -> Result<()> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    rustix::fs::syncfs(&f).map_err(|e| Error::io(path, e.into()))?;
+    Ok(())
 }
 
 /// Read-only view of a state directory: the database and the public trusted root.
 pub struct StateReader {
+    dir: PathBuf,
     /// The state database.
     pub conn: Connection,
     /// The private trusted root (public material).
@@ -83,7 +362,9 @@ pub struct StateReader {
 
 impl std::fmt::Debug for StateReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateReader").finish_non_exhaustive()
+        f.debug_struct("StateReader")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,10 +388,16 @@ impl StateReader {
         }
         let conn = open_database(&db)?;
         Ok(StateReader {
+            dir: dir.to_path_buf(),
             conn,
             trusted_root,
             trusted_root_json,
         })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The transparency log entry of the trusted root (airgate's private log).

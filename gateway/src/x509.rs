@@ -137,7 +137,8 @@ impl Certificate {
         let mut seen = std::collections::HashSet::new();
 
         for ext in tbs.extensions() {
-            let oid = ext.oid.to_id_string();
+            let oid =
+                der::oid_to_string(ext.oid.as_bytes()).unwrap_or_else(|| ext.oid.to_id_string());
             if !seen.insert(oid.clone()) {
                 return Err(CertificateParseError::Malformed(format!(
                     "duplicate extension {oid}"

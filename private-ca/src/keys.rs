@@ -197,64 +197,6 @@ pub fn write_new_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn key_files_are_0600_and_never_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.pem");
-        let key = SigningKey::generate(Curve::P256).unwrap();
-        key.save_new(&path).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-        }
-        assert!(matches!(key.save_new(&path), Err(Error::AlreadyExists(_))));
-        let loaded = SigningKey::load(&path, Curve::P256, "test").unwrap();
-        assert_eq!(loaded.public_key_spki(), key.public_key_spki());
-        assert!(!format!("{loaded:?}").contains("PRIVATE"));
-    }
-
-    #[test]
-    fn loose_permissions_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.pem");
-        SigningKey::generate(Curve::P256)
-            .unwrap()
-            .save_new(&path)
-            .unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-            assert!(matches!(
-                SigningKey::load(&path, Curve::P256, "test"),
-                Err(Error::KeyPermissions { .. })
-            ));
-        }
-    }
-
-    #[test]
-    fn digest_signing_matches_message_signing() {
-        use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
-        let key = SigningKey::generate(Curve::P256).unwrap();
-        let msg = b"artifact bytes";
-        let digest: [u8; 32] = Sha256::digest(msg).into();
-        let sig = key.sign_sha256_digest(&digest).unwrap();
-        let point = key.pair.public_key().as_ref().to_vec();
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
-            .verify(msg, &sig)
-            .unwrap();
-    }
-}
-
 /// An Ed25519 private key (deterministic signatures): the exporter's medium-signing key.
 pub struct Ed25519SigningKey {
     pair: aws_lc_rs::signature::Ed25519KeyPair,
@@ -349,4 +291,62 @@ fn check_private_mode(path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn key_files_are_0600_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        let key = SigningKey::generate(Curve::P256).unwrap();
+        key.save_new(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        assert!(matches!(key.save_new(&path), Err(Error::AlreadyExists(_))));
+        let loaded = SigningKey::load(&path, Curve::P256, "test").unwrap();
+        assert_eq!(loaded.public_key_spki(), key.public_key_spki());
+        assert!(!format!("{loaded:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn loose_permissions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        SigningKey::generate(Curve::P256)
+            .unwrap()
+            .save_new(&path)
+            .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(matches!(
+                SigningKey::load(&path, Curve::P256, "test"),
+                Err(Error::KeyPermissions { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn digest_signing_matches_message_signing() {
+        use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
+        let key = SigningKey::generate(Curve::P256).unwrap();
+        let msg = b"artifact bytes";
+        let digest: [u8; 32] = Sha256::digest(msg).into();
+        let sig = key.sign_sha256_digest(&digest).unwrap();
+        let point = key.pair.public_key().as_ref().to_vec();
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
+            .verify(msg, &sig)
+            .unwrap();
+    }
 }

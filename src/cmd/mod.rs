@@ -7,8 +7,11 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_log;
 mod ca;
+mod demo;
 mod export;
 mod export_key;
+mod exporter;
+mod import;
 mod lock;
 mod log;
 mod sign;
@@ -27,6 +30,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand)]
 pub enum Command {
+    /// Run the whole low-to-high round trip on a simulated upstream Sigstore.
+    Demo(demo::DemoArgs),
     /// Verify a Sigstore bundle for an artifact, offline.
     Verify(verify::VerifyArgs),
     /// Manage the private certificate authority (key ceremony).
@@ -40,6 +45,10 @@ pub enum Command {
     /// Manage the exporter's medium-signing key.
     #[command(name = "export-key")]
     ExportKey(export_key::ExportKeyArgs),
+    /// High side: verify a medium offline, re-sign accepted artifacts, record the import.
+    Import(import::ImportArgs),
+    /// Enroll the low side's medium-signing keys on the high side.
+    Exporter(exporter::ExporterArgs),
     /// Pin collectors in airgate.lock.
     Lock(lock::LockArgs),
     /// Run a benchmark against its named baseline (figures for the team's notes).
@@ -52,6 +61,7 @@ impl Command {
     /// Runs the chosen subcommand.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
+            Command::Demo(args) => args.run(),
             Command::Verify(args) => args.run(),
             Command::Ca(args) => args.run(),
             Command::Sign(args) => args.run(),
@@ -59,6 +69,8 @@ impl Command {
             Command::Export(args) => args.run(),
             Command::ExportKey(args) => args.run(),
             Command::Lock(args) => args.run(),
+            Command::Import(args) => args.run(),
+            Command::Exporter(args) => args.run(),
             Command::Bench(args) => args.run(),
             Command::Tuf(args) => args.run(),
         }

@@ -4,5 +4,6 @@
 pub mod manifest;
 mod name;
 pub mod pack;
+pub mod unpack;
 
 pub use name::{EntryName, NameError, MAX_NAME_BYTES};

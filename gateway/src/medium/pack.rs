@@ -276,7 +276,19 @@ pub struct ChunkedWriter {
     base: String,
     chunk_size: u64,
     current: Option<(io::BufWriter<tempfile::NamedTempFile>, Sha256, u64)>,
-    done: Vec<(tempfile::NamedTempFile, String, [u8; 32], u64)>,
+    done: Vec<FinishedChunk>,
+}
+
+/// One written chunk (a temporary file until persisted under `name`).
+pub struct FinishedChunk {
+    /// The temporary file.
+    pub file: tempfile::NamedTempFile,
+    /// The final file name.
+    pub name: String,
+    /// SHA-256 of the chunk.
+    pub sha256: [u8; 32],
+    /// Its size.
+    pub size: u64,
 }
 
 impl ChunkedWriter {
@@ -296,13 +308,18 @@ impl ChunkedWriter {
             let file = w.into_inner().map_err(|e| e.into_error())?;
             file.as_file().sync_all()?;
             let name = format!("{}.{:03}", self.base, self.done.len());
-            self.done.push((file, name, h.finalize().into(), n));
+            self.done.push(FinishedChunk {
+                file,
+                name,
+                sha256: h.finalize().into(),
+                size: n,
+            });
         }
         Ok(())
     }
 
     /// Finishes the last chunk; returns (temp file, final name, sha256, size) per chunk.
-    pub fn finish(mut self) -> io::Result<Vec<(tempfile::NamedTempFile, String, [u8; 32], u64)>> {
+    pub fn finish(mut self) -> io::Result<Vec<FinishedChunk>> {
         self.roll()?;
         Ok(self.done)
     }
@@ -400,7 +417,7 @@ mod tests {
 
     #[test]
     fn size_changes_are_detected() {
-        let data = vec![1u8; 100];
+        let data = [1u8; 100];
         assert!(copy_hashing(&mut &data[..], &mut Vec::new(), 99).is_err());
         assert!(copy_hashing(&mut &data[..], &mut Vec::new(), 101).is_err());
         let big = vec![1u8; 5 << 20];

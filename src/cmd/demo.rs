@@ -1,0 +1,290 @@
+//! `airgate demo`: the whole low-to-high round trip on a SIMULATED upstream.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::SystemTime;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use gateway::demo::{SimulatedUpstream, SIMULATED_IDENTITY};
+use gateway::export::{export, ExportRequest};
+use gateway::import::{import, ImportRequest};
+use gateway::private_ca::{init_ceremony, CaConfig, Custody, Ed25519SigningKey};
+use gateway::state::{blob_path, StateDir, StateReader};
+use gateway::tlog::LogReader;
+use gateway::{crypto, Error};
+
+/// Run a full low-to-high round trip on a simulated upstream Sigstore.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Working directory (must be empty or absent; default: a new directory under the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn step(n: u32, text: &str) {
+    println!("\n[{n}/7] {text}");
+}
+
+fn sample_artifacts(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir.join("bin"))?;
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("app-1.0.0.tar.gz", (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect()),
+        ("bin/app-linux-amd64", b"\x7fELF simulated binary for the airgate demo\n".repeat(1000)),
+        (
+            "app-1.0.0.spdx.json",
+            br#"{"spdxVersion":"SPDX-2.3","name":"app-1.0.0","packages":[{"name":"app","versionInfo":"1.0.0"}]}"#.to_vec(),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, data) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, data)?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+impl DemoArgs {
+    /// Runs the demo.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let dir = match self.dir {
+            Some(d) => d,
+            None => std::env::temp_dir().join(format!(
+                "airgate-demo-{}",
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            )),
+        };
+        if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+            bail!(Error::Usage(format!(
+                "{} is not empty; give an empty or new --dir",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(&dir)?;
+        let exe = std::env::current_exe()?;
+        let now = SystemTime::now();
+        println!(
+            "== airgate demo: a full low-to-high round trip in {} ==",
+            dir.display()
+        );
+
+        step(1, "SIMULATED upstream Sigstore (a stand-in for sigstore.dev, NOT the public good instance):");
+        let upstream = SimulatedUpstream::create(&dir.join("upstream"), now)?;
+        println!(
+            "      CA + CT signer + transparency log: {}",
+            upstream.ca_dir.display()
+        );
+        println!(
+            "      TUF repository serving its trusted_root.json: {}",
+            upstream.tuf_repo.display()
+        );
+
+        step(
+            2,
+            "Upstream release: sample artifacts signed by the simulated release workflow",
+        );
+        let artifacts_dir = dir.join("low/artifacts");
+        let artifacts = sample_artifacts(&artifacts_dir)?;
+        let bundles = upstream.sign_files(&artifacts, now)?;
+        for (a, b) in artifacts.iter().zip(&bundles) {
+            println!(
+                "      {} + {}",
+                a.display(),
+                b.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            );
+        }
+        println!("      signer: {SIMULATED_IDENTITY}");
+
+        step(
+            3,
+            "Low side: exporter key, policy, export to a signed medium",
+        );
+        let key_dir = dir.join("low/exporter-key");
+        std::fs::create_dir_all(&key_dir)?;
+        let key = Ed25519SigningKey::generate()?;
+        key.save_new(&key_dir.join("exporter.key.pem"))?;
+        let public_pem = crypto::pem_encode("PUBLIC KEY", key.public_key_spki());
+        std::fs::write(key_dir.join("exporter.pub.pem"), &public_pem)?;
+        let policy_path = dir.join("low/policy.toml");
+        std::fs::write(&policy_path, upstream.low_side_policy()?)?;
+        let transfer = dir.join("transfer");
+        std::fs::create_dir_all(&transfer)?;
+        let medium = transfer.join("media.tar");
+        let no_env = |_: &str| None;
+        let no_progress = |_: u64, _: u64| {};
+        let report = export(&ExportRequest {
+            policy_path: policy_path.clone(),
+            artifacts_dir: Some(artifacts_dir.clone()),
+            collectors: Vec::new(),
+            lock_path: None,
+            frozen: false,
+            exporter: "demo-low-side".into(),
+            key: &key,
+            out: medium.clone(),
+            split: None,
+            skip_rejected: false,
+            tuf_snapshot: None,
+            tuf_mirror: None,
+            now: now.into(),
+            env: &no_env,
+            progress: &no_progress,
+        })?;
+        for a in &report.accepted {
+            println!(
+                "      verified {} (signed by {}, upstream log index {})",
+                a.name, a.upstream.identity, a.upstream.log_index
+            );
+        }
+        println!(
+            "      medium {} ({} bytes, {} entries, TUF root v{}); equivalent: airgate export --policy {} --artifacts {} --key {} --exporter demo-low-side --out {}",
+            medium.display(),
+            report.medium_bytes,
+            report.entries,
+            report.tuf.root,
+            policy_path.display(),
+            artifacts_dir.display(),
+            key_dir.join("exporter.key.pem").display(),
+            medium.display()
+        );
+
+        step(
+            4,
+            "High side: private CA ceremony, exporter enrolled, high-side policy installed",
+        );
+        let high = dir.join("high");
+        init_ceremony(&high, CaConfig::with_defaults("airgate demo enclave"), now)?;
+        let pinned = high.join("upstream-tuf-root.json");
+        std::fs::copy(&upstream.tuf_root, &pinned)?;
+        std::fs::write(high.join("policy.toml"), upstream.high_side_policy(&pinned))?;
+        {
+            let state = StateDir::open(&high)?;
+            let public = crypto::VerifyingKey::from_spki_der(key.public_key_spki())
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            state.enroll("demo-low-side", &public, &chrono::Utc::now().to_rfc3339())?;
+        }
+        println!(
+            "      state directory {} (private keys 0600, trusted_root.json, trust_config.json)",
+            high.display()
+        );
+
+        step(5, "Import, offline: medium signature and digests, TUF chain, every bundle under the high side's policy; re-sign; log");
+        let report = {
+            let mut state = StateDir::open(&high)?;
+            import(
+                &mut state,
+                &ImportRequest {
+                    media: vec![medium.clone()],
+                    chunk_index: None,
+                    dry_run: false,
+                    now: chrono::Utc::now(),
+                },
+            )?
+        };
+        for a in &report.artifacts {
+            println!(
+                "      accepted {} (upstream {} #{}) -> private log index {}",
+                a.name,
+                a.upstream
+                    .as_ref()
+                    .map(|u| u.identity.as_str())
+                    .unwrap_or("?"),
+                a.upstream.as_ref().map(|u| u.log_index).unwrap_or_default(),
+                a.log_index.unwrap_or_default()
+            );
+        }
+
+        step(
+            6,
+            "Verify the re-signed artifacts with `airgate verify` against the PRIVATE trusted root",
+        );
+        let reader = StateReader::open(&high)?;
+        let out_dir = dir.join("high-out");
+        std::fs::create_dir_all(&out_dir)?;
+        let ca = gateway::private_ca::PrivateCa::load(&high)?;
+        for a in &report.artifacts {
+            let (sigs, sha): (Vec<u8>, String) = reader.conn.query_row(
+                "SELECT sigs, sha256 FROM artifacts WHERE name = ?1 ORDER BY import_id DESC LIMIT 1",
+                [&a.name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ).context("imported artifact row")?;
+            let list: Vec<serde_json::Value> = serde_json::from_slice(&sigs)?;
+            let ours = list.last().context("our bundle")?;
+            let flat = a.name.replace('/', "_");
+            let artifact_path = out_dir.join(&flat);
+            std::fs::copy(blob_path(&high, &sha), &artifact_path)?;
+            let bundle_path = out_dir.join(format!("{flat}.sigstore.json"));
+            std::fs::write(&bundle_path, serde_json::to_vec(ours)?)?;
+            std::fs::write(out_dir.join(format!("{flat}.sigs")), &sigs)?;
+            let status = Command::new(&exe)
+                .args(["verify", "--bundle"])
+                .arg(&bundle_path)
+                .arg("--trusted-root")
+                .arg(high.join("trusted_root.json"))
+                .args([
+                    "--certificate-identity",
+                    &ca.config().default_identity,
+                    "--certificate-oidc-issuer",
+                    &ca.config().oidc_issuer,
+                ])
+                .arg(&artifact_path)
+                .status()?;
+            if !status.success() {
+                bail!("airgate verify rejected {}", a.name);
+            }
+            let bundle: serde_json::Value = ours.clone();
+            let cert_b64 = bundle["verificationMaterial"]["certificate"]["rawBytes"]
+                .as_str()
+                .unwrap_or_default();
+            let cert = gateway::encoding::b64_decode(cert_b64).context("certificate")?;
+            let parsed = gateway::x509::Certificate::from_der(&cert)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            if let Some(ext) = parsed.extension(gateway::private_ca::ca::OID_CUSTODY) {
+                if let Some(c) = Custody::from_der(&ext.value) {
+                    println!(
+                        "      custody extension: upstream {} (issuer {}, log index {})",
+                        c.upstream_identity, c.upstream_issuer, c.upstream_log_index
+                    );
+                }
+            }
+            println!(
+                "      .sigs [upstream bundle, airgate bundle] written to {}",
+                out_dir.join(format!("{flat}.sigs")).display()
+            );
+        }
+
+        step(7, "Audit the private transparency log (airgate log verify)");
+        let tlog = reader.tlog()?;
+        let audit = LogReader::new(&reader.conn)
+            .verify_all(&tlog.key, &tlog.checkpoint_name())
+            .map_err(Error::from)?;
+        println!(
+            "      log OK: {} entries, {} checkpoints, root {}",
+            audit.size,
+            audit.checkpoints,
+            hex::encode(audit.root_hash)
+        );
+
+        let first = report
+            .artifacts
+            .first()
+            .map(|a| a.name.replace('/', "_"))
+            .unwrap_or_default();
+        println!("\nRound trip complete. Try it yourself:");
+        println!(
+            "  sigstore --trust-config {} verify identity --offline --bundle {} --cert-identity {} --cert-oidc-issuer {} {}",
+            high.join("trust_config.json").display(),
+            out_dir.join(format!("{first}.sigstore.json")).display(),
+            ca.config().default_identity,
+            ca.config().oidc_issuer,
+            out_dir.join(&first).display()
+        );
+        println!("  airgate log info --state {}", high.display());
+        Ok(ExitCode::SUCCESS)
+    }
+}

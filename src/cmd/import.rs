@@ -1,0 +1,120 @@
+//! `airgate import`: re-verify a medium offline and re-sign it into the private stack.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use gateway::import::{import, Decision, ImportReport, ImportRequest};
+use gateway::state::StateDir;
+use gateway::Error;
+
+/// High side: verify a medium offline, re-sign accepted artifacts, record the import.
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The state directory (private CA, log, blob store, enrolled exporters, policy.toml).
+    #[arg(long)]
+    state: PathBuf,
+    /// The medium: media.tar, or its chunks media.tar.000 media.tar.001 ...
+    #[arg(required = true)]
+    media: Vec<PathBuf>,
+    /// The signed chunk index (default: MEDIA.chunks.json beside the first chunk).
+    #[arg(long)]
+    chunk_index: Option<PathBuf>,
+    /// Verify and report without storing anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the import report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// DANGER: evaluate the transit window and "future" checks as of this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    danger_as_of: Option<String>,
+}
+
+fn print_report(report: &ImportReport) {
+    if report.already_imported {
+        println!(
+            "already imported: medium {} (exported by {} at {}); nothing changed",
+            report.medium_id, report.exporter, report.export_time
+        );
+        return;
+    }
+    println!(
+        "{}medium {} from exporter {} (exported {}), TUF root v{} timestamp v{}",
+        if report.dry_run { "DRY RUN: " } else { "" },
+        report.medium_id,
+        report.exporter,
+        report.export_time,
+        report.tuf.root,
+        report.tuf.timestamp
+    );
+    for a in &report.artifacts {
+        match a.decision {
+            Decision::Accepted => println!(
+                "  accepted {} sha256:{} upstream {} ({}) log index {}{}",
+                a.name,
+                a.sha256,
+                a.upstream
+                    .as_ref()
+                    .map(|u| u.identity.as_str())
+                    .unwrap_or("?"),
+                a.upstream
+                    .as_ref()
+                    .map(|u| u.issuer.as_str())
+                    .unwrap_or("?"),
+                a.upstream.as_ref().map(|u| u.log_index).unwrap_or_default(),
+                a.log_index
+                    .map(|i| format!(" -> our log index {i}"))
+                    .unwrap_or_default()
+            ),
+            Decision::Rejected => println!(
+                "  rejected {} [{}]: {}",
+                a.name,
+                a.check.as_deref().unwrap_or(""),
+                a.reason.as_deref().unwrap_or("")
+            ),
+        }
+    }
+    if let Some(size) = report.checkpoint_size {
+        println!(
+            "imported {} artifact(s); log checkpoint at tree size {size}",
+            report.artifacts.len()
+        );
+    }
+}
+
+impl ImportArgs {
+    /// Runs the import.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let now = crate::output::danger_as_of(self.danger_as_of.as_deref())?;
+        let mut state = StateDir::open(&self.state)?;
+        let request = ImportRequest {
+            media: self.media.clone(),
+            chunk_index: self.chunk_index.clone(),
+            dry_run: self.dry_run,
+            now,
+        };
+        match import(&mut state, &request) {
+            Ok(report) => {
+                if self.json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print_report(&report);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(Error::ImportRejected(rejected)) => {
+                if self.json {
+                    let decisions = match rejected.as_ref() {
+                        gateway::import::ImportRejected::Artifacts(d) => serde_json::to_value(d)?,
+                        _ => serde_json::Value::Null,
+                    };
+                    let out = serde_json::json!({"imported": false, "error": rejected.to_string(), "artifacts": decisions});
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                }
+                Err(Error::ImportRejected(rejected).into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
