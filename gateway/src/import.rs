@@ -146,6 +146,8 @@ pub struct ImportReport {
     pub dry_run: bool,
     /// Checkpointed tree size after the import.
     pub checkpoint_size: Option<u64>,
+    /// Problems after the commit (the import itself succeeded).
+    pub warnings: Vec<String>,
 }
 
 /// An import request.
@@ -366,6 +368,7 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
         already_imported: already.is_some(),
         dry_run: req.dry_run,
         checkpoint_size: None,
+        warnings: Vec::new(),
     };
     if already.is_some() {
         return Ok(report);
@@ -765,5 +768,12 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
     sync_filesystem(&state_dir)?;
     tx.commit().map_err(LogError::from)?;
     drop(staging);
+    // Keep the private TUF repository's metadata fresh for enclave clients.
+    match state.publish_trusted_root(req.now) {
+        Ok(_) => {}
+        Err(e) => report
+            .warnings
+            .push(format!("private TUF repository not republished: {e}")),
+    }
     Ok(report)
 }

@@ -26,6 +26,10 @@ use crate::{Error, Result};
 pub const DATABASE: &str = "state.db";
 /// The high side's policy file inside a state directory.
 pub const POLICY: &str = "policy.toml";
+/// The private TUF repository distributing `trusted_root.json` (optional).
+pub const TUF_REPO: &str = "tuf-repo";
+/// The private TUF repository's role keys.
+pub const TUF_KEYS: &str = "tuf-keys";
 const NEW_BLOBS: &str = "new-blobs.txt";
 
 const SCHEMA: &str = r#"
@@ -264,6 +268,24 @@ impl StateDir {
                 other => Error::Log(other.into()),
             })?;
         Ok(())
+    }
+
+    /// (Re)publishes `trusted_root.json` to the private TUF repository, if one was
+    /// created (`DIR/tuf-repo`), re-signing targets, snapshot and timestamp.
+    pub fn publish_trusted_root(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Option<u64>> {
+        let repo = self.dir.join(TUF_REPO);
+        if !repo.join("1.root.json").is_file() {
+            return Ok(None);
+        }
+        let path = self.dir.join(files::TRUSTED_ROOT);
+        let trusted_root = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let summary = tuf_repo::publish(
+            &repo,
+            &self.dir.join(TUF_KEYS),
+            &[(tuf_repo::TRUSTED_ROOT_TARGET, &trusted_root)],
+            now,
+        )?;
+        Ok(Some(summary.versions.timestamp))
     }
 
     /// The persisted TUF state, if any import ran.

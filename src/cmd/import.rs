@@ -75,6 +75,9 @@ fn print_report(report: &ImportReport) {
             ),
         }
     }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(size) = report.checkpoint_size {
         println!(
             "imported {} artifact(s); log checkpoint at tree size {size}",
