@@ -5,3 +5,5 @@ mod common;
 mod conformance;
 mod interop;
 mod log_crash;
+mod roundtrip;
+mod world;

@@ -165,6 +165,8 @@ impl StateDir {
         let conn = open_database(&dir.join(DATABASE))?;
         log.initialize(&conn)?;
         initialize_schema(&conn)?;
+        let staging = dir.join("staging");
+        std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
         let state = StateDir {
             dir: dir.to_path_buf(),
             ca,

@@ -1,0 +1,445 @@
+//! Export -> import -> verify: the round trip, the custody chain, and named
+//! negative media, each refused with the state directory unchanged.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::common::{airgate, stderr};
+use crate::interop::python_verify;
+use crate::world::{state_fingerprint, World};
+
+const PRIVATE_IDENTITY: &str = "https://airgate.internal/gateway";
+const PRIVATE_ISSUER: &str = "https://oidc.airgate.internal";
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sigs_of(high: &Path, name: &str) -> (Vec<Value>, String) {
+    let conn = rusqlite::Connection::open(high.join("state.db")).unwrap();
+    let (sigs, sha): (Vec<u8>, String) = conn
+        .query_row(
+            "SELECT sigs, sha256 FROM artifacts WHERE name = ?1 ORDER BY import_id DESC LIMIT 1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    (serde_json::from_slice(&sigs).unwrap(), sha)
+}
+
+#[test]
+fn export_import_verify_round_trip_keeps_the_custody_chain() {
+    let world = World::new(4);
+    let (medium, out) = world.export("media.tar", &[]);
+    assert!(out.status.success(), "export: {}", stderr(&out));
+    let out = world.import(&[&medium], &["--json"]);
+    assert!(out.status.success(), "import: {}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["artifacts"].as_array().unwrap().len(), 4);
+    for a in report["artifacts"].as_array().unwrap() {
+        assert_eq!(a["decision"], "accepted");
+        assert_eq!(a["upstream"]["identity"], gateway::demo::SIMULATED_IDENTITY);
+        assert!(a["logIndex"].is_u64());
+    }
+
+    let name = "pkg-00003.tar.gz";
+    let (sigs, sha) = sigs_of(&world.high, name);
+    assert_eq!(sigs.len(), 2, ".sigs holds [upstream, ours]");
+    // The upstream bundle is carried untouched.
+    let original: Value = serde_json::from_slice(
+        &std::fs::read(world.artifacts.join(format!("{name}.sigstore.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sigs[0], original);
+
+    let dir = world.root().join("check");
+    std::fs::create_dir_all(&dir).unwrap();
+    let artifact = dir.join(name);
+    std::fs::copy(gateway::state::blob_path(&world.high, &sha), &artifact).unwrap();
+    assert_eq!(
+        std::fs::read(&artifact).unwrap(),
+        std::fs::read(world.artifacts.join(name)).unwrap()
+    );
+    let ours = dir.join("ours.sigstore.json");
+    std::fs::write(&ours, serde_json::to_vec(&sigs[1]).unwrap()).unwrap();
+
+    // airgate verify against the private root.
+    let out = airgate([
+        "verify".as_ref(),
+        "--bundle".as_ref(),
+        ours.as_os_str(),
+        "--trusted-root".as_ref(),
+        world.high.join("trusted_root.json").as_os_str(),
+        "--certificate-identity".as_ref(),
+        PRIVATE_IDENTITY.as_ref(),
+        "--certificate-oidc-issuer".as_ref(),
+        PRIVATE_ISSUER.as_ref(),
+        artifact.as_os_str(),
+    ]);
+    assert!(out.status.success(), "airgate verify: {}", stderr(&out));
+    // sigstore-python, offline, with our trust config.
+    python_verify(
+        &world.high.join("trust_config.json"),
+        &ours,
+        &artifact,
+        PRIVATE_IDENTITY,
+        PRIVATE_ISSUER,
+    )
+    .expect("sigstore-python accepts the re-signed artifact");
+
+    // The custody extension names the upstream signer.
+    let cert_b64 = sigs[1]["verificationMaterial"]["certificate"]["rawBytes"]
+        .as_str()
+        .unwrap();
+    let cert =
+        gateway::x509::Certificate::from_der(&gateway::encoding::b64_decode(cert_b64).unwrap())
+            .unwrap();
+    let ext = cert
+        .extension(gateway::private_ca::ca::OID_CUSTODY)
+        .expect("custody extension");
+    assert!(!ext.critical);
+    let custody = gateway::private_ca::Custody::from_der(&ext.value).unwrap();
+    assert_eq!(custody.upstream_identity, gateway::demo::SIMULATED_IDENTITY);
+    assert_eq!(custody.upstream_issuer, gateway::demo::SIMULATED_ISSUER);
+    let upstream_index: u64 = original["verificationMaterial"]["tlogEntries"][0]["logIndex"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(custody.upstream_log_index, upstream_index);
+
+    // Importing the same medium again changes nothing.
+    let before = state_fingerprint(&world.high);
+    let out = world.import(&[&medium], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("already imported"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(before, state_fingerprint(&world.high));
+
+    let out = airgate(["log", "verify", "--state", world.high.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn dry_run_reports_and_stores_nothing() {
+    let world = World::new(2);
+    let (medium, out) = world.export("media.tar", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = state_fingerprint(&world.high);
+    let out = world.import(&[&medium], &["--dry-run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["dryRun"], true);
+    assert_eq!(report["artifacts"][0]["decision"], "accepted");
+    assert!(report["artifacts"][0]["logIndex"].is_null());
+    assert_eq!(before, state_fingerprint(&world.high));
+}
+
+/// Rewrites a medium tar entry by entry (the manifest stays last unless `edit` moves it).
+fn rewrite_tar(src: &Path, dst: &Path, edit: &mut dyn FnMut(&mut Vec<(tar::Header, Vec<u8>)>)) {
+    let mut archive = tar::Archive::new(std::fs::File::open(src).unwrap());
+    let mut entries: Vec<(tar::Header, Vec<u8>)> = Vec::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_path(&path).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        entries.push((h, data));
+    }
+    edit(&mut entries);
+    let mut b = tar::Builder::new(std::fs::File::create(dst).unwrap());
+    for (h, data) in entries {
+        b.append(&h, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap();
+}
+
+fn header(name: &str, kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    {
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+    }
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_entry_type(kind);
+    h.set_cksum();
+    h
+}
+
+/// Imports `medium`, expecting a refusal (exit 1) whose message contains `expect`,
+/// and the state directory unchanged.
+fn refused(world: &World, media: &[&Path], extra: &[&str], expect: &str) {
+    let before = state_fingerprint(&world.high);
+    let out = world.import(media, extra);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "expected a refusal: {err}");
+    assert!(err.contains(expect), "expected {expect:?} in: {err}");
+    assert_eq!(
+        before,
+        state_fingerprint(&world.high),
+        "state changed after a refused import"
+    );
+}
+
+struct Media {
+    world: World,
+    good: PathBuf,
+}
+
+fn media() -> Media {
+    let world = World::new(3);
+    let (good, out) = world.export("good.tar", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    Media { world, good }
+}
+
+fn variant(
+    m: &Media,
+    name: &str,
+    edit: &mut dyn FnMut(&mut Vec<(tar::Header, Vec<u8>)>),
+) -> PathBuf {
+    let path = m.world.media.join(name);
+    rewrite_tar(&m.good, &path, edit);
+    path
+}
+
+#[test]
+fn medium_with_tampered_artifact_byte() {
+    let m = media();
+    let bad = variant(&m, "tampered-artifact-byte.tar", &mut |entries| {
+        let (_, data) = entries
+            .iter_mut()
+            .find(|(h, _)| h.path().unwrap().starts_with("artifacts/"))
+            .unwrap();
+        data[0] ^= 1;
+    });
+    refused(&m.world, &[&bad], &[], "differs from the manifest");
+}
+
+#[test]
+fn medium_with_entry_not_in_manifest() {
+    let m = media();
+    let bad = variant(&m, "entry-not-in-manifest.tar", &mut |entries| {
+        let manifest = entries.pop().unwrap();
+        let extra = b"smuggled".to_vec();
+        let mut h = tar::Header::new_gnu();
+        h.set_path("artifacts/zz-smuggled.bin").unwrap();
+        h.set_size(extra.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        entries.push((h, extra));
+        entries.push(manifest);
+    });
+    refused(&m.world, &[&bad], &[], "is not in the signed manifest");
+}
+
+#[test]
+fn medium_signed_by_unenrolled_key() {
+    let world = World::new(1);
+    let other = world.root().join("other-key");
+    let out = airgate(["export-key", "init", "--dir", other.to_str().unwrap()]);
+    assert!(out.status.success());
+    let out_path = world.media.join("unenrolled.tar");
+    let out = airgate([
+        "export",
+        "--policy",
+        world.policy.to_str().unwrap(),
+        "--artifacts",
+        world.artifacts.to_str().unwrap(),
+        "--key",
+        other.join("exporter.key.pem").to_str().unwrap(),
+        "--exporter",
+        "intruder",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    refused(&world, &[&out_path], &[], "not an enrolled exporter key");
+}
+
+#[test]
+fn medium_with_path_traversal_name() {
+    let m = media();
+    let bad = variant(&m, "path-traversal.tar", &mut |entries| {
+        entries.insert(
+            0,
+            (
+                header("../../etc/cron.d/evil", tar::EntryType::Regular, 4),
+                b"evil".to_vec(),
+            ),
+        );
+    });
+    refused(&m.world, &[&bad], &[], "unsafe name");
+    assert!(!m.world.high.join("../etc").exists());
+}
+
+#[test]
+fn medium_with_symlink_entry() {
+    let m = media();
+    let bad = variant(&m, "symlink.tar", &mut |entries| {
+        let mut h = header("artifacts/link", tar::EntryType::Symlink, 0);
+        h.set_link_name("/etc/shadow").unwrap();
+        h.set_cksum();
+        entries.insert(0, (h, Vec::new()));
+    });
+    refused(&m.world, &[&bad], &[], "symbolic link");
+}
+
+#[test]
+fn medium_with_hardlink_entry() {
+    let m = media();
+    let bad = variant(&m, "hardlink.tar", &mut |entries| {
+        let mut h = header("artifacts/hard", tar::EntryType::Link, 0);
+        h.set_link_name("artifacts/pkg-00000.tar.gz").unwrap();
+        h.set_cksum();
+        entries.insert(0, (h, Vec::new()));
+    });
+    refused(&m.world, &[&bad], &[], "hard link");
+}
+
+#[test]
+fn medium_with_duplicate_entry() {
+    let m = media();
+    let bad = variant(&m, "duplicate.tar", &mut |entries| {
+        let first = entries[0].clone();
+        entries.insert(1, first);
+    });
+    refused(&m.world, &[&bad], &[], "appears twice");
+}
+
+#[test]
+fn truncated_medium() {
+    let m = media();
+    let bytes = std::fs::read(&m.good).unwrap();
+    let bad = m.world.media.join("truncated.tar");
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    let before = state_fingerprint(&m.world.high);
+    let out = m.world.import(&[&bad], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("truncated") || err.contains("no manifest.intoto.json"),
+        "{err}"
+    );
+    assert_eq!(before, state_fingerprint(&m.world.high));
+}
+
+#[test]
+fn medium_with_oversized_entry() {
+    let m = media();
+    // A header claiming a 100 GiB bundle: refused from the header, before reading data.
+    let bad = m.world.media.join("oversized.tar");
+    let mut w = tar::Builder::new(std::fs::File::create(&bad).unwrap());
+    let h = header(
+        "bundles/huge.sigstore.json",
+        tar::EntryType::Regular,
+        100 << 30,
+    );
+    w.append(&h, &b""[..]).ok();
+    drop(w);
+    refused(&m.world, &[&bad], &[], "over the");
+}
+
+#[test]
+fn split_medium_missing_and_swapped_chunks() {
+    let world = World::new(6);
+    let (base, out) = world.export("split.tar", &["--split", "2K"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let chunk = |i: usize| PathBuf::from(format!("{}.{i:03}", base.display()));
+    let mut chunks: Vec<PathBuf> = (0..).map(chunk).take_while(|p| p.exists()).collect();
+    assert!(chunks.len() >= 3, "expected several chunks");
+
+    // Missing chunk: named.
+    let without: Vec<&Path> = chunks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, p)| p.as_path())
+        .collect();
+    refused(&world, &without, &[], "chunk split.tar.001: is missing");
+
+    // Swapped chunks (contents exchanged): the first bad one is named.
+    let a = std::fs::read(&chunks[0]).unwrap();
+    let b = std::fs::read(&chunks[1]).unwrap();
+    std::fs::write(&chunks[0], &b).unwrap();
+    std::fs::write(&chunks[1], &a).unwrap();
+    let all: Vec<&Path> = chunks.iter().map(PathBuf::as_path).collect();
+    refused(&world, &all, &[], "chunk split.tar.000");
+    std::fs::write(&chunks[0], &a).unwrap();
+    std::fs::write(&chunks[1], &b).unwrap();
+
+    // Intact chunks, given in any order, import.
+    chunks.reverse();
+    let all: Vec<&Path> = chunks.iter().map(PathBuf::as_path).collect();
+    let out = world.import(&all, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn expired_tuf_snapshot_beyond_the_transit_window() {
+    let m = media();
+    let late = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
+    refused(
+        &m.world,
+        &[&m.good],
+        &["--danger-as-of", &late],
+        "older than the 30-day transit window",
+    );
+    let early = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
+    refused(
+        &m.world,
+        &[&m.good],
+        &["--danger-as-of", &early],
+        "is in the future",
+    );
+}
+
+#[test]
+fn tuf_rollback_relative_to_state() {
+    let world = World::new(2);
+    // Medium B carries the TUF repository as it is now (targets v1).
+    let (older, out) = world.export("older.tar", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The upstream republishes; medium A carries newer metadata.
+    let trusted_root = std::fs::read(world.upstream.ca_dir.join("trusted_root.json")).unwrap();
+    gateway::tuf_repo::publish(
+        &world.upstream.tuf_repo,
+        &world.upstream.tuf_keys,
+        &[("trusted_root.json", &trusted_root)],
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let (newer, out) = world.export("newer.tar", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.import(&[&newer], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    refused(&world, &[&older], &[], "rollback");
+}
+
+#[test]
+fn bundle_failing_under_the_high_side_policy() {
+    let m = media();
+    let policy = m.world.high.join("policy.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace(
+            gateway::demo::SIMULATED_IDENTITY,
+            "https://github.com/other-org/app/.github/workflows/release.yml@refs/tags/v1.0.0",
+        ),
+    )
+    .unwrap();
+    refused(&m.world, &[&m.good], &[], "policy.identity");
+}
