@@ -3,6 +3,8 @@
 
 mod common;
 mod conformance;
+mod export;
+mod import_crash;
 mod interop;
 mod log_crash;
 mod roundtrip;
