@@ -141,7 +141,10 @@ fn dry_run_reports_and_stores_nothing() {
 }
 
 /// Rewrites a medium tar entry by entry (the manifest stays last unless `edit` moves it).
-fn rewrite_tar(src: &Path, dst: &Path, edit: &mut dyn FnMut(&mut Vec<(tar::Header, Vec<u8>)>)) {
+/// The entries of a tar, in order.
+type Entries = Vec<(tar::Header, Vec<u8>)>;
+
+fn rewrite_tar(src: &Path, dst: &Path, edit: &mut dyn FnMut(&mut Entries)) {
     let mut archive = tar::Archive::new(std::fs::File::open(src).unwrap());
     let mut entries: Vec<(tar::Header, Vec<u8>)> = Vec::new();
     for e in archive.entries().unwrap() {
@@ -205,11 +208,7 @@ fn media() -> Media {
     Media { world, good }
 }
 
-fn variant(
-    m: &Media,
-    name: &str,
-    edit: &mut dyn FnMut(&mut Vec<(tar::Header, Vec<u8>)>),
-) -> PathBuf {
+fn variant(m: &Media, name: &str, edit: &mut dyn FnMut(&mut Entries)) -> PathBuf {
     let path = m.world.media.join(name);
     rewrite_tar(&m.good, &path, edit);
     path
