@@ -111,6 +111,9 @@ pub struct ExportRequest<'a> {
     pub split: Option<u64>,
     /// Leave rejected artifacts out instead of failing.
     pub skip_rejected: bool,
+    /// fsync the medium before reporting success (for removable media). Without it
+    /// the OS writes it back later; a torn medium is refused by the importer anyway.
+    pub sync: bool,
     /// A TUF snapshot directory to use instead of fetching one.
     pub tuf_snapshot: Option<PathBuf>,
     /// A TUF mirror overriding the policy's.
@@ -825,7 +828,9 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
     let file = buffered
         .into_inner()
         .map_err(|e| Error::io(staged.path(), e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io(staged.path(), e))?;
+    if req.sync {
+        file.sync_all().map_err(|e| Error::io(staged.path(), e))?;
+    }
     drop(file);
 
     // 8. Publish atomically: one file, or chunks plus their signed index.

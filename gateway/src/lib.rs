@@ -10,6 +10,7 @@ pub mod encoding;
 mod error;
 pub mod export;
 pub mod files;
+pub mod http;
 pub mod import;
 pub mod lock;
 pub mod medium;

@@ -27,6 +27,8 @@ enum BenchCommand {
     Verify(VerifyBench),
     /// Durable log appends (single and batched) vs raw rusqlite inserts; proof latency.
     Log(crate::cmd::bench_log::LogBench),
+    /// Export and import vs tar -cf / tar -xf / openssl dgst.
+    Media(crate::cmd::bench_media::MediaBench),
 }
 
 #[derive(Args)]
@@ -54,6 +56,7 @@ impl BenchArgs {
         match self.which {
             BenchCommand::Verify(b) => b.run(),
             BenchCommand::Log(b) => b.run(),
+            BenchCommand::Media(b) => b.run(),
         }
     }
 }

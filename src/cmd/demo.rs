@@ -129,6 +129,7 @@ impl DemoArgs {
             out: medium.clone(),
             split: None,
             skip_rejected: false,
+            sync: true,
             tuf_snapshot: None,
             tuf_mirror: None,
             now: now.into(),

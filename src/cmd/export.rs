@@ -40,6 +40,9 @@ pub struct ExportArgs {
     /// Leave out rejected artifacts (listed in the report) instead of failing.
     #[arg(long)]
     skip_rejected: bool,
+    /// fsync the medium before reporting success (use it before ejecting removable media).
+    #[arg(long)]
+    sync: bool,
     /// Use this TUF snapshot directory instead of fetching one from the mirror.
     #[arg(long, value_name = "DIR")]
     tuf_snapshot: Option<PathBuf>,
@@ -122,6 +125,7 @@ impl ExportArgs {
             out: self.out.clone(),
             split,
             skip_rejected: self.skip_rejected,
+            sync: self.sync,
             tuf_snapshot: self.tuf_snapshot.clone(),
             tuf_mirror: self.tuf_mirror.clone(),
             now,

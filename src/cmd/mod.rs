@@ -6,14 +6,16 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_log;
+mod bench_media;
 mod ca;
 mod demo;
-mod export;
+pub mod export;
 mod export_key;
 mod exporter;
 mod import;
 mod lock;
 mod log;
+mod serve;
 mod sign;
 mod tuf;
 mod verify;
@@ -55,6 +57,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Snapshot a TUF repository (the Sigstore trust root) or verify a snapshot offline.
     Tuf(tuf::TufArgs),
+    /// High side: serve artifacts with .sigs, the private TUF repository, the log and a dashboard.
+    Serve(serve::ServeArgs),
 }
 
 impl Command {
@@ -73,6 +77,7 @@ impl Command {
             Command::Exporter(args) => args.run(),
             Command::Bench(args) => args.run(),
             Command::Tuf(args) => args.run(),
+            Command::Serve(args) => args.run(),
         }
     }
 }

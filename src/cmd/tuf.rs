@@ -51,11 +51,28 @@ enum TufCommand {
 #[derive(Args)]
 struct InitPrivateArgs {
     /// The repository directory to create (what the server serves at /tuf/).
-    #[arg(long, value_name = "DIR")]
-    repo: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "state",
+        conflicts_with = "state",
+        requires = "keys"
+    )]
+    repo: Option<PathBuf>,
     /// The keys directory (created with mode 0700; holds the keys and config.json).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "state",
+        conflicts_with = "state",
+        requires = "repo"
+    )]
+    keys: Option<PathBuf>,
+    /// A high-side state directory: the repository goes to DIR/tuf-repo and
+    /// the keys to DIR/tuf-keys (where `airgate serve` and imports use them),
+    /// and DIR/trusted_root.json is published right away.
     #[arg(long, value_name = "DIR")]
-    keys: PathBuf,
+    state: Option<PathBuf>,
     /// Root metadata validity: days, or a number with d, h, m or s.
     #[arg(long, value_name = "DAYS", default_value = "365d", value_parser = parse_expiry)]
     root_expiry: Duration,
@@ -385,21 +402,68 @@ impl InitPrivateArgs {
             root_threshold: self.root_threshold,
         };
         let now = Utc::now();
-        let summary = tuf_repo::init_private(&self.repo, &self.keys, &config, now)
-            .map_err(Error::from)
-            .with_context(|| {
-                format!(
-                    "creating the private TUF repository {}",
-                    self.repo.display()
+        let (repo, keys) = match (&self.state, self.repo, self.keys) {
+            (Some(state), _, _) => {
+                // Refuse early: publishing needs the state's trusted root.
+                let path = state.join(gateway::private_ca::ca::files::TRUSTED_ROOT);
+                if !path.is_file() {
+                    return Err(Error::Usage(format!(
+                        "{} is not an airgate state directory (no {}); create it with `airgate ca init --dir {}`",
+                        state.display(),
+                        gateway::private_ca::ca::files::TRUSTED_ROOT,
+                        state.display()
+                    ))
+                    .into());
+                }
+                (
+                    state.join(gateway::state::TUF_REPO),
+                    state.join(gateway::state::TUF_KEYS),
                 )
-            })?;
+            }
+            (None, Some(repo), Some(keys)) => (repo, keys),
+            _ => {
+                return Err(
+                    Error::Usage("give --state DIR, or both --repo and --keys".into()).into(),
+                )
+            }
+        };
+        let summary = tuf_repo::init_private(&repo, &keys, &config, now)
+            .map_err(Error::from)
+            .with_context(|| format!("creating the private TUF repository {}", repo.display()))?;
+        let published = match &self.state {
+            Some(state) => {
+                let path = state.join(gateway::private_ca::ca::files::TRUSTED_ROOT);
+                let trusted_root = files::read_limited(&path, 16 << 20)?;
+                Some(
+                    tuf_repo::publish(
+                        &repo,
+                        &keys,
+                        &[(tuf_repo::TRUSTED_ROOT_TARGET, &trusted_root)],
+                        now,
+                    )
+                    .map_err(Error::from)
+                    .with_context(|| {
+                        format!(
+                            "publishing {} in the private TUF repository {}",
+                            path.display(),
+                            repo.display()
+                        )
+                    })?,
+                )
+            }
+            None => None,
+        };
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&init_json(&summary, &config))?
-            );
+            let mut out = init_json(&summary, &config);
+            if let Some(p) = &published {
+                out["published"] = serde_json::json!({
+                    "versions": p.versions,
+                    "targets": p.targets.iter().map(target_json).collect::<Vec<_>>(),
+                });
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
         } else {
-            print_init(&summary, &config);
+            print_init(&summary, &config, published.as_ref());
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -418,7 +482,7 @@ fn init_json(s: &InitSummary, config: &PrivateRepoConfig) -> serde_json::Value {
     })
 }
 
-fn print_init(s: &InitSummary, config: &PrivateRepoConfig) {
+fn print_init(s: &InitSummary, config: &PrivateRepoConfig, published: Option<&PublishSummary>) {
     let e = &config.expiry;
     println!("Private TUF repository created: {}", s.repo_dir.display());
     println!(
@@ -441,11 +505,24 @@ fn print_init(s: &InitSummary, config: &PrivateRepoConfig) {
     }
     println!("The root key(s) (root-*.pem) are for offline use: move them to offline storage now;");
     println!("publish and refresh need only targets.pem, snapshot.pem and timestamp.pem.");
-    println!(
-        "Next: airgate tuf publish --repo {} --keys {} --target trusted_root.json=FILE",
-        s.repo_dir.display(),
-        s.keys_dir.display()
-    );
+    match published {
+        Some(p) => {
+            for t in &p.targets {
+                println!(
+                    "  published:   {} sha256:{} ({} bytes)",
+                    t.name, t.sha256, t.length
+                );
+            }
+            println!(
+                "Imports republish it; `airgate serve --state DIR` serves the repository at /tuf/ and keeps it fresh."
+            );
+        }
+        None => println!(
+            "Next: airgate tuf publish --repo {} --keys {} --target trusted_root.json=FILE",
+            s.repo_dir.display(),
+            s.keys_dir.display()
+        ),
+    }
 }
 
 /// `NAME=FILE`, or `FILE` (named by its file name).

@@ -425,6 +425,18 @@ impl<'c> LogReader<'c> {
             .optional()?)
     }
 
+    /// The checkpoint origin line recorded in the database (`<name> - <tree ID>`).
+    pub fn origin(&self) -> Result<Option<String>, LogError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM tlog_meta WHERE key = 'origin'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, LogError> {
         let mut stmt = self
             .conn

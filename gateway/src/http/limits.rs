@@ -1,0 +1,314 @@
+//! Limits and request logging: the URI and body-size guard, a token bucket
+//! per client IP, a cap on concurrent connections, and one structured log
+//! line per request.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::serve::{IncomingStream, Listener};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::error::ApiError;
+use super::AppState;
+
+/// Per-client request rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    /// No limit (for benchmarks, or behind a proxy that limits).
+    Off,
+    /// A token bucket per client IP address.
+    PerClient {
+        /// Sustained requests per second.
+        per_second: u32,
+        /// Requests allowed in a burst.
+        burst: u32,
+    },
+}
+
+impl Default for RateLimit {
+    /// 100 requests per second per client, bursts of 200.
+    fn default() -> Self {
+        RateLimit::PerClient {
+            per_second: 100,
+            burst: 200,
+        }
+    }
+}
+
+/// Most client addresses tracked at once; idle ones are dropped beyond it.
+const MAX_TRACKED_CLIENTS: usize = 100_000;
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// The token buckets.
+pub(crate) struct Limiter {
+    rate: RateLimit,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+impl Limiter {
+    pub(crate) fn new(rate: RateLimit) -> Self {
+        Limiter {
+            rate,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `ip`, or says how long to wait for one.
+    fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        let RateLimit::PerClient { per_second, burst } = self.rate else {
+            return Ok(());
+        };
+        let rate = f64::from(per_second.max(1));
+        let burst = f64::from(burst.max(1));
+        let now = Instant::now();
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() >= MAX_TRACKED_CLIENTS && !buckets.contains_key(&ip) {
+            // Forget clients whose bucket has refilled: they are idle.
+            buckets
+                .retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
+            if buckets.len() >= MAX_TRACKED_CLIENTS {
+                tracing::warn!(
+                    clients = buckets.len(),
+                    "rate limiter table full; resetting it"
+                );
+                buckets.clear();
+            }
+        }
+        let bucket = buckets.entry(ip).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+        });
+        let refill = now.duration_since(bucket.last).as_secs_f64() * rate;
+        bucket.tokens = (bucket.tokens + refill).min(burst);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+        }
+    }
+}
+
+/// The client's socket address (from the connection).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+
+impl Connected<IncomingStream<'_, LimitedListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, LimitedListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+fn client_of(req: &Request) -> Option<SocketAddr> {
+    req.extensions()
+        .get::<ConnectInfo<ClientAddr>>()
+        .map(|c| c.0 .0)
+}
+
+/// Middleware: 429 when the client's bucket is empty.
+pub(crate) async fn rate_limit(
+    State(limiter): State<Arc<Limiter>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(addr) = client_of(&req) {
+        if let Err(wait) = limiter.check(addr.ip()) {
+            let secs = wait.as_secs() + 1;
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many requests from {}; retry in {secs} s", addr.ip()),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return response;
+        }
+    }
+    next.run(req).await
+}
+
+/// The path of the upload endpoint (its body limit is the import limit).
+pub(crate) const IMPORT_PATH: &str = "/api/v1/import";
+
+/// Middleware (outermost): refuses over-long URIs (414) and bodies over the
+/// limit (413) before anything reads them, sets defensive headers, and logs
+/// one line per request.
+pub(crate) async fn guard_and_log(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let client = client_of(&req);
+    let limits = state.limits;
+    let body_limit = if req.uri().path() == IMPORT_PATH {
+        limits.max_import_bytes
+    } else {
+        limits.max_request_bytes
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut response = if target.len() > limits.max_uri_bytes {
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "request target is {} bytes, over the limit of {}",
+                target.len(),
+                limits.max_uri_bytes
+            ),
+        )
+        .into_response()
+    } else if declared.is_some_and(|n| n > body_limit) {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is over the limit of {body_limit} bytes"),
+        )
+        .into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    let mut shown = target;
+    if shown.len() > 256 {
+        let mut end = 256;
+        while !shown.is_char_boundary(end) {
+            end -= 1;
+        }
+        shown.truncate(end);
+    }
+    tracing::info!(
+        target: "airgate::http",
+        client = %client.map(|c| c.to_string()).unwrap_or_default(),
+        method = %method,
+        uri = ?shown,
+        status = response.status().as_u16(),
+        micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+/// A TCP listener that serves at most N connections at once (a further
+/// connection waits in the kernel's backlog until one closes) and turns
+/// off Nagle's algorithm on each.
+pub(crate) struct LimitedListener {
+    inner: TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+impl LimitedListener {
+    pub(crate) fn new(inner: TcpListener, max_connections: usize) -> Self {
+        LimitedListener {
+            inner,
+            permits: Arc::new(Semaphore::new(max_connections.max(1))),
+        }
+    }
+}
+
+impl Listener for LimitedListener {
+    type Io = LimitedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let permit = match self.permits.clone().acquire_owned().await {
+            Ok(p) => p,
+            // The semaphore is never closed.
+            Err(_) => std::future::pending().await,
+        };
+        let (stream, addr) = Listener::accept(&mut self.inner).await;
+        let _ = stream.set_nodelay(true);
+        (
+            LimitedStream {
+                stream,
+                _permit: permit,
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection holding one of the listener's permits.
+pub(crate) struct LimitedStream {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for LimitedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LimitedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

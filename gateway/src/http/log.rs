@@ -1,0 +1,178 @@
+//! The transparency log over HTTP, in Rekor v1 JSON where Rekor has a route
+//! (`/api/v1/log`, `/api/v1/log/entries?logIndex=`, `/api/v1/log/proof`,
+//! `/api/v1/log/publicKey`), and the C2SP checkpoint as text (`/checkpoint`).
+//!
+//! Proofs are always built against the newest signed checkpoint, which is
+//! returned with them, so a client can verify everything it receives.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::db::with_db;
+use super::error::{echo, ApiError};
+use super::AppState;
+use crate::encoding::b64_encode;
+use crate::tlog::{merkle, LogReader, StoredCheckpoint};
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+fn params(q: Params) -> Result<HashMap<String, String>, ApiError> {
+    q.map(|Query(m)| m)
+        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
+}
+
+fn number(params: &HashMap<String, String>, key: &str) -> Result<Option<u64>, ApiError> {
+    params
+        .get(key)
+        .map(|v| {
+            if v.is_empty() || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ApiError::bad_request(format!(
+                    "{key} {} is not a non-negative decimal integer",
+                    echo(v)
+                )));
+            }
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("{key} {} is out of range", echo(v))))
+        })
+        .transpose()
+}
+
+fn latest(reader: &LogReader<'_>) -> Result<StoredCheckpoint, ApiError> {
+    reader.latest_checkpoint()?.ok_or_else(|| {
+        ApiError::not_found("the log has no signed checkpoint yet: nothing was signed or imported")
+    })
+}
+
+fn tree_id(reader: &LogReader<'_>) -> Result<String, ApiError> {
+    let origin = reader.origin()?.unwrap_or_default();
+    Ok(origin
+        .rsplit_once(" - ")
+        .map(|(_, id)| id.to_owned())
+        .unwrap_or_default())
+}
+
+fn hex_list(hashes: &[merkle::Hash]) -> Vec<String> {
+    hashes.iter().map(hex::encode).collect()
+}
+
+/// `GET /api/v1/log`: Rekor LogInfo for the newest checkpoint.
+pub(crate) async fn info(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let body = with_db(&state, |c| {
+        let reader = LogReader::new(c);
+        let cp = latest(&reader)?;
+        Ok(json!({
+            "treeSize": cp.size,
+            "rootHash": hex::encode(cp.root_hash),
+            "signedTreeHead": cp.note,
+            "treeID": tree_id(&reader)?,
+        }))
+    })
+    .await?;
+    Ok(axum::Json(body).into_response())
+}
+
+/// `GET /api/v1/log/entries?logIndex=N`: Rekor LogEntry (`{uuid: entry}`),
+/// with the SET and an inclusion proof against the newest checkpoint.
+pub(crate) async fn entry(State(state): State<AppState>, q: Params) -> Result<Response, ApiError> {
+    let p = params(q)?;
+    let index = number(&p, "logIndex")?
+        .ok_or_else(|| ApiError::bad_request("give logIndex: /api/v1/log/entries?logIndex=N"))?;
+    let log_id = state.log.log_id_hex.clone();
+    let body = with_db(&state, move |c| {
+        let reader = LogReader::new(c);
+        let cp = latest(&reader)?;
+        if index >= cp.size {
+            return Err(ApiError::not_found(format!(
+                "no log entry {index}: the newest checkpoint covers {} entries",
+                cp.size
+            )));
+        }
+        let e = reader.entry(index)?;
+        let proof = reader.inclusion_proof(index, cp.size)?;
+        let uuid = hex::encode(merkle::leaf_hash(&e.body));
+        let entry = json!({
+                "body": b64_encode(&e.body),
+                "integratedTime": e.integrated_time,
+                "logID": log_id,
+                "logIndex": e.index,
+                "verification": {
+                    "signedEntryTimestamp": b64_encode(&e.signed_entry_timestamp),
+                    "inclusionProof": {
+                        "logIndex": e.index,
+                        "treeSize": cp.size,
+                        "rootHash": hex::encode(cp.root_hash),
+                        "hashes": hex_list(&proof),
+                        "checkpoint": cp.note,
+                    },
+                },
+        });
+        let mut map = serde_json::Map::new();
+        map.insert(uuid, entry);
+        Ok(serde_json::Value::Object(map))
+    })
+    .await?;
+    Ok(axum::Json(body).into_response())
+}
+
+/// `GET /api/v1/log/proof?firstSize=A&lastSize=B`: Rekor ConsistencyProof
+/// (`firstSize` defaults to 1, `lastSize` to the newest checkpoint's size).
+pub(crate) async fn consistency(
+    State(state): State<AppState>,
+    q: Params,
+) -> Result<Response, ApiError> {
+    let p = params(q)?;
+    let first = number(&p, "firstSize")?.unwrap_or(1);
+    let last = number(&p, "lastSize")?;
+    let body = with_db(&state, move |c| {
+        let reader = LogReader::new(c);
+        let cp = latest(&reader)?;
+        let last = last.unwrap_or(cp.size);
+        if first == 0 || first > last || last > cp.size {
+            return Err(ApiError::bad_request(format!(
+                "need 1 <= firstSize <= lastSize <= {} (the newest checkpoint's size); got firstSize {first}, lastSize {last}",
+                cp.size
+            )));
+        }
+        let proof = reader.consistency_proof(first, last)?;
+        let root = reader.root(last)?;
+        Ok(json!({
+            "rootHash": hex::encode(root),
+            "hashes": hex_list(&proof),
+        }))
+    })
+    .await?;
+    Ok(axum::Json(body).into_response())
+}
+
+/// `GET /api/v1/log/publicKey`: the log key as PEM.
+pub(crate) async fn public_key(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-pem-file"),
+        )],
+        state.log.key.to_pem(),
+    )
+        .into_response()
+}
+
+/// `GET /checkpoint`: the newest C2SP checkpoint (signed note).
+pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let note = with_db(&state, |c| Ok(latest(&LogReader::new(c))?.note)).await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        note,
+    )
+        .into_response())
+}

@@ -1,0 +1,289 @@
+//! The high side's HTTP server (`airgate serve`), the only axum module.
+//!
+//! Read endpoints are open inside the enclave; the one state-changing
+//! endpoint (`POST /api/v1/import`) exists only when a bearer token is
+//! configured ([`Writes::Enabled`]).
+//!
+//! ```text
+//! GET  /                                  dashboard (HTML, ?q= searches names and digests)
+//! GET  /artifacts/  (or /artifacts)       JSON index: name, sha256, size, sha256 of the .sigs
+//! GET  /artifacts/{name}                  the artifact (streamed; ETag "sha256:<hex>", Digest)
+//! GET  /artifacts/{name}.sigs             JSON array of Sigstore bundles [upstream..., airgate]
+//! GET  /tuf/{N.root.json|timestamp.json|N.snapshot.json|N.targets.json}
+//! GET  /tuf/targets/{sha256}.{name}       the private TUF repository (flat names only)
+//! GET  /api/v1/log                        Rekor LogInfo (treeSize, rootHash, signedTreeHead, treeID)
+//! GET  /api/v1/log/entries?logIndex=N     Rekor LogEntry with inclusion proof and SET
+//! GET  /api/v1/log/proof?firstSize=&lastSize=   Rekor ConsistencyProof
+//! GET  /api/v1/log/publicKey              the log key (PEM)
+//! GET  /checkpoint                        the latest C2SP checkpoint (signed note, text)
+//! POST /api/v1/import                     a medium (tar) as the body; bearer token required
+//! ```
+//!
+//! Every error is JSON `{"error": "..."}` with the matching status, and never
+//! names a path on the server. The database is read through a small pool of
+//! `query_only` SQLite connections on blocking threads (WAL lets them read
+//! while an import writes). Limits: URI length, request body size (imports
+//! have their own cap), concurrent connections, and a per-client-IP token
+//! bucket.
+
+mod artifacts;
+mod dashboard;
+mod db;
+mod error;
+mod import;
+mod limits;
+mod log;
+mod tuf;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::crypto::VerifyingKey;
+use crate::state::StateReader;
+use crate::Result;
+
+use limits::ClientAddr;
+pub use limits::RateLimit;
+pub use tuf::TufRefresher;
+
+/// The bearer token that authorizes state-changing requests. Only its
+/// SHA-256 is kept; comparisons are constant-time.
+#[derive(Clone)]
+pub struct BearerToken {
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+/// Shortest token accepted, in bytes.
+pub const MIN_TOKEN_BYTES: usize = 16;
+/// Longest token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+impl BearerToken {
+    /// Validates a token: 16 to 4096 printable ASCII characters, no spaces
+    /// (surrounding whitespace, e.g. a file's final newline, is trimmed).
+    pub fn new(text: &str) -> Result<Self> {
+        let token = text.trim();
+        if token.len() < MIN_TOKEN_BYTES || token.len() > MAX_TOKEN_BYTES {
+            return Err(crate::Error::Usage(format!(
+                "the bearer token is {} bytes; use {MIN_TOKEN_BYTES} to {MAX_TOKEN_BYTES} (e.g. `openssl rand -hex 32`)",
+                token.len()
+            )));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(crate::Error::Usage(
+                "the bearer token must be printable ASCII without spaces".into(),
+            ));
+        }
+        Ok(BearerToken {
+            digest: crate::crypto::sha256(token.as_bytes()),
+        })
+    }
+
+    /// True when `given` is this token (constant-time over their SHA-256).
+    pub fn matches(&self, given: &str) -> bool {
+        let digest = crate::crypto::sha256(given.as_bytes());
+        aws_lc_rs::constant_time::verify_slices_are_equal(&digest, &self.digest).is_ok()
+    }
+}
+
+/// Whether the server accepts state-changing requests.
+#[derive(Debug, Clone)]
+pub enum Writes {
+    /// Read-only: `POST /api/v1/import` answers 404.
+    Disabled,
+    /// `POST /api/v1/import` with `Authorization: Bearer <token>`.
+    Enabled {
+        /// The token.
+        token: BearerToken,
+        /// Where uploaded media are spooled before the import reads them.
+        upload_dir: PathBuf,
+    },
+}
+
+/// Explicit limits on what clients may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Largest medium accepted by `POST /api/v1/import`.
+    pub max_import_bytes: u64,
+    /// Largest body of any other request.
+    pub max_request_bytes: u64,
+    /// Longest request target (path and query).
+    pub max_uri_bytes: usize,
+    /// Most connections served at once (further ones wait to be accepted).
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    /// Imports up to 16 GiB, other bodies 64 KiB, URIs 4 KiB, 1024 connections.
+    fn default() -> Self {
+        HttpLimits {
+            max_import_bytes: 16 << 30,
+            max_request_bytes: 64 << 10,
+            max_uri_bytes: 4096,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// What the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The high-side state directory.
+    pub state_dir: PathBuf,
+    /// Whether writes are accepted.
+    pub writes: Writes,
+    /// Request limits.
+    pub limits: HttpLimits,
+    /// Per-client request rate.
+    pub rate_limit: RateLimit,
+    /// How long shutdown waits for open requests before closing them.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// A read-only configuration with default limits and rate limit.
+    pub fn read_only(state_dir: PathBuf) -> Self {
+        ServerConfig {
+            state_dir,
+            writes: Writes::Disabled,
+            limits: HttpLimits::default(),
+            rate_limit: RateLimit::default(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The log as clients know it from the trusted root.
+struct LogIdentity {
+    key: VerifyingKey,
+    log_id_hex: String,
+}
+
+/// State shared by all requests.
+struct Shared {
+    dir: PathBuf,
+    pool: db::Pool,
+    log: LogIdentity,
+    index_cache: Mutex<Option<(i64, axum::body::Bytes)>>,
+    writes: Writes,
+    import_lock: tokio::sync::Mutex<()>,
+    limits: HttpLimits,
+}
+
+type AppState = Arc<Shared>;
+
+/// A configured server, ready to run on a listener.
+pub struct Server {
+    router: Router,
+    limits: HttpLimits,
+    shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Opens the state directory read-only (it must hold a ceremony and a
+    /// database) and builds the routes. Blocking (reads a few files).
+    pub fn new(config: ServerConfig) -> Result<Self> {
+        let reader = StateReader::open(&config.state_dir)?;
+        let tlog = reader.tlog()?;
+        let log = LogIdentity {
+            key: tlog.key.clone(),
+            log_id_hex: hex::encode(&tlog.log_id),
+        };
+        let pool = db::Pool::new(config.state_dir.join(crate::state::DATABASE));
+        // Fail now, not on the first request, if the database cannot be read.
+        pool.check()?;
+        let shared = Arc::new(Shared {
+            dir: config.state_dir.clone(),
+            pool,
+            log,
+            index_cache: Mutex::new(None),
+            writes: config.writes.clone(),
+            import_lock: tokio::sync::Mutex::new(()),
+            limits: config.limits,
+        });
+        let limiter = Arc::new(limits::Limiter::new(config.rate_limit));
+        let router = Router::new()
+            .route("/", get(dashboard::page))
+            .route("/artifacts", get(artifacts::index))
+            .route("/artifacts/", get(artifacts::index))
+            .route("/artifacts/{*name}", get(artifacts::artifact))
+            .route("/tuf/{file}", get(tuf::metadata))
+            .route("/tuf/targets/{file}", get(tuf::target))
+            .route("/api/v1/log", get(log::info))
+            .route("/api/v1/log/entries", get(log::entry))
+            .route("/api/v1/log/proof", get(log::consistency))
+            .route("/api/v1/log/publicKey", get(log::public_key))
+            .route("/checkpoint", get(log::checkpoint))
+            .route("/api/v1/import", post(import::upload))
+            .fallback(error::no_route)
+            .with_state(shared.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                limiter,
+                limits::rate_limit,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                shared,
+                limits::guard_and_log,
+            ));
+        Ok(Server {
+            router,
+            limits: config.limits,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops accepting,
+    /// lets open requests finish for the configured grace period, and returns.
+    pub async fn run<F>(self, listener: tokio::net::TcpListener, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        });
+        let listener = limits::LimitedListener::new(listener, self.limits.max_connections);
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<ClientAddr>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(stopped(rx.clone()));
+        let grace = self.shutdown_grace;
+        tokio::select! {
+            result = server => result,
+            () = async move {
+                stopped(rx).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "requests still open after the grace period; closing them");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Resolves when the channel says `true`; never if its sender goes away first.
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    if rx.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
