@@ -608,3 +608,199 @@ fn byte_flips_anywhere_never_panic_nor_verify() {
         "{verified_variants} mutated bundles verified"
     );
 }
+
+// --- vectors built with airgate's own stack (full control over every field) ---
+
+struct OwnStack {
+    _dir: tempfile::TempDir,
+    state: crate::state::StateDir,
+    verifier: Verifier,
+    policy: SignerPolicy,
+}
+
+fn own_stack() -> OwnStack {
+    let dir = tempfile::tempdir().unwrap();
+    private_ca::init_ceremony(
+        dir.path(),
+        private_ca::CaConfig::with_defaults("Vectors"),
+        std::time::SystemTime::now() - std::time::Duration::from_secs(7200),
+    )
+    .unwrap();
+    let state = crate::state::StateDir::open(dir.path()).unwrap();
+    let root =
+        TrustedRoot::from_json(&std::fs::read(dir.path().join("trusted_root.json")).unwrap())
+            .unwrap();
+    let policy = SignerPolicy::identity(IdentityPolicy::exact(
+        state.ca.config().default_identity.clone(),
+        state.ca.config().oidc_issuer.clone(),
+    ));
+    OwnStack {
+        _dir: dir,
+        state,
+        verifier: Verifier::new(root),
+        policy,
+    }
+}
+
+fn own_bundle(
+    stack: &mut OwnStack,
+    digest: [u8; 32],
+    signed_at: std::time::SystemTime,
+    logged_at: std::time::SystemTime,
+) -> Value {
+    let leaf = stack
+        .state
+        .ca
+        .issue_leaf(
+            &private_ca::LeafRequest {
+                identity: private_ca::SigningIdentity::parse(
+                    &stack.state.ca.config().default_identity,
+                )
+                .unwrap(),
+                custody: None,
+            },
+            signed_at,
+        )
+        .unwrap();
+    let signature = leaf.key.sign_sha256_digest(&digest).unwrap();
+    let tx = stack.state.conn.transaction().unwrap();
+    let signed = crate::signing::log_and_bundle(
+        &stack.state.log,
+        &tx,
+        &[crate::signing::LeafSignature {
+            certificate_der: leaf.certificate_der,
+            signature,
+            artifact_sha256: digest,
+        }],
+        logged_at,
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    serde_json::from_slice(&signed[0].bundle_json).unwrap()
+}
+
+#[test]
+fn integrated_time_outside_certificate_validity() {
+    let mut stack = own_stack();
+    let now = std::time::SystemTime::now();
+    // The leaf is valid for 10 minutes from an hour ago; the log integrated it now.
+    let b = own_bundle(
+        &mut stack,
+        [7; 32],
+        now - std::time::Duration::from_secs(3600),
+        now,
+    );
+    let f = failure(stack.verifier.verify_bytes(
+        b.to_string().as_bytes(),
+        &ArtifactDigest([7; 32]),
+        &stack.policy,
+        Utc::now(),
+    ));
+    assert!(
+        matches!(
+            f,
+            VerificationFailure::CertificateNotValidAt {
+                time_source: TimeSource::IntegratedTime,
+                ..
+            }
+        ),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn own_stack_bundle_verifies_as_a_control() {
+    let mut stack = own_stack();
+    let now = std::time::SystemTime::now();
+    let b = own_bundle(&mut stack, [8; 32], now, now);
+    stack
+        .verifier
+        .verify_bytes(
+            b.to_string().as_bytes(),
+            &ArtifactDigest([8; 32]),
+            &stack.policy,
+            Utc::now(),
+        )
+        .unwrap();
+}
+
+#[test]
+fn tlog_body_records_another_signature() {
+    // A second, equally valid ECDSA signature over the same digest by the same leaf:
+    // the signature check passes, but the log recorded the first one.
+    let mut stack = own_stack();
+    let now = std::time::SystemTime::now();
+    let digest = [9u8; 32];
+    let leaf = stack
+        .state
+        .ca
+        .issue_leaf(
+            &private_ca::LeafRequest {
+                identity: private_ca::SigningIdentity::parse(
+                    &stack.state.ca.config().default_identity,
+                )
+                .unwrap(),
+                custody: None,
+            },
+            now,
+        )
+        .unwrap();
+    let first = leaf.key.sign_sha256_digest(&digest).unwrap();
+    let second = leaf.key.sign_sha256_digest(&digest).unwrap();
+    assert_ne!(first, second);
+    let tx = stack.state.conn.transaction().unwrap();
+    let signed = crate::signing::log_and_bundle(
+        &stack.state.log,
+        &tx,
+        &[crate::signing::LeafSignature {
+            certificate_der: leaf.certificate_der,
+            signature: first,
+            artifact_sha256: digest,
+        }],
+        now,
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let mut b: Value = serde_json::from_slice(&signed[0].bundle_json).unwrap();
+    b["messageSignature"]["signature"] = Value::String(b64_encode(&second));
+    assert_eq!(
+        failure(stack.verifier.verify_bytes(
+            b.to_string().as_bytes(),
+            &ArtifactDigest(digest),
+            &stack.policy,
+            Utc::now()
+        )),
+        VerificationFailure::TlogBodyMismatch("signature")
+    );
+}
+
+#[test]
+fn tlog_body_for_another_artifact() {
+    // The messageDigest hint and the signature are for artifact B, the log entry for A.
+    let mut stack = own_stack();
+    let now = std::time::SystemTime::now();
+    let a = own_bundle(&mut stack, [1; 32], now, now);
+    let b = own_bundle(&mut stack, [2; 32], now, now);
+    let mut mixed = b.clone();
+    mixed["verificationMaterial"]["tlogEntries"] = a["verificationMaterial"]["tlogEntries"].clone();
+    mixed["verificationMaterial"]["certificate"] = a["verificationMaterial"]["certificate"].clone();
+    mixed["messageSignature"] = a["messageSignature"].clone();
+    mixed["messageSignature"]["messageDigest"]["digest"] = Value::String(b64_encode(&[2u8; 32]));
+    let f = failure(stack.verifier.verify_bytes(
+        mixed.to_string().as_bytes(),
+        &ArtifactDigest([2; 32]),
+        &stack.policy,
+        Utc::now(),
+    ));
+    assert_eq!(f, VerificationFailure::ArtifactSignatureInvalid, "{f:?}");
+    let mut body_only = b.clone();
+    body_only["verificationMaterial"]["tlogEntries"] =
+        a["verificationMaterial"]["tlogEntries"].clone();
+    let f = failure(stack.verifier.verify_bytes(
+        body_only.to_string().as_bytes(),
+        &ArtifactDigest([2; 32]),
+        &stack.policy,
+        Utc::now(),
+    ));
+    assert_eq!(f.check(), "tlog.body", "{f:?}");
+}
