@@ -90,6 +90,33 @@ impl Error {
             }),
             Error::Io { .. } => Some("check that the path exists and is readable"),
             Error::Tuf(e) => e.hint(),
+            Error::ExportRejected(_) => Some(
+                "fix or remove the listed artifacts (or the policy), or pass --skip-rejected to leave them out",
+            ),
+            Error::ImportRejected(r) => Some(match r.as_ref() {
+                crate::import::ImportRejected::Chunk { .. } => {
+                    "a chunk was lost or altered in transit: bring every chunk of the medium, unmodified"
+                }
+                crate::import::ImportRejected::Manifest(crate::medium::manifest::ManifestError::UnknownKey { .. }) => {
+                    "enroll the exporter's public key with `airgate exporter enroll`, if you trust it"
+                }
+                crate::import::ImportRejected::Time { .. } => {
+                    "the medium is too old or from the future: re-export it (or check both clocks)"
+                }
+                crate::import::ImportRejected::Tuf(_) => {
+                    "the carried TUF snapshot is stale, rolled back or invalid: re-export with a fresh snapshot"
+                }
+                crate::import::ImportRejected::Artifacts(_) => {
+                    "the high side's policy refuses these artifacts; nothing was imported"
+                }
+                _ => "the medium was altered or damaged in transit: re-export it; nothing was imported",
+            }),
+            Error::Collector(e) if e.is_rejection() => {
+                Some("re-pin the collector with `airgate lock update` after reviewing the change, or restore the binary")
+            }
+            Error::Log(crate::tlog::LogError::Tampered(_)) => Some(
+                "the log database was modified behind airgate's back: restore it from a backup and investigate",
+            ),
             _ => None,
         }
     }
