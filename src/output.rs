@@ -12,7 +12,10 @@ pub const EXIT_USAGE: u8 = 2;
 pub fn report_error(err: &anyhow::Error) -> ExitCode {
     let gateway_error = err.chain().find_map(|e| e.downcast_ref::<gateway::Error>());
     eprintln!("error: {err:#}");
-    if let Some(hint) = gateway_error.and_then(gateway::Error::hint) {
+    // A failed bundle verification is one line naming the failed check (the
+    // cosign-like contract of `airgate verify`); other errors get a hint.
+    let one_line = matches!(gateway_error, Some(gateway::Error::Bundle { .. }));
+    if let Some(hint) = gateway_error.and_then(gateway::Error::hint).filter(|_| !one_line) {
         eprintln!("hint: {hint}");
     }
     match gateway_error {
