@@ -4,7 +4,7 @@
 //! the same run, sigstore-python's library on the same bundles in one process,
 //! plus one `airgate verify` process against one `sigstore verify` process.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -69,30 +69,35 @@ struct BenchBundle {
     artifact: ArtifactDigest,
     identity: String,
     issuer: String,
+    root_path: PathBuf,
+    verifier: usize,
 }
 
 const PYTHON_BENCH: &str = r#"
 import json, sys, time
 from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier, policy
-root, seconds, items = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
-verifier = Verifier(trusted_root=TrustedRoot.from_file(root))
+seconds, items = float(sys.argv[1]), json.loads(sys.argv[2])
+verifiers = {}
+for i in items:
+    if i["root"] not in verifiers:
+        verifiers[i["root"]] = Verifier(trusted_root=TrustedRoot.from_file(i["root"]))
 loaded = [(Bundle.from_json(open(i["bundle"], "rb").read()), open(i["artifact"], "rb").read(),
-           policy.Identity(identity=i["identity"], issuer=i["issuer"]), i["bundle"]) for i in items]
-raw = {path: open(path, "rb").read() for _, _, _, path in loaded}
-def verify(data, bundle, pol):
+           policy.Identity(identity=i["identity"], issuer=i["issuer"]), i["bundle"], verifiers[i["root"]]) for i in items]
+raw = {path: open(path, "rb").read() for _, _, _, path, _ in loaded}
+def verify(verifier, data, bundle, pol):
     # DSSE bundles go through verify_dsse (sigstore-python's verify_artifact refuses them).
     if bundle._dsse_envelope is not None:
         verifier.verify_dsse(bundle, pol)
     else:
         verifier.verify_artifact(data, bundle, pol)
-for b, data, pol, _ in loaded:
-    verify(data, b, pol)
+for b, data, pol, _, v in loaded:
+    verify(v, data, b, pol)
 n, start = 0, time.perf_counter()
 while time.perf_counter() - start < seconds:
-    for _, data, pol, path in loaded:
+    for _, data, pol, path, v in loaded:
         # Parse the bundle each time, as airgate does.
-        verify(data, Bundle.from_json(raw[path]), pol)
+        verify(v, data, Bundle.from_json(raw[path]), pol)
         n += 1
 print(json.dumps({"verified": n, "seconds": time.perf_counter() - start}))
 "#;
@@ -103,10 +108,24 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 impl VerifyBench {
-    fn load(&self) -> anyhow::Result<(PathBuf, Vec<BenchBundle>)> {
+    /// Every real bundle of the conformance suite that should verify with an
+    /// identity policy and that sigstore-python also verifies (so both sides
+    /// verify the same set), each under its own trusted root.
+    fn load(&self) -> anyhow::Result<(Vec<TrustedRoot>, Vec<PathBuf>, Vec<BenchBundle>)> {
         let tsv_path = self.fixtures.join("conformance/CASES.tsv");
         let tsv = std::fs::read_to_string(&tsv_path)
             .with_context(|| format!("reading {}", tsv_path.display()))?;
+        let python_ok: std::collections::BTreeSet<String> = std::fs::read_to_string(
+            self.fixtures
+                .join("conformance/RESULTS-sigstore-python-4.5.1.tsv"),
+        )
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.get(2) == Some(&"pass")).then(|| f[0].to_string())
+        })
+        .collect();
         let mut lines = tsv.lines();
         let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
         let col = |name: &str| header.iter().position(|h| *h == name);
@@ -132,19 +151,25 @@ impl VerifyBench {
         else {
             bail!("{} lacks the expected columns", tsv_path.display());
         };
-        let mut root_path = None;
+        let mut roots: Vec<TrustedRoot> = Vec::new();
+        let mut root_paths: Vec<PathBuf> = Vec::new();
         let mut out = Vec::new();
         for line in lines {
             let f: Vec<&str> = line.split('\t').collect();
             let get = |i: usize| f.get(i).copied().unwrap_or("");
-            // The real production bundles: passing, identity-verified, under the mirrored prod root.
-            if get(c_exp) != "pass"
-                || get(c_mode) != "identity"
-                || !get(c_root).starts_with("tuf-sigstore-prod/")
+            if get(c_exp) != "pass" || get(c_mode) != "identity" || !python_ok.contains(get(c_case))
             {
                 continue;
             }
-            root_path.get_or_insert_with(|| self.fixtures.join(get(c_root)));
+            let root_path = self.fixtures.join(get(c_root));
+            let verifier = match root_paths.iter().position(|p| *p == root_path) {
+                Some(i) => i,
+                None => {
+                    roots.push(TrustedRoot::from_json(&std::fs::read(&root_path)?)?);
+                    root_paths.push(root_path.clone());
+                    roots.len() - 1
+                }
+            };
             let bundle_path = self.fixtures.join(get(c_bundle));
             let artifact_path = self.fixtures.join(get(c_art));
             out.push(BenchBundle {
@@ -155,50 +180,43 @@ impl VerifyBench {
                 artifact_path,
                 identity: get(c_id).to_string(),
                 issuer: get(c_iss).to_string(),
+                root_path,
+                verifier,
             });
         }
-        let root_path = root_path.context("no production-root cases in CASES.tsv")?;
-        Ok((root_path, out))
+        if out.is_empty() {
+            bail!("no verifiable cases in {}", tsv_path.display());
+        }
+        Ok((roots, root_paths, out))
     }
 
     fn run(self) -> anyhow::Result<ExitCode> {
-        let (root_path, bundles) = self.load()?;
+        let (roots, _, bundles) = self.load()?;
+        let verifiers: Vec<Verifier> = roots.into_iter().map(Verifier::new).collect();
         let now = chrono::Utc::now();
-        let root = TrustedRoot::from_json(&std::fs::read(&root_path)?)?;
-        let verifier = Verifier::new(root);
         let policies: Vec<SignerPolicy> = bundles
             .iter()
             .map(|b| SignerPolicy::identity(IdentityPolicy::exact(&b.identity, &b.issuer)))
             .collect();
         for (b, p) in bundles.iter().zip(&policies) {
-            verifier
+            verifiers[b.verifier]
                 .verify_bytes(&b.bundle, &b.artifact, p, now)
                 .with_context(|| format!("{} does not verify", b.name))?;
         }
         println!(
-            "bundles: {} real production bundles ({})",
+            "bundles: {} real bundles (conformance cases sigstore-python also verifies), {} trusted roots",
             bundles.len(),
-            bundles
-                .iter()
-                .map(|b| b.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            verifiers.len()
         );
-
-        // In-process, one core.
-        let single = measure(self.seconds, 1, &|| {
+        let work = || {
             for (b, p) in bundles.iter().zip(&policies) {
-                let _ = verifier.verify_bytes(&b.bundle, &b.artifact, p, now);
+                let _ = verifiers[b.verifier].verify_bytes(&b.bundle, &b.artifact, p, now);
             }
             bundles.len() as u64
-        })?;
+        };
+        let single = measure(self.seconds, 1, &work)?;
         let threads = rayon::current_num_threads();
-        let all = measure(self.seconds, threads, &|| {
-            for (b, p) in bundles.iter().zip(&policies) {
-                let _ = verifier.verify_bytes(&b.bundle, &b.artifact, p, now);
-            }
-            bundles.len() as u64
-        })?;
+        let all = measure(self.seconds, threads, &work)?;
         println!("airgate in-process, 1 core:        {single:>10.0} bundles/s");
         println!("airgate in-process, {threads} cores:       {all:>10.0} bundles/s");
 
@@ -207,14 +225,13 @@ impl VerifyBench {
                 .iter()
                 .map(|b| {
                     serde_json::json!({"bundle": b.bundle_path, "artifact": b.artifact_path,
-                                       "identity": b.identity, "issuer": b.issuer})
+                                       "identity": b.identity, "issuer": b.issuer, "root": b.root_path})
                 })
                 .collect();
             let out = Command::new(&self.python)
                 .args([
                     "-c",
                     PYTHON_BENCH,
-                    &root_path.display().to_string(),
                     &self.seconds.to_string(),
                     &serde_json::to_string(&items)?,
                 ])
@@ -234,13 +251,12 @@ impl VerifyBench {
                 all / py,
                 single / py
             );
-
-            self.process_comparison(&root_path, &bundles)?;
+            self.process_comparison(&bundles)?;
         }
         Ok(ExitCode::SUCCESS)
     }
 
-    fn process_comparison(&self, root_path: &Path, bundles: &[BenchBundle]) -> anyhow::Result<()> {
+    fn process_comparison(&self, bundles: &[BenchBundle]) -> anyhow::Result<()> {
         let Some(b) = bundles
             .iter()
             .find(|b| b.name == "happy-path-v0.3")
@@ -256,7 +272,7 @@ impl VerifyBench {
                 .args(["verify", "--bundle"])
                 .arg(&b.bundle_path)
                 .arg("--trusted-root")
-                .arg(root_path)
+                .arg(&b.root_path)
                 .args([
                     "--certificate-identity",
                     &b.identity,
