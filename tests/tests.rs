@@ -8,4 +8,5 @@ mod import_crash;
 mod interop;
 mod log_crash;
 mod roundtrip;
+mod serve;
 mod world;

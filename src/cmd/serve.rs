@@ -121,7 +121,7 @@ fn load_token(path: &Path) -> anyhow::Result<BearerToken> {
             }
         }
     }
-    Ok(BearerToken::new(&text).with_context(|| format!("token file {}", path.display()))?)
+    BearerToken::new(&text).with_context(|| format!("token file {}", path.display()))
 }
 
 fn init_logging(format: LogFormat) {

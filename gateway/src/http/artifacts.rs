@@ -81,9 +81,10 @@ pub(crate) async fn artifact(
     let row = with_db(&state, move |c| db::artifact(c, &lookup))
         .await?
         .ok_or_else(|| {
+            let wanted = raw.strip_suffix(SIGS_SUFFIX).unwrap_or(&raw);
             ApiError::not_found(format!(
                 "no artifact named {}; see /artifacts/ for the index",
-                echo(name.as_str())
+                echo(wanted)
             ))
         })?;
     let digest = hex32(&row.sha256).ok_or_else(|| {

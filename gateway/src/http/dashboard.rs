@@ -31,7 +31,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#
 h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.15rem;margin:1.5rem 0 .5rem}\
 table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{border:1px solid #d0d7de;padding:.3rem .45rem;text-align:left;vertical-align:top}\
 th{background:#f6f8fa}code,pre{font-family:ui-monospace,monospace;font-size:.8rem}pre{background:#f6f8fa;padding:.5rem;overflow-x:auto}\
-td code{word-break:break-all}.muted{color:#57606a}form{margin:1rem 0}input[type=search]{width:28rem;max-width:90%;padding:.3rem}\
+code.digest{display:inline-block;width:32ch;word-break:break-all}.muted{color:#57606a}form{margin:1rem 0}input[type=search]{width:28rem;max-width:90%;padding:.3rem}\
 dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}";
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -214,7 +214,7 @@ fn render(state: &AppState, query: &str, page: &Page, tuf: Option<&TufSummary>) 
             let _ = write!(
                 h,
                 "<tr class=\"artifact\"><td><a href=\"{href}\">{name}</a> (<a href=\"{href}.sigs\">.sigs</a>)</td>\
-                 <td><code>{sha}</code></td><td>{size}</td><td class=\"upstream-identity\">{ui}</td>\
+                 <td><code class=\"digest\">{sha}</code></td><td>{size}</td><td class=\"upstream-identity\">{ui}</td>\
                  <td class=\"upstream-issuer\">{uiss}</td><td>{uli}</td><td class=\"signer\">{signer}</td>\
                  <td><a href=\"/api/v1/log/entries?logIndex={li}\">{li}</a></td><td>{import}</td></tr>",
                 href = esc(&href),

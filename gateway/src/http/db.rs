@@ -186,6 +186,9 @@ impl Search {
     }
 }
 
+/// An artifact record and, when asked for, its `.sigs` bytes.
+pub(crate) type WithSigs = (ArtifactRow, Option<Vec<u8>>);
+
 /// Latest records of every artifact (or those matching `search`), by name,
 /// at most `limit`; with the `.sigs` bytes when `with_sigs`.
 pub(crate) fn artifacts(
@@ -193,7 +196,7 @@ pub(crate) fn artifacts(
     search: Option<&Search>,
     limit: usize,
     with_sigs: bool,
-) -> Result<Vec<(ArtifactRow, Option<Vec<u8>>)>, ApiError> {
+) -> Result<Vec<WithSigs>, ApiError> {
     let sigs_col = if with_sigs { ", a.sigs" } else { ", NULL" };
     let filter = if search.is_some() {
         "AND (a.name LIKE ?1 ESCAPE '\\' OR (?2 IS NOT NULL AND substr(a.sha256, 1, length(?2)) = ?2))"

@@ -32,13 +32,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-fn authorize(token: &BearerToken, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(token: &BearerToken, headers: &HeaderMap) -> Result<(), &'static str> {
     match bearer(headers) {
-        None => Err(unauthorized(
-            "this endpoint changes state: send Authorization: Bearer <token>",
-        )),
+        None => Err("this endpoint changes state: send Authorization: Bearer <token>"),
         Some(given) if token.matches(given) => Ok(()),
-        Some(_) => Err(unauthorized("the bearer token is not valid")),
+        Some(_) => Err("the bearer token is not valid"),
     }
 }
 
@@ -66,9 +64,9 @@ pub(crate) async fn upload(
         )
         .into_response();
     };
-    if let Err(refused) = authorize(token, &headers) {
+    if let Err(message) = authorize(token, &headers) {
         tracing::warn!("import refused: missing or invalid bearer token");
-        return refused;
+        return unauthorized(message);
     }
     match spool_and_import(&state, upload_dir, body).await {
         Ok(response) => response,

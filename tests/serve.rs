@@ -1,0 +1,819 @@
+//! `airgate serve` end to end: each test builds a demo state directory with a
+//! private TUF repository, starts the server binary on 127.0.0.1 with an
+//! ephemeral port, and drives it with real clients (python-tuf, sigstore-js,
+//! headless Chromium) or a plain HTTP/1.1 client.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use gateway::bundle::TrustedRoot;
+use gateway::demo::{SimulatedUpstream, SIMULATED_IDENTITY, SIMULATED_ISSUER};
+use gateway::encoding::b64_decode;
+use gateway::tlog::checkpoint::{Checkpoint, SignatureCheck, SignedNote};
+use gateway::tlog::entry::set_payload;
+use gateway::tlog::merkle;
+use serde_json::Value;
+
+use crate::common::{airgate, stderr};
+use support::{request, Demo, Served};
+
+/// The identity and issuer the demo's private CA signs with.
+const AIRGATE_IDENTITY: &str = "https://airgate.internal/gateway";
+const AIRGATE_ISSUER: &str = "https://oidc.airgate.internal";
+/// The demo's artifact with a `/` in its name.
+const NESTED: &str = "bin/app-linux-amd64";
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(gateway::crypto::sha256(data))
+}
+
+fn trusted_root(high: &Path) -> TrustedRoot {
+    TrustedRoot::from_json(&std::fs::read(high.join("trusted_root.json")).unwrap()).unwrap()
+}
+
+/// Row counts and log size: what an import would change.
+fn state_fingerprint(high: &Path) -> (i64, i64, i64, i64, Vec<String>) {
+    let conn = rusqlite::Connection::open_with_flags(
+        high.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    let mut blobs: Vec<String> = walk(&high.join("blobs"));
+    blobs.sort();
+    (
+        count("SELECT COUNT(*) FROM imports"),
+        count("SELECT COUNT(*) FROM artifacts"),
+        count("SELECT COUNT(*) FROM tlog_entries"),
+        count("SELECT COUNT(*) FROM tlog_checkpoints"),
+        blobs,
+    )
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn serve_artifacts_index_blobs_and_sigs() {
+    let demo = Demo::new();
+    // An artifact recorded without any bundle: its .sigs must be 200 [].
+    {
+        let conn = rusqlite::Connection::open(demo.high.join("state.db")).unwrap();
+        conn.execute(
+            "INSERT INTO artifacts (name, import_id, sha256, size, upstream_identity, upstream_issuer, \
+             upstream_log_index, upstream_log_url, signer_identity, log_index, sigs) \
+             SELECT 'unsigned/readme.txt', import_id, sha256, size, '', '', 0, '', '', 0, CAST('[]' AS BLOB) \
+             FROM artifacts WHERE name = ?1",
+            [NESTED],
+        )
+        .unwrap();
+    }
+    let server = Served::start(&demo.high, &[]);
+
+    let index = server.get("/artifacts/");
+    assert_eq!(index.status, 200);
+    assert_eq!(index.header("content-type"), Some("application/json"));
+    let index = index.json();
+    let list = index["artifacts"].as_array().unwrap();
+    let names: Vec<&str> = list.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "app-1.0.0.spdx.json",
+            "app-1.0.0.tar.gz",
+            NESTED,
+            "unsigned/readme.txt"
+        ]
+    );
+    assert_eq!(
+        server.get("/artifacts").json(),
+        index,
+        "both index routes agree"
+    );
+
+    for entry in list {
+        let name = entry["name"].as_str().unwrap();
+        let blob = server.get(&format!("/artifacts/{name}"));
+        assert_eq!(blob.status, 200, "{name}");
+        assert_eq!(
+            blob.header("content-type"),
+            Some("application/octet-stream")
+        );
+        let digest = sha256_hex(&blob.body);
+        assert_eq!(entry["sha256"], digest.as_str(), "{name}: index sha256");
+        assert_eq!(entry["size"], blob.body.len(), "{name}: index size");
+        assert_eq!(
+            blob.header("etag").unwrap(),
+            format!("\"sha256:{digest}\""),
+            "{name}: ETag"
+        );
+        assert_eq!(
+            blob.header("digest").unwrap(),
+            format!(
+                "sha-256={}",
+                gateway::encoding::b64_encode(&gateway::crypto::sha256(&blob.body))
+            )
+        );
+        let sigs = server.get(&format!("/artifacts/{name}.sigs"));
+        assert_eq!(sigs.status, 200, "{name}.sigs");
+        assert_eq!(entry["sigsSha256"], sha256_hex(&sigs.body).as_str());
+        let array = sigs.json();
+        let array = array.as_array().unwrap();
+        if name == "unsigned/readme.txt" {
+            assert!(array.is_empty(), "an artifact without bundles has .sigs []");
+            continue;
+        }
+        // Upstream bundle first, airgate's last; the low side's file is what was served.
+        assert_eq!(array.len(), 2, "{name}: [upstream, airgate]");
+        let original = std::fs::read(demo.root.join("low/artifacts").join(name)).unwrap();
+        assert_eq!(
+            blob.body, original,
+            "{name}: served bytes are the imported bytes"
+        );
+        for bundle in array {
+            assert_eq!(
+                bundle["messageSignature"]["messageDigest"]["digest"],
+                gateway::encoding::b64_encode(&gateway::crypto::sha256(&original)).as_str()
+            );
+        }
+    }
+
+    // Conditional GET and HEAD.
+    let blob = server.get(&format!("/artifacts/{NESTED}"));
+    let etag = blob.header("etag").unwrap().to_owned();
+    let again = request(
+        server.addr,
+        "GET",
+        &format!("/artifacts/{NESTED}"),
+        &[("If-None-Match", &etag)],
+        &[],
+    );
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let head = request(
+        server.addr,
+        "HEAD",
+        &format!("/artifacts/{NESTED}"),
+        &[],
+        &[],
+    );
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length").unwrap(),
+        blob.body.len().to_string()
+    );
+    // Unknown names: 404 for the artifact and for its .sigs.
+    for target in [
+        "/artifacts/app-9.9.9.tar.gz",
+        "/artifacts/app-9.9.9.tar.gz.sigs",
+    ] {
+        let r = server.get(target);
+        assert_eq!(r.status, 404, "{target}");
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("app-9.9.9.tar.gz"));
+    }
+}
+
+#[test]
+fn serve_refuses_malformed_paths() {
+    let demo = Demo::new();
+    let server = Served::start(&demo.high, &[]);
+    let secret_markers = [
+        "PRIVATE KEY",
+        demo.high.to_str().unwrap(),
+        demo.root.to_str().unwrap(),
+    ];
+    let long_name = "a".repeat(300);
+    let deep = "d/".repeat(20) + "x";
+    let cases: Vec<(String, &[u16])> = vec![
+        ("/artifacts/../tlog.key.pem".into(), &[400]),
+        ("/artifacts/../../../etc/passwd".into(), &[400]),
+        ("/artifacts/%2e%2e/tlog.key.pem".into(), &[400]),
+        ("/artifacts/%2E%2E/%2E%2E/etc/passwd".into(), &[400]),
+        ("/artifacts/bin/%2e%2e/%2e%2e/state.db".into(), &[400]),
+        ("/artifacts/..%2ftlog.key.pem".into(), &[400]),
+        ("/artifacts/%2fetc%2fpasswd".into(), &[400]),
+        ("/artifacts//etc/passwd".into(), &[400]),
+        ("/artifacts/./app-1.0.0.tar.gz".into(), &[400]),
+        ("/artifacts/bin%00/app".into(), &[400]),
+        ("/artifacts/%ff%fe".into(), &[400]),
+        (format!("/artifacts/{long_name}"), &[400]),
+        (format!("/artifacts/{long_name}.sigs"), &[400]),
+        (format!("/artifacts/{deep}"), &[400]),
+        ("/tuf/..%2fca.json".into(), &[400]),
+        ("/tuf/%2e%2e".into(), &[400]),
+        ("/tuf/.airgate-tuf-stage-x".into(), &[400]),
+        ("/tuf/targets/..%2f..%2ftlog.key.pem".into(), &[400]),
+        ("/tuf/targets/%2e%2e".into(), &[400]),
+        ("/tuf/../tlog.key.pem".into(), &[404]),
+        ("/tuf/tuf-keys/timestamp.pem".into(), &[404]),
+        ("/tuf/config.json".into(), &[404]),
+        ("/tuf/ca.json".into(), &[404]),
+        ("/tlog.key.pem".into(), &[404]),
+        (format!("/artifacts/{}", "b".repeat(8000)), &[414]),
+    ];
+    for (target, expected) in &cases {
+        let r = server.get(target);
+        assert!(
+            expected.contains(&r.status),
+            "{}: status {} (expected {expected:?}): {}",
+            &target[..target.len().min(80)],
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        let body = r.json();
+        let message = body["error"].as_str().expect("JSON error message");
+        for marker in &secret_markers {
+            assert!(
+                !message.contains(marker),
+                "{target}: the error leaks {marker:?}: {message}"
+            );
+        }
+    }
+    // The files those paths aimed at exist (so the refusals above matter),
+    // and a well-formed request still works.
+    assert!(demo.high.join("tlog.key.pem").is_file());
+    assert_eq!(server.get("/artifacts/app-1.0.0.tar.gz").status, 200);
+    assert_eq!(server.get("/tuf/1.root.json").status, 200);
+}
+
+#[test]
+fn serve_python_tuf_updater_downloads_trusted_root() {
+    let demo = Demo::new();
+    let server = Served::start(&demo.high, &[]);
+    let root = server.get("/tuf/1.root.json");
+    assert_eq!(root.status, 200);
+    assert_eq!(
+        root.body,
+        std::fs::read(demo.high.join("tuf-repo/1.root.json")).unwrap()
+    );
+    let client = demo.scratch("python-tuf");
+    let metadata = client.join("metadata");
+    let targets = client.join("targets");
+    std::fs::create_dir_all(&metadata).unwrap();
+    std::fs::create_dir_all(&targets).unwrap();
+    std::fs::write(metadata.join("root.json"), &root.body).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tuf-repo/tests/tuf/ngclient.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&metadata)
+        .arg(format!("{}/tuf/", server.base))
+        .arg(&targets)
+        .arg("trusted_root.json")
+        .output()
+        .expect("python3 with python-tuf (pip install sigstore installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python-tuf failed: {stdout} {}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let downloaded = std::fs::read(report["path"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        downloaded,
+        std::fs::read(demo.high.join("trusted_root.json")).unwrap(),
+        "python-tuf downloaded our trusted_root.json"
+    );
+    // The server re-signed the timestamp at start (init-private published v1).
+    assert!(
+        report["versions"]["timestamp"].as_u64().unwrap() >= 2,
+        "{report}"
+    );
+    // python-tuf fetched the consistent-snapshot target path from /tuf/targets/.
+    assert!(server.log().contains(&format!(
+        "/tuf/targets/{}.trusted_root.json",
+        report["sha256"].as_str().unwrap()
+    )));
+}
+
+#[test]
+fn serve_sigstore_js_verifies_through_private_tuf() {
+    let js = crate::interop::js_dir();
+    assert!(
+        js.join("node_modules/sigstore").is_dir(),
+        "sigstore-js is not installed: run `npm ci` in {}",
+        js.display()
+    );
+    let demo = Demo::new();
+    let server = Served::start(&demo.high, &[]);
+    let cache = demo.scratch("sigstore-js-cache");
+    let out = Command::new("node")
+        .arg(js.join("verify-tuf.mjs"))
+        .arg(&server.base)
+        .arg(NESTED)
+        .arg(demo.high.join("tuf-repo/1.root.json"))
+        .arg(&cache)
+        .args([AIRGATE_IDENTITY, AIRGATE_ISSUER])
+        .output()
+        .expect("node must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "verify-tuf.mjs failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["artifactStatus"], 200, "{report}");
+    assert_eq!(report["sigsStatus"], 200, "{report}");
+    let bundles = report["bundles"].as_array().unwrap();
+    assert_eq!(bundles.len(), 2, "{report}");
+    // airgate's bundle verifies against the trusted root sigstore-js got from our TUF repository ...
+    assert_eq!(bundles[1]["ok"], true, "airgate's bundle: {report}");
+    // ... which holds only the private stack: the upstream bundle does not.
+    assert_eq!(bundles[0]["ok"], false, "upstream bundle: {report}");
+    // And a tampered artifact is rejected.
+    assert_eq!(report["tampered"]["ok"], false, "{report}");
+    // The trusted root came through TUF: the client cached it and the metadata.
+    let cached: Vec<&str> = report["cache"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for file in [
+        "timestamp.json",
+        "snapshot.json",
+        "targets.json",
+        "root.json",
+    ] {
+        assert!(
+            cached.iter().any(|c| c.ends_with(&format!("/{file}"))),
+            "{file} not in the TUF cache: {cached:?}"
+        );
+    }
+    let root_in_cache = cached
+        .iter()
+        .find(|c| c.ends_with("targets/trusted_root.json"))
+        .unwrap_or_else(|| panic!("trusted_root.json not in the TUF cache: {cached:?}"));
+    assert_eq!(
+        std::fs::read(cache.join(root_in_cache)).unwrap(),
+        std::fs::read(demo.high.join("trusted_root.json")).unwrap()
+    );
+    let log = server.log();
+    assert!(log.contains("uri=\"/tuf/timestamp.json\""), "{log}");
+    assert!(log.contains(".trusted_root.json\""), "{log}");
+}
+
+#[test]
+fn serve_log_proofs_verify_against_the_served_checkpoint() {
+    let demo = Demo::new();
+    let server = Served::start(&demo.high, &[]);
+    let root = trusted_root(&demo.high);
+    let tlog = &root.tlogs[0];
+    let key_id = tlog.key.key_id();
+    let hint: [u8; 4] = key_id[..4].try_into().unwrap();
+
+    // The checkpoint: signed by the log key of our trusted root.
+    let text = server.get("/checkpoint");
+    assert_eq!(text.status, 200);
+    assert!(text
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    let note = SignedNote::parse(&text.text()).unwrap();
+    assert_eq!(
+        note.verify(&tlog.checkpoint_name(), hint, &tlog.key),
+        SignatureCheck::Valid
+    );
+    let checkpoint = Checkpoint::parse(&note.text).unwrap();
+    assert_eq!(checkpoint.size, 3, "the demo imported three artifacts");
+
+    // Rekor LogInfo agrees with it.
+    let info = server.get("/api/v1/log").json();
+    assert_eq!(info["treeSize"], checkpoint.size);
+    assert_eq!(info["rootHash"], hex::encode(checkpoint.root_hash).as_str());
+    assert_eq!(info["signedTreeHead"], text.text().as_str());
+    assert!(checkpoint
+        .origin
+        .ends_with(&format!(" - {}", info["treeID"].as_str().unwrap())));
+    assert_eq!(
+        server.get("/api/v1/log/publicKey").text(),
+        tlog.key.to_pem(),
+        "publicKey serves the trusted root's log key"
+    );
+
+    // Every entry: inclusion proof against the served checkpoint, and its SET.
+    let mut leaves = Vec::new();
+    for index in 0..checkpoint.size {
+        let r = server.get(&format!("/api/v1/log/entries?logIndex={index}"));
+        assert_eq!(r.status, 200);
+        let map = r.json();
+        let (uuid, entry) = map.as_object().unwrap().iter().next().unwrap();
+        let body = b64_decode(entry["body"].as_str().unwrap()).unwrap();
+        let leaf = merkle::leaf_hash(&body);
+        assert_eq!(uuid, &hex::encode(leaf));
+        assert_eq!(entry["logIndex"], index);
+        assert_eq!(entry["logID"], hex::encode(key_id).as_str());
+        let proof = &entry["verification"]["inclusionProof"];
+        assert_eq!(proof["checkpoint"], text.text().as_str());
+        assert_eq!(proof["treeSize"], checkpoint.size);
+        assert_eq!(
+            proof["rootHash"],
+            hex::encode(checkpoint.root_hash).as_str()
+        );
+        let hashes: Vec<merkle::Hash> = proof["hashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                hex::decode(h.as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap()
+            })
+            .collect();
+        merkle::verify_inclusion(
+            index,
+            checkpoint.size,
+            &leaf,
+            &hashes,
+            &checkpoint.root_hash,
+        )
+        .unwrap();
+        // A wrong sibling does not verify: the check above can fail.
+        if let Some(first) = hashes.first() {
+            let mut bad = hashes.clone();
+            bad[0] = merkle::node_hash(first, first);
+            assert!(merkle::verify_inclusion(
+                index,
+                checkpoint.size,
+                &leaf,
+                &bad,
+                &checkpoint.root_hash
+            )
+            .is_err());
+        }
+        let set = b64_decode(
+            entry["verification"]["signedEntryTimestamp"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let payload = set_payload(
+            &body,
+            entry["integratedTime"].as_i64().unwrap(),
+            &key_id,
+            index,
+        );
+        assert!(
+            tlog.key.verify_default(&payload, &set),
+            "SET of entry {index}"
+        );
+        leaves.push((leaf, body));
+    }
+
+    // The entry of the nested artifact is the one its airgate bundle names.
+    let sigs = server.get(&format!("/artifacts/{NESTED}.sigs")).json();
+    let ours = &sigs.as_array().unwrap()[1];
+    let log_index: u64 = ours["verificationMaterial"]["tlogEntries"][0]["logIndex"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&leaves[log_index as usize].1).unwrap();
+    let blob = server.get(&format!("/artifacts/{NESTED}"));
+    assert_eq!(
+        body["spec"]["data"]["hash"]["value"],
+        sha256_hex(&blob.body).as_str()
+    );
+
+    // Consistency proofs between every pair of sizes.
+    let mut tree = merkle::MemoryTree::new();
+    for (leaf, _) in &leaves {
+        tree.push(*leaf);
+    }
+    for first in 1..=checkpoint.size {
+        for last in first..=checkpoint.size {
+            let r = server
+                .get(&format!(
+                    "/api/v1/log/proof?firstSize={first}&lastSize={last}"
+                ))
+                .json();
+            let hashes: Vec<merkle::Hash> = r["hashes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| {
+                    hex::decode(h.as_str().unwrap())
+                        .unwrap()
+                        .try_into()
+                        .unwrap()
+                })
+                .collect();
+            let new_root = tree.root(last).unwrap();
+            assert_eq!(r["rootHash"], hex::encode(new_root).as_str());
+            merkle::verify_consistency(first, last, &tree.root(first).unwrap(), &new_root, &hashes)
+                .unwrap();
+        }
+    }
+    // Out-of-range requests are refused with a reason.
+    for (target, status) in [
+        ("/api/v1/log/entries?logIndex=3", 404),
+        ("/api/v1/log/entries?logIndex=-1", 400),
+        ("/api/v1/log/entries?logIndex=1e3", 400),
+        ("/api/v1/log/entries", 400),
+        ("/api/v1/log/proof?firstSize=0&lastSize=2", 400),
+        ("/api/v1/log/proof?firstSize=3&lastSize=2", 400),
+        ("/api/v1/log/proof?firstSize=1&lastSize=4", 400),
+    ] {
+        let r = server.get(target);
+        assert_eq!(r.status, status, "{target}");
+        assert!(r.json()["error"].is_string());
+    }
+}
+
+#[test]
+fn serve_dashboard_in_headless_chromium() {
+    let chromium = Path::new("/usr/bin/chromium");
+    assert!(
+        chromium.exists(),
+        "headless Chromium is required (apt-get install chromium; tests/run-all.sh installs it)"
+    );
+    let demo = Demo::new();
+    let server = Served::start(&demo.high, &[]);
+    let profile = demo.scratch("chromium-profile");
+    let dump = |target: &str| -> String {
+        let out = Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--dump-dom")
+            .arg(format!("{}{target}", server.base))
+            .output()
+            .expect("failed to run chromium");
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dom = dump("/");
+    let nested_sha =
+        sha256_hex(&std::fs::read(demo.root.join("low/artifacts").join(NESTED)).unwrap());
+    for expected in [
+        "airgate high side",
+        NESTED,
+        "app-1.0.0.tar.gz",
+        "app-1.0.0.spdx.json",
+        nested_sha.as_str(),
+        SIMULATED_IDENTITY,
+        SIMULATED_ISSUER,
+        AIRGATE_IDENTITY,
+        "demo-low-side",
+        "tlog.airgate.internal",
+        "timestamp.json</a> version",
+    ] {
+        assert!(
+            dom.contains(expected),
+            "the dashboard lacks {expected:?}:\n{dom}"
+        );
+    }
+    assert_eq!(dom.matches("class=\"artifact\"").count(), 3, "{dom}");
+    assert!(dom.contains("id=\"tree-size\">3<"), "{dom}");
+
+    // Search by name, then by digest prefix.
+    let dom = dump("/?q=linux");
+    assert_eq!(dom.matches("class=\"artifact\"").count(), 1, "{dom}");
+    assert!(dom.contains(NESTED));
+    let dom = dump(&format!("/?q=sha256:{}", &nested_sha[..12]));
+    assert_eq!(dom.matches("class=\"artifact\"").count(), 1, "{dom}");
+    assert!(dom.contains(NESTED));
+    let dom = dump("/?q=no-such-thing");
+    assert_eq!(dom.matches("class=\"artifact\"").count(), 0, "{dom}");
+
+    // A search is escaped, not interpreted: no element is injected.
+    let dom = dump("/?q=%3Cb%20id%3Dinjected%3Ex%3C%2Fb%3E");
+    assert!(!dom.contains("id=\"injected\""), "{dom}");
+    assert!(dom.contains("&lt;b id=injected&gt;"), "{dom}");
+    let raw = server.get("/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E");
+    assert!(!raw.text().contains("<script>"));
+    assert!(raw
+        .header("content-security-policy")
+        .unwrap()
+        .contains("default-src 'none'"));
+}
+
+/// A second medium from the demo's simulated upstream and exporter key.
+fn second_medium(demo: &Demo) -> PathBuf {
+    let upstream_dir = demo.root.join("upstream");
+    let upstream = SimulatedUpstream {
+        ca_dir: upstream_dir.join("sigstore"),
+        tuf_repo: upstream_dir.join("tuf"),
+        tuf_keys: upstream_dir.join("tuf-keys"),
+        tuf_root: upstream_dir.join("tuf/1.root.json"),
+    };
+    let artifacts = demo.scratch("artifacts-2");
+    let file = artifacts.join("tool-2.0.0.tar.gz");
+    std::fs::write(
+        &file,
+        b"a second release, carried over by HTTP\n".repeat(100),
+    )
+    .unwrap();
+    upstream.sign_files(&[file], SystemTime::now()).unwrap();
+    let medium = demo.scratch("transfer-2").join("media.tar");
+    let out = airgate([
+        "export".as_ref(),
+        "--policy".as_ref(),
+        demo.root.join("low/policy.toml").as_os_str(),
+        "--artifacts".as_ref(),
+        artifacts.as_os_str(),
+        "--key".as_ref(),
+        demo.root
+            .join("low/exporter-key/exporter.key.pem")
+            .as_os_str(),
+        "--exporter".as_ref(),
+        "demo-low-side".as_ref(),
+        "--out".as_ref(),
+        medium.as_os_str(),
+    ] as [&std::ffi::OsStr; 11]);
+    assert!(out.status.success(), "export failed: {}", stderr(&out));
+    medium
+}
+
+#[test]
+fn serve_import_requires_the_bearer_token_and_refusals_change_nothing() {
+    let demo = Demo::new();
+    let medium = std::fs::read(second_medium(&demo)).unwrap();
+    let token = "s3cret-token-0123456789abcdef";
+    let token_file = demo.scratch("secrets").join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let before = state_fingerprint(&demo.high);
+    let timestamp_before = std::fs::read(demo.high.join("tuf-repo/timestamp.json")).unwrap();
+
+    // Without a configured token the endpoint does not exist.
+    {
+        let server = Served::start(&demo.high, &[]);
+        let r = request(server.addr, "POST", "/api/v1/import", &[], &medium);
+        assert_eq!(r.status, 404);
+        let r = request(
+            server.addr,
+            "POST",
+            "/api/v1/import",
+            &[("Authorization", &format!("Bearer {token}"))],
+            &medium,
+        );
+        assert_eq!(r.status, 404, "no token configured: no writes at all");
+        assert!(r.json()["error"].as_str().unwrap().contains("--token-file"));
+    }
+    assert_eq!(state_fingerprint(&demo.high), before);
+
+    let server = Served::start(
+        &demo.high,
+        &[
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--tuf-refresh-interval",
+            "12h",
+        ],
+    );
+    let timestamp_served = server.get("/tuf/timestamp.json").body;
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer wrong-token-0123456789abcdef")],
+        vec![("Authorization", "Bearer s3cret-token-0123456789abcde")],
+        vec![("Authorization", "Basic czNjcmV0LXRva2Vu")],
+        vec![("Authorization", token)],
+    ] {
+        let r = request(server.addr, "POST", "/api/v1/import", &headers, &medium);
+        assert_eq!(r.status, 401, "{headers:?}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"airgate\"")
+        );
+        assert!(r.json()["error"].is_string());
+    }
+    // Nothing changed: no import, artifact, log entry, checkpoint or blob, and
+    // the TUF repository was not re-published.
+    assert_eq!(state_fingerprint(&demo.high), before);
+    assert_eq!(server.get("/tuf/timestamp.json").body, timestamp_served);
+    assert_eq!(server.get("/artifacts/tool-2.0.0.tar.gz").status, 404);
+    assert!(server
+        .log()
+        .contains("import refused: missing or invalid bearer token"));
+
+    // With the token: a medium that is not a medium is refused (422), state unchanged.
+    let auth = format!("Bearer {token}");
+    let r = request(
+        server.addr,
+        "POST",
+        "/api/v1/import",
+        &[("Authorization", &auth)],
+        b"this is not a tar",
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    let message = r.json()["error"].as_str().unwrap().to_owned();
+    assert!(!message.contains(demo.high.to_str().unwrap()), "{message}");
+    assert_eq!(state_fingerprint(&demo.high), before);
+
+    // The real medium imports, is served at once, and re-publishes TUF.
+    let r = request(
+        server.addr,
+        "POST",
+        "/api/v1/import",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/x-tar"),
+        ],
+        &medium,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let report = r.json();
+    assert_eq!(report["alreadyImported"], false);
+    assert_eq!(report["artifacts"][0]["name"], "tool-2.0.0.tar.gz");
+    assert_eq!(report["artifacts"][0]["decision"], "accepted", "{report}");
+    let blob = server.get("/artifacts/tool-2.0.0.tar.gz");
+    assert_eq!(blob.status, 200);
+    assert_eq!(
+        blob.body,
+        b"a second release, carried over by HTTP\n".repeat(100)
+    );
+    assert_eq!(
+        server
+            .get("/artifacts/tool-2.0.0.tar.gz.sigs")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(server.get("/api/v1/log").json()["treeSize"], 4);
+    assert_ne!(
+        std::fs::read(demo.high.join("tuf-repo/timestamp.json")).unwrap(),
+        timestamp_before
+    );
+    let after = state_fingerprint(&demo.high);
+    assert_eq!(
+        (after.0, after.1, after.2),
+        (before.0 + 1, before.1 + 1, before.2 + 1)
+    );
+
+    // The same medium again is reported, not re-imported.
+    let r = request(
+        server.addr,
+        "POST",
+        "/api/v1/import",
+        &[("Authorization", &auth)],
+        &medium,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["alreadyImported"], true);
+    assert_eq!(state_fingerprint(&demo.high), after);
+}
+
+#[test]
+fn serve_rate_limits_and_shuts_down_gracefully() {
+    let demo = Demo::new();
+    let mut server = Served::start(&demo.high, &["--rate-limit", "2", "--rate-burst", "5"]);
+    let statuses: Vec<u16> = (0..12).map(|_| server.get("/checkpoint").status).collect();
+    assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let limited = (0..3)
+        .map(|_| server.get("/checkpoint"))
+        .find(|r| r.status == 429)
+        .expect("still limited");
+    assert!(
+        limited
+            .header("retry-after")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert!(limited.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("too many requests"));
+
+    let status = server.terminate(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}");
+    let log = server.log();
+    assert!(log.contains("shutdown signal received"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
