@@ -694,6 +694,17 @@ fn serve_import_requires_the_bearer_token_and_refusals_change_nothing() {
         ],
     );
     let timestamp_served = server.get("/tuf/timestamp.json").body;
+    // Warm the server's caches: they must not outlive the import below.
+    assert_eq!(server.get("/api/v1/log").json()["treeSize"], 3);
+    let checkpoint_before = server.get("/checkpoint").text();
+    assert_eq!(
+        server.get("/artifacts/").json()["artifacts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(server.get("/artifacts/tool-2.0.0.tar.gz.sigs").status, 404);
     for headers in [
         vec![],
         vec![("Authorization", "Bearer wrong-token-0123456789abcdef")],
@@ -764,6 +775,14 @@ fn serve_import_requires_the_bearer_token_and_refusals_change_nothing() {
         2
     );
     assert_eq!(server.get("/api/v1/log").json()["treeSize"], 4);
+    assert_ne!(server.get("/checkpoint").text(), checkpoint_before);
+    assert_eq!(
+        server.get("/artifacts/").json()["artifacts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
     assert_ne!(
         std::fs::read(demo.high.join("tuf-repo/timestamp.json")).unwrap(),
         timestamp_before

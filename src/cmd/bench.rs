@@ -29,6 +29,8 @@ enum BenchCommand {
     Log(crate::cmd::bench_log::LogBench),
     /// Export and import vs tar -cf / tar -xf / openssl dgst.
     Media(crate::cmd::bench_media::MediaBench),
+    /// `airgate serve` under load on loopback: requests/s and latency for .sigs and the checkpoint.
+    Serve(crate::cmd::bench_serve::ServeBench),
 }
 
 #[derive(Args)]
@@ -57,6 +59,7 @@ impl BenchArgs {
             BenchCommand::Verify(b) => b.run(),
             BenchCommand::Log(b) => b.run(),
             BenchCommand::Media(b) => b.run(),
+            BenchCommand::Serve(b) => b.run(),
         }
     }
 }

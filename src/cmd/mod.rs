@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_log;
 mod bench_media;
+mod bench_serve;
 mod ca;
 mod demo;
 pub mod export;

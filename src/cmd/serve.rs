@@ -199,6 +199,11 @@ impl ServeArgs {
             .with_context(|| format!("serving the state directory {}", self.state.display()))?;
         let refresher = TufRefresher::new(&self.state, self.tuf_refresh_interval)
             .context("--tuf-refresh-interval")?;
+        // Fresh metadata before the first request.
+        if let Some(r) = &refresher {
+            r.refresh_now()
+                .context("refreshing the private TUF repository before serving it")?;
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::cache::Sigs;
 use super::db::{self, with_db};
 use super::error::{echo, ApiError};
 use super::AppState;
@@ -70,9 +71,8 @@ pub(crate) async fn artifact(
     // The sidecar wins over an artifact whose own name ends in ".sigs".
     if let Some(base) = raw.strip_suffix(SIGS_SUFFIX) {
         if let Ok(name) = EntryName::parse(base) {
-            let lookup = name.as_str().to_owned();
-            if let Some(sigs) = with_db(&state, move |c| db::sigs(c, &lookup)).await? {
-                return sigs_response(&sigs, &headers);
+            if let Some(sigs) = cached_sigs(&state, name.as_str().to_owned()).await? {
+                return sigs_response(sigs, &headers);
             }
         }
     }
@@ -149,15 +149,30 @@ pub(crate) async fn artifact(
     Ok(response)
 }
 
-fn sigs_response(sigs: &[u8], headers: &HeaderMap) -> Result<Response, ApiError> {
-    let digest = hex::encode(crate::crypto::sha256(sigs));
-    let tag = etag(&digest);
-    if not_modified(headers, &tag) {
-        return Ok((
-            StatusCode::NOT_MODIFIED,
-            [(header::ETAG, header_value(&tag)?)],
-        )
-            .into_response());
+/// The `.sigs` of `name` (None: no such artifact), from the cache when the
+/// database has not changed.
+async fn cached_sigs(state: &AppState, name: String) -> Result<Option<Sigs>, ApiError> {
+    let version = state.cache.version();
+    if let Some(hit) = version.and_then(|v| state.cache.sigs(v, &name)) {
+        return Ok(hit);
+    }
+    let lookup = name.clone();
+    let sigs = with_db(state, move |c| db::sigs(c, &lookup))
+        .await?
+        .map(|bytes| Sigs {
+            etag: etag(&hex::encode(crate::crypto::sha256(&bytes))),
+            bytes: Bytes::from(bytes),
+        });
+    if let Some(v) = version {
+        state.cache.put_sigs(v, name, sigs.clone());
+    }
+    Ok(sigs)
+}
+
+fn sigs_response(sigs: Sigs, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let tag = header_value(&sigs.etag)?;
+    if not_modified(headers, &sigs.etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
     Ok((
         [
@@ -165,57 +180,50 @@ fn sigs_response(sigs: &[u8], headers: &HeaderMap) -> Result<Response, ApiError>
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             ),
-            (header::ETAG, header_value(&tag)?),
+            (header::ETAG, tag),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        Bytes::copy_from_slice(sigs),
+        sigs.bytes,
     )
         .into_response())
 }
 
-/// `GET /artifacts/`: every artifact (latest import of each name) with its
-/// sha256, size and the sha256 of its `.sigs`. Cached until the next import.
-pub(crate) async fn index(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let cached = state
-        .index_cache
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let body = with_db(&state, move |c| {
-        let newest = db::newest_import(c)?;
-        if let Some((id, bytes)) = cached {
-            if id == newest {
-                return Ok((newest, bytes, true));
-            }
-        }
-        let rows = db::artifacts(c, None, MAX_INDEX_ENTRIES, true)?;
-        let list: Vec<serde_json::Value> = rows
-            .into_iter()
-            .map(|(row, sigs)| {
-                let sigs = sigs.unwrap_or_default();
-                serde_json::json!({
-                    "name": row.name,
-                    "sha256": row.sha256,
-                    "size": row.size,
-                    "sigsSha256": hex::encode(crate::crypto::sha256(&sigs)),
-                    "sigsSize": sigs.len(),
-                    "importId": row.import_id,
-                    "logIndex": row.log_index,
-                })
+fn build_index(c: &rusqlite::Connection) -> Result<Bytes, ApiError> {
+    let rows = db::artifacts(c, None, MAX_INDEX_ENTRIES, true)?;
+    let list: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|(row, sigs)| {
+            let sigs = sigs.unwrap_or_default();
+            serde_json::json!({
+                "name": row.name,
+                "sha256": row.sha256,
+                "size": row.size,
+                "sigsSha256": hex::encode(crate::crypto::sha256(&sigs)),
+                "sigsSize": sigs.len(),
+                "importId": row.import_id,
+                "logIndex": row.log_index,
             })
-            .collect();
-        let json = serde_json::to_vec(&serde_json::json!({ "artifacts": list }))
-            .map_err(|e| ApiError::internal("serializing the index", &e))?;
-        Ok((newest, Bytes::from(json), false))
-    })
-    .await?;
-    let (newest, bytes, hit) = body;
-    if !hit {
-        *state
-            .index_cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((newest, bytes.clone()));
-    }
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "artifacts": list }))
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal("serializing the index", &e))
+}
+
+/// `GET /artifacts/`: every artifact (latest import of each name) with its
+/// sha256, size and the sha256 of its `.sigs`. Cached until the database changes.
+pub(crate) async fn index(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let version = state.cache.version();
+    let bytes = match version.and_then(|v| state.cache.index(v)) {
+        Some(bytes) => bytes,
+        None => {
+            let bytes = with_db(&state, build_index).await?;
+            if let Some(v) = version {
+                state.cache.put_index(v, bytes.clone());
+            }
+            bytes
+        }
+    };
     Ok((
         [
             (

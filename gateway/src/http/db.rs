@@ -29,14 +29,7 @@ impl Pool {
     }
 
     fn open(&self) -> Result<Connection, rusqlite::Error> {
-        // Never create the database; refuse writes on this connection.
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.pragma_update(None, "query_only", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(conn)
+        open_read_only(&self.path)
     }
 
     /// Opens one connection and reads the schema (startup check).
@@ -69,6 +62,17 @@ impl Pool {
             idle.push(conn);
         }
     }
+}
+
+/// Opens the database without creating it, refusing writes (`query_only`).
+pub(crate) fn open_read_only(path: &std::path::Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.pragma_update(None, "query_only", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
 }
 
 /// Runs `f` with a pooled connection on a blocking thread.
@@ -143,13 +147,6 @@ pub(crate) fn sigs(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>, Api
     )
     .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
     .map_err(sql)
-}
-
-/// The newest import id (0 before the first import): artifacts change only with it.
-pub(crate) fn newest_import(conn: &Connection) -> Result<i64, ApiError> {
-    conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM imports")
-        .and_then(|mut s| s.query_row([], |r| r.get(0)))
-        .map_err(sql)
 }
 
 /// A dashboard search: a name substring or a digest prefix.

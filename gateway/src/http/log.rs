@@ -6,6 +6,7 @@
 //! returned with them, so a client can verify everything it receives.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -13,6 +14,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::cache::LogHead;
 use super::db::with_db;
 use super::error::{echo, ApiError};
 use super::AppState;
@@ -60,20 +62,37 @@ fn hex_list(hashes: &[merkle::Hash]) -> Vec<String> {
     hashes.iter().map(hex::encode).collect()
 }
 
-/// `GET /api/v1/log`: Rekor LogInfo for the newest checkpoint.
-pub(crate) async fn info(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let body = with_db(&state, |c| {
+/// The newest checkpoint and tree ID, from the cache when the database has not changed.
+async fn head(state: &AppState) -> Result<Arc<LogHead>, ApiError> {
+    let version = state.cache.version();
+    if let Some(hit) = version.and_then(|v| state.cache.head(v)) {
+        return Ok(hit);
+    }
+    let head = with_db(state, |c| {
         let reader = LogReader::new(c);
-        let cp = latest(&reader)?;
-        Ok(json!({
-            "treeSize": cp.size,
-            "rootHash": hex::encode(cp.root_hash),
-            "signedTreeHead": cp.note,
-            "treeID": tree_id(&reader)?,
+        Ok(Arc::new(LogHead {
+            checkpoint: latest(&reader)?,
+            tree_id: tree_id(&reader)?,
         }))
     })
     .await?;
-    Ok(axum::Json(body).into_response())
+    if let Some(v) = version {
+        state.cache.put_head(v, head.clone());
+    }
+    Ok(head)
+}
+
+/// `GET /api/v1/log`: Rekor LogInfo for the newest checkpoint.
+pub(crate) async fn info(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let head = head(&state).await?;
+    let cp = &head.checkpoint;
+    Ok(axum::Json(json!({
+        "treeSize": cp.size,
+        "rootHash": hex::encode(cp.root_hash),
+        "signedTreeHead": cp.note,
+        "treeID": head.tree_id,
+    }))
+    .into_response())
 }
 
 /// `GET /api/v1/log/entries?logIndex=N`: Rekor LogEntry (`{uuid: entry}`),
@@ -83,9 +102,10 @@ pub(crate) async fn entry(State(state): State<AppState>, q: Params) -> Result<Re
     let index = number(&p, "logIndex")?
         .ok_or_else(|| ApiError::bad_request("give logIndex: /api/v1/log/entries?logIndex=N"))?;
     let log_id = state.log.log_id_hex.clone();
+    let head = head(&state).await?;
     let body = with_db(&state, move |c| {
         let reader = LogReader::new(c);
-        let cp = latest(&reader)?;
+        let cp = &head.checkpoint;
         if index >= cp.size {
             return Err(ApiError::not_found(format!(
                 "no log entry {index}: the newest checkpoint covers {} entries",
@@ -128,9 +148,10 @@ pub(crate) async fn consistency(
     let p = params(q)?;
     let first = number(&p, "firstSize")?.unwrap_or(1);
     let last = number(&p, "lastSize")?;
+    let head = head(&state).await?;
     let body = with_db(&state, move |c| {
         let reader = LogReader::new(c);
-        let cp = latest(&reader)?;
+        let cp = &head.checkpoint;
         let last = last.unwrap_or(cp.size);
         if first == 0 || first > last || last > cp.size {
             return Err(ApiError::bad_request(format!(
@@ -163,7 +184,7 @@ pub(crate) async fn public_key(State(state): State<AppState>) -> Response {
 
 /// `GET /checkpoint`: the newest C2SP checkpoint (signed note).
 pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let note = with_db(&state, |c| Ok(latest(&LogReader::new(c))?.note)).await?;
+    let note = head(&state).await?.checkpoint.note.clone();
     Ok((
         [
             (

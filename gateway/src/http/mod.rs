@@ -22,11 +22,13 @@
 //! Every error is JSON `{"error": "..."}` with the matching status, and never
 //! names a path on the server. The database is read through a small pool of
 //! `query_only` SQLite connections on blocking threads (WAL lets them read
-//! while an import writes). Limits: URI length, request body size (imports
+//! while an import writes); the hottest answers (`.sigs`, the checkpoint, the
+//! index) are cached in memory until the database changes (see `cache`). Limits: URI length, request body size (imports
 //! have their own cap), concurrent connections, and a per-client-IP token
 //! bucket.
 
 mod artifacts;
+mod cache;
 mod dashboard;
 mod db;
 mod error;
@@ -37,7 +39,7 @@ mod tuf;
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post};
@@ -175,7 +177,7 @@ struct Shared {
     dir: PathBuf,
     pool: db::Pool,
     log: LogIdentity,
-    index_cache: Mutex<Option<(i64, axum::body::Bytes)>>,
+    cache: cache::HotCache,
     writes: Writes,
     import_lock: tokio::sync::Mutex<()>,
     limits: HttpLimits,
@@ -215,7 +217,7 @@ impl Server {
             dir: config.state_dir.clone(),
             pool,
             log,
-            index_cache: Mutex::new(None),
+            cache: cache::HotCache::new(config.state_dir.join(crate::state::DATABASE)),
             writes: config.writes.clone(),
             import_lock: tokio::sync::Mutex::new(()),
             limits: config.limits,

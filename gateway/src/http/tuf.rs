@@ -132,7 +132,8 @@ pub(crate) async fn target(
 }
 
 /// Keeps the private TUF repository's metadata fresh: re-signs the timestamp
-/// (and snapshot or targets near expiry) at start and every interval.
+/// (and snapshot or targets near expiry) at start ([`TufRefresher::refresh_now`])
+/// and every interval ([`TufRefresher::run`]).
 #[derive(Debug, Clone)]
 pub struct TufRefresher {
     repo: PathBuf,
@@ -175,39 +176,42 @@ impl TufRefresher {
         }))
     }
 
-    /// Refreshes once now, then every interval, until `shutdown` resolves.
-    /// Failures are logged and retried at the next tick.
+    /// Refreshes once, now (blocking: call it before serving, or from a
+    /// blocking thread), and logs what it did.
+    pub fn refresh_now(&self) -> Result<tuf_repo::PublishSummary> {
+        let summary = tuf_repo::refresh(&self.repo, &self.keys, chrono::Utc::now())?;
+        let (role, at) = summary.expires.earliest();
+        tracing::info!(
+            timestamp_version = summary.versions.timestamp,
+            snapshot_version = summary.versions.snapshot,
+            targets_version = summary.versions.targets,
+            earliest_expiry_role = %role,
+            earliest_expiry = %at.to_rfc3339(),
+            "private TUF metadata refreshed"
+        );
+        Ok(summary)
+    }
+
+    /// Refreshes every interval until `shutdown` resolves. Failures are
+    /// logged and retried at the next tick.
     pub async fn run<F>(self, shutdown: F)
     where
         F: Future<Output = ()> + Send,
     {
         tokio::pin!(shutdown);
         loop {
-            let (repo, keys) = (self.repo.clone(), self.keys.clone());
-            let outcome = tokio::task::spawn_blocking(move || {
-                tuf_repo::refresh(&repo, &keys, chrono::Utc::now())
-            })
-            .await;
-            match outcome {
-                Ok(Ok(summary)) => {
-                    let (role, at) = summary.expires.earliest();
-                    tracing::info!(
-                        timestamp_version = summary.versions.timestamp,
-                        snapshot_version = summary.versions.snapshot,
-                        targets_version = summary.versions.targets,
-                        earliest_expiry_role = %role,
-                        earliest_expiry = %at.to_rfc3339(),
-                        "private TUF metadata refreshed"
-                    );
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "private TUF refresh failed; retrying at the next interval")
-                }
-                Err(e) => tracing::error!(error = %e, "private TUF refresh task failed"),
-            }
             tokio::select! {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(self.interval) => {}
+            }
+            let this = self.clone();
+            match tokio::task::spawn_blocking(move || this.refresh_now()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(
+                    error = %e,
+                    "private TUF refresh failed; retrying at the next interval"
+                ),
+                Err(e) => tracing::error!(error = %e, "private TUF refresh task failed"),
             }
         }
     }
