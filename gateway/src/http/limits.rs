@@ -312,3 +312,35 @@ impl AsyncWrite for LimitedStream {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bucket_allows_the_burst_then_refuses_with_a_wait() {
+        let limiter = Limiter::new(RateLimit::PerClient {
+            per_second: 1,
+            burst: 3,
+        });
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        for _ in 0..3 {
+            assert!(limiter.check(a).is_ok());
+        }
+        let wait = limiter.check(a).unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        // Buckets are per client.
+        assert!(limiter.check(b).is_ok());
+    }
+
+    #[test]
+    fn no_limit_when_off() {
+        let limiter = Limiter::new(RateLimit::Off);
+        let a: IpAddr = [127, 0, 0, 1].into();
+        assert!((0..10_000).all(|_| limiter.check(a).is_ok()));
+    }
+}

@@ -289,3 +289,21 @@ async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
         std::future::pending::<()>().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_validated_and_compared_exactly() {
+        let token = BearerToken::new("0123456789abcdef-token\n").unwrap();
+        assert!(token.matches("0123456789abcdef-token"));
+        assert!(!token.matches("0123456789abcdef-toke"));
+        assert!(!token.matches("0123456789abcdef-token "));
+        assert!(!token.matches(""));
+        assert!(BearerToken::new("short").is_err());
+        assert!(BearerToken::new("has a space in the middle!").is_err());
+        assert!(BearerToken::new(&"x".repeat(MAX_TOKEN_BYTES + 1)).is_err());
+        assert_eq!(format!("{token:?}"), "BearerToken(<redacted>)");
+    }
+}
