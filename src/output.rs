@@ -15,7 +15,10 @@ pub fn report_error(err: &anyhow::Error) -> ExitCode {
     // A failed bundle verification is one line naming the failed check (the
     // cosign-like contract of `airgate verify`); other errors get a hint.
     let one_line = matches!(gateway_error, Some(gateway::Error::Bundle { .. }));
-    if let Some(hint) = gateway_error.and_then(gateway::Error::hint).filter(|_| !one_line) {
+    if let Some(hint) = gateway_error
+        .and_then(gateway::Error::hint)
+        .filter(|_| !one_line)
+    {
         eprintln!("hint: {hint}");
     }
     match gateway_error {
