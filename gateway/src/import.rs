@@ -706,7 +706,8 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
     )
     .map_err(LogError::from)?;
     let import_id = tx.last_insert_rowid();
-    let mut new_blobs = Vec::new();
+    let mut new_blobs: Vec<(String, PathBuf)> = Vec::new();
+    let mut new_blob_set = std::collections::HashSet::new();
     for ((decision, staged), s) in decisions.iter().zip(&signed) {
         let (Some((path, upstream_bundle)), Some(upstream)) = (staged, &decision.upstream) else {
             continue;
@@ -747,11 +748,7 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
         )
         .map_err(LogError::from)?;
         let blob = crate::state::blob_path(&state_dir, &decision.sha256);
-        if !blob.exists()
-            && !new_blobs
-                .iter()
-                .any(|(h, _): &(String, PathBuf)| h == &decision.sha256)
-        {
+        if !blob.exists() && new_blob_set.insert(decision.sha256.clone()) {
             new_blobs.push((decision.sha256.clone(), path.clone()));
         }
     }

@@ -195,7 +195,10 @@ impl VerifyBench {
 
     fn run(self) -> anyhow::Result<ExitCode> {
         let (roots, _, bundles) = self.load()?;
-        let verifiers: Vec<Verifier> = roots.into_iter().map(Verifier::new).collect();
+        let verifiers: Vec<Verifier> = roots
+            .into_iter()
+            .map(Verifier::without_checkpoint_cache)
+            .collect();
         let now = chrono::Utc::now();
         let policies: Vec<SignerPolicy> = bundles
             .iter()

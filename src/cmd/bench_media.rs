@@ -41,6 +41,37 @@ pub struct MediaBench {
     /// Keep the working files (for inspection).
     #[arg(long)]
     keep: bool,
+    /// Alternating rounds per comparison (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// Another high-side state trusting the same upstream and exporter.
+fn fresh_high(root: &Path, round: usize, s: &Sides) -> anyhow::Result<PathBuf> {
+    let high = root.join(format!("high-{round}"));
+    init_ceremony(
+        &high,
+        CaConfig::with_defaults("bench enclave"),
+        SystemTime::now(),
+    )?;
+    std::fs::copy(s.high.join("policy.toml"), high.join("policy.toml"))?;
+    std::fs::copy(
+        s.high.join("upstream-tuf-root.json"),
+        high.join("upstream-tuf-root.json"),
+    )?;
+    let policy = std::fs::read_to_string(high.join("policy.toml"))?
+        .replace(&s.high.display().to_string(), &high.display().to_string());
+    std::fs::write(high.join("policy.toml"), policy)?;
+    let state = StateDir::open(&high)?;
+    let pem = std::fs::read_to_string(s.key.with_file_name("exporter.pub.pem"))?;
+    let public = VerifyingKey::from_pem(&pem).map_err(|e| anyhow::anyhow!("{e}"))?;
+    state.enroll("bench", &public, "2026-01-01T00:00:00Z")?;
+    Ok(high)
 }
 
 struct Run {
@@ -86,12 +117,6 @@ fn run(cmd: &mut Command) -> anyhow::Result<Run> {
 
 fn sh(script: &str) -> anyhow::Result<Run> {
     run(Command::new("sh").args(["-c", script]))
-}
-
-fn drop_medium_cache(path: &Path) {
-    // Best effort: keep runs comparable by writing dirty pages out first.
-    let _ = Command::new("sync").status();
-    let _ = path;
 }
 
 struct Sides {
@@ -186,33 +211,54 @@ impl MediaBench {
             size,
             size as f64 / (1u64 << 30) as f64
         );
-        drop_medium_cache(&artifact);
         // Warm the page cache equally for everyone.
         sh(&format!("cat {} > /dev/null", artifact.display()))?;
 
+        // Alternate baseline and airgate runs (syncing in between) and take medians,
+        // so neither side inherits the other's dirty pages or a cold cache.
+        let rounds = self.rounds.max(1);
         let tar_out = root.join("baseline.tar");
-        let tar = sh(&format!(
-            "tar -cf {} -C {} artifacts/big.bin",
-            tar_out.display(),
-            root.display()
-        ))?;
-        drop_medium_cache(&tar_out);
-        let dgst = sh(&format!("openssl dgst -sha256 {}", artifact.display()))?;
         let medium = root.join("medium.tar");
-        let export = run(Command::new(exe)
-            .args(["export", "--policy"])
-            .arg(&s.policy)
-            .arg("--artifacts")
-            .arg(root.join("artifacts"))
-            .arg("--key")
-            .arg(&s.key)
-            .args(["--exporter", "bench", "--out"])
-            .arg(&medium))?;
-        drop_medium_cache(&medium);
+        let mut tar_times = Vec::new();
+        let mut export_runs = Vec::new();
+        for _ in 0..rounds {
+            let _ = Command::new("sync").status();
+            let _ = std::fs::remove_file(&tar_out);
+            tar_times.push(
+                sh(&format!(
+                    "tar -cf {} -C {} artifacts/big.bin",
+                    tar_out.display(),
+                    root.display()
+                ))?
+                .elapsed,
+            );
+            let _ = std::fs::remove_file(&tar_out);
+            let _ = Command::new("sync").status();
+            let _ = std::fs::remove_file(&medium);
+            export_runs.push(run(Command::new(exe)
+                .args(["export", "--policy"])
+                .arg(&s.policy)
+                .arg("--artifacts")
+                .arg(root.join("artifacts"))
+                .arg("--key")
+                .arg(&s.key)
+                .args(["--exporter", "bench", "--out"])
+                .arg(&medium))?);
+        }
+        let _ = Command::new("sync").status();
+        let dgst = sh(&format!("openssl dgst -sha256 {}", artifact.display()))?;
+        let tar = median(tar_times);
+        let export_peak = export_runs
+            .iter()
+            .map(|r| r.peak_rss_kib)
+            .max()
+            .unwrap_or(0);
+        let export = median(export_runs.iter().map(|r| r.elapsed).collect());
+        println!("medians of {rounds} alternating runs, `sync` between runs");
         println!(
             "tar -cf (baseline):           {:>6.2} s  {:>5.2} GB/s",
-            tar.elapsed.as_secs_f64(),
-            gbps(size, tar.elapsed)
+            tar.as_secs_f64(),
+            gbps(size, tar)
         );
         println!(
             "openssl dgst -sha256:         {:>6.2} s  {:>5.2} GB/s",
@@ -220,46 +266,64 @@ impl MediaBench {
             gbps(size, dgst.elapsed)
         );
         println!(
-            "airgate export (verify+pack+fsync): {:>6.2} s  {:>5.2} GB/s  peak RSS {:.1} MiB",
-            export.elapsed.as_secs_f64(),
-            gbps(size, export.elapsed),
-            export.peak_rss_kib as f64 / 1024.0
+            "airgate export (verify + pack + hash): {:>6.2} s  {:>5.2} GB/s  peak RSS {:.1} MiB",
+            export.as_secs_f64(),
+            gbps(size, export),
+            export_peak as f64 / 1024.0
         );
         println!(
             "RATIO export throughput / tar -cf = {:.2}x",
-            tar.elapsed.as_secs_f64() / export.elapsed.as_secs_f64()
+            tar.as_secs_f64() / export.as_secs_f64()
         );
-        let _ = std::fs::remove_file(&tar_out);
 
-        // Import of the same medium vs tar -xf followed by openssl dgst.
+        // Import of the same medium vs tar -xf followed by openssl dgst, into fresh states.
         let extract = root.join("extract");
-        std::fs::create_dir_all(&extract)?;
-        sh(&format!("cat {} > /dev/null", medium.display()))?;
-        let xf = sh(&format!(
-            "tar -xf {} -C {} && openssl dgst -sha256 {}/artifacts/big.bin",
-            medium.display(),
-            extract.display(),
-            extract.display()
-        ))?;
-        let _ = std::fs::remove_dir_all(&extract);
-        let _ = Command::new("sync").status();
-        sh(&format!("cat {} > /dev/null", medium.display()))?;
-        let import = run(Command::new(exe)
-            .args(["import", "--state"])
-            .arg(&s.high)
-            .arg(&medium))?;
+        let mut base_times = Vec::new();
+        let mut import_runs = Vec::new();
+        for round in 0..rounds {
+            let _ = std::fs::remove_dir_all(&extract);
+            std::fs::create_dir_all(&extract)?;
+            let _ = Command::new("sync").status();
+            base_times.push(
+                sh(&format!(
+                    "tar -xf {} -C {} && openssl dgst -sha256 {}/artifacts/big.bin",
+                    medium.display(),
+                    extract.display(),
+                    extract.display()
+                ))?
+                .elapsed,
+            );
+            let _ = std::fs::remove_dir_all(&extract);
+            let high = if round == 0 {
+                s.high.clone()
+            } else {
+                fresh_high(&root, round, &s)?
+            };
+            let _ = Command::new("sync").status();
+            import_runs.push(run(Command::new(exe)
+                .args(["import", "--state"])
+                .arg(&high)
+                .arg(&medium))?);
+        }
+        let base = median(base_times);
+        let import_peak = import_runs
+            .iter()
+            .map(|r| r.peak_rss_kib)
+            .max()
+            .unwrap_or(0);
+        let import = median(import_runs.iter().map(|r| r.elapsed).collect());
         println!(
             "tar -xf + openssl dgst (baseline): {:>6.2} s",
-            xf.elapsed.as_secs_f64()
+            base.as_secs_f64()
         );
         println!(
-            "airgate import (verify+stage+re-sign+store+fsync): {:>6.2} s  peak RSS {:.1} MiB",
-            import.elapsed.as_secs_f64(),
-            import.peak_rss_kib as f64 / 1024.0
+            "airgate import (verify + stage + re-sign + store, durable): {:>6.2} s  peak RSS {:.1} MiB",
+            import.as_secs_f64(),
+            import_peak as f64 / 1024.0
         );
         println!(
             "RATIO import time / (tar -xf + openssl dgst) = {:.2}x",
-            import.elapsed.as_secs_f64() / xf.elapsed.as_secs_f64()
+            import.as_secs_f64() / base.as_secs_f64()
         );
         if !self.keep {
             let _ = std::fs::remove_dir_all(&root);
@@ -329,7 +393,9 @@ impl MediaBench {
             import.elapsed.as_secs_f64() / xf.elapsed.as_secs_f64(),
             import.elapsed.as_secs_f64()
         );
-        let _ = std::fs::remove_dir_all(&root);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&root);
+        }
         Ok(())
     }
 }

@@ -452,12 +452,17 @@ pub fn verify_manifest(
             "pack digest does not match the entries".into(),
         ));
     }
+    let by_name: std::collections::HashMap<&str, &ManifestEntry> = predicate
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e))
+        .collect();
     for artifact in &predicate.artifacts {
         let entry_name = format!("artifacts/{}", artifact.name);
-        let listed = predicate.entries.iter().any(|e| {
-            e.name == entry_name && e.sha256 == artifact.sha256 && e.size == artifact.size
-        });
-        let bundle_listed = predicate.entries.iter().any(|e| e.name == artifact.bundle);
+        let listed = by_name
+            .get(entry_name.as_str())
+            .is_some_and(|e| e.sha256 == artifact.sha256 && e.size == artifact.size);
+        let bundle_listed = by_name.contains_key(artifact.bundle.as_str());
         if !listed || !bundle_listed {
             return Err(ManifestError::Inconsistent(format!(
                 "artifact {:?} or its bundle is not among the entries",

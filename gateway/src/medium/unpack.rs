@@ -155,6 +155,7 @@ pub fn unpack(
     let mut total = 0u64;
     let mut manifest: Option<Vec<u8>> = None;
     let mut last_name: Option<String> = None;
+    let mut created_shard: Option<usize> = None;
     let truncated = |after: &Option<String>, e: std::io::Error| MediumError::Truncated {
         after: after.clone(),
         detail: e.to_string(),
@@ -237,7 +238,18 @@ pub fn unpack(
             });
         }
         let (sha256, data) = if big {
-            let path = staging_dir.join(format!("entry-{:07}", entries.len()));
+            // At most 256 files per directory: directory lookups stay cheap even on
+            // filesystems without hashed directory indexes.
+            let shard_number = entries.len() / 256;
+            let shard = staging_dir.join(format!("{shard_number:05}"));
+            if created_shard != Some(shard_number) {
+                std::fs::create_dir_all(&shard).map_err(|e| MediumError::Io {
+                    path: shard.clone(),
+                    source: e,
+                })?;
+                created_shard = Some(shard_number);
+            }
+            let path = shard.join(format!("entry-{:07}", entries.len()));
             let io = |e: std::io::Error| MediumError::Io {
                 path: path.clone(),
                 source: e,
