@@ -48,11 +48,14 @@ fn import_killed_at_random_points_is_all_or_nothing() {
     assert!(out.status.success(), "{}", stderr(&out));
     let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
     let mut interrupted = 0;
-    for round in 0..10 {
+    for round in 0..14u32 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = Duration::from_millis(20 + seed % 900);
+        // A random point in a window that doubles each round: early rounds interrupt
+        // the import (parsing, verifying, signing, committing), later ones let it finish.
+        let window = 20u64 << round.min(8);
+        let delay = Duration::from_millis(5 + seed % window);
         let mut child = Command::new(env!("CARGO_BIN_EXE_airgate"))
             .args(["import", "--state"])
             .arg(&world.high)
