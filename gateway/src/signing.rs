@@ -21,7 +21,7 @@ use private_ca::{Custody, LeafRequest, PrivateCa, SigningIdentity};
 
 use crate::bundle::MEDIA_TYPE_V0_3;
 use crate::tlog::entry::{hashedrekord_body, EntryKind};
-use crate::tlog::{AppendedBatch, Log, LogError, LogReader, NewEntry};
+use crate::tlog::{AppendedBatch, Log, LogError, NewEntry};
 
 /// One artifact to sign.
 #[derive(Debug, Clone)]
@@ -117,27 +117,30 @@ pub fn log_and_bundle(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let batch = log.append_batch(tx, &entries, now_secs)?;
-    let reader = LogReader::new(tx);
-    let mut out = Vec::with_capacity(signatures.len());
-    for ((s, entry), new) in signatures.iter().zip(&batch.entries).zip(&entries) {
-        let proof = reader.inclusion_proof(entry.index, batch.checkpoint.size)?;
-        let bundle_json = bundle_json(
-            log,
-            &batch,
-            entry,
-            &new.body,
-            &proof,
-            &s.certificate_der,
-            &s.signature,
-            &s.artifact_sha256,
-        )?;
-        out.push(SignedArtifact {
-            bundle_json,
-            log_index: entry.index,
-            certificate_der: s.certificate_der.clone(),
-        });
-    }
-    Ok(out)
+    // Proofs come with the batch; bundles serialize on all cores.
+    use rayon::prelude::*;
+    signatures
+        .par_iter()
+        .zip(batch.entries.par_iter())
+        .zip(entries.par_iter())
+        .map(|((s, entry), new)| {
+            let bundle_json = bundle_json(
+                log,
+                &batch,
+                entry,
+                &new.body,
+                &entry.inclusion_proof,
+                &s.certificate_der,
+                &s.signature,
+                &s.artifact_sha256,
+            )?;
+            Ok(SignedArtifact {
+                bundle_json,
+                log_index: entry.index,
+                certificate_der: s.certificate_der.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Signs every request with a fresh leaf, appends them to the log as one batch

@@ -100,6 +100,8 @@ pub struct AppendedEntry {
     pub integrated_time: i64,
     /// The signed entry timestamp.
     pub signed_entry_timestamp: Vec<u8>,
+    /// Its inclusion proof against the batch's checkpoint.
+    pub inclusion_proof: Vec<Hash>,
 }
 
 /// The result of appending one batch.
@@ -299,6 +301,17 @@ impl Log {
     ) -> Result<AppendedBatch, LogError> {
         let start = Self::size(tx)?;
         let mut stack = Self::frontier(tx, start)?;
+        // Every node a proof for this batch can need: the frontier before it and the
+        // nodes it creates. Proofs are then computed without reading the database.
+        let mut known: std::collections::HashMap<(u32, u64), Hash> =
+            std::collections::HashMap::with_capacity(entries.len() * 2 + 64);
+        {
+            let mut offset = 0u64;
+            for &(level, hash) in &stack {
+                known.insert((level, offset >> level), hash);
+                offset += 1u64 << level;
+            }
+        }
         let mut insert_entry = tx.prepare_cached(
             "INSERT INTO tlog_entries (idx, kind, body, integrated_time, set_signature, artifact_sha256) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -336,6 +349,7 @@ impl Log {
             let mut node_index = index;
             let mut hash = merkle::leaf_hash(&entry.body);
             insert_node.execute(params![0, index as i64, hash.as_slice()])?;
+            known.insert((0, index), hash);
             while let Some(&(top_level, left)) = stack.last() {
                 if top_level != level {
                     break;
@@ -345,16 +359,29 @@ impl Log {
                 level += 1;
                 node_index >>= 1;
                 insert_node.execute(params![level, node_index as i64, hash.as_slice()])?;
+                known.insert((level, node_index), hash);
             }
             stack.push((level, hash));
             out.push(AppendedEntry {
                 index,
                 integrated_time: now,
                 signed_entry_timestamp: set,
+                inclusion_proof: Vec::new(),
             });
         }
         let size = start + entries.len() as u64;
         let root_hash = Self::root_of_frontier(&stack);
+        drop(insert_entry);
+        drop(insert_node);
+        let reader = LogReader::new(tx);
+        for entry in &mut out {
+            entry.inclusion_proof = merkle::inclusion_proof(entry.index, size, &mut |level, index| {
+                known
+                    .get(&(level, index))
+                    .copied()
+                    .or_else(|| reader.node(level, index).ok().flatten())
+            })?;
+        }
         let note = self.sign_checkpoint(size, root_hash)?;
         tx.execute(
             "INSERT INTO tlog_checkpoints (tree_size, root_hash, note) VALUES (?1, ?2, ?3)",
@@ -733,6 +760,11 @@ mod tests {
         let entries: Vec<NewEntry> = range.map(entry).collect();
         let batch = log.append_batch(&tx, &entries, 1_700_000_000).unwrap();
         tx.commit().unwrap();
+        // The proofs computed in memory equal the ones rebuilt from storage.
+        let reader = LogReader::new(conn);
+        for e in &batch.entries {
+            assert_eq!(e.inclusion_proof, reader.inclusion_proof(e.index, batch.checkpoint.size).unwrap());
+        }
         batch
     }
 
