@@ -836,3 +836,112 @@ fn serve_rate_limits_and_shuts_down_gracefully() {
     assert!(log.contains("shutdown signal received"), "{log}");
     assert!(log.contains("stopped"), "{log}");
 }
+
+/// Reads from `stream` until the server closes it (EOF or reset); returns
+/// how long that took and what was received.
+fn time_until_closed(
+    mut stream: std::net::TcpStream,
+    since: std::time::Instant,
+) -> (Duration, String) {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("connection still open after 20s: {e}"),
+        }
+    }
+    (since.elapsed(), String::from_utf8_lossy(&got).into_owned())
+}
+
+#[test]
+fn serve_drops_slow_header_and_idle_connections_freeing_their_slots() {
+    use std::io::Write;
+    let demo = Demo::new();
+    let server = Served::start(
+        &demo.high,
+        &[
+            "--max-connections",
+            "2",
+            "--header-read-timeout",
+            "1s",
+            "--idle-timeout",
+            "3s",
+        ],
+    );
+    let start = std::time::Instant::now();
+    // Slot 1: a request whose headers never finish (slowloris).
+    let mut slow = std::net::TcpStream::connect(server.addr).unwrap();
+    slow.write_all(b"GET /checkpoint HTTP/1.1\r\nHost: airgate\r\n")
+        .unwrap();
+    // Slot 2: a connection that never sends a byte (the header deadline
+    // runs from the moment the server waits for a request).
+    let silent = std::net::TcpStream::connect(server.addr).unwrap();
+
+    let silent_thread = std::thread::spawn(move || time_until_closed(silent, start));
+    let (slow_after, slow_got) = time_until_closed(slow, start);
+    let (silent_after, _) = silent_thread.join().unwrap();
+    assert!(
+        slow_after >= Duration::from_millis(900) && slow_after < Duration::from_secs(8),
+        "slow-header connection closed after {slow_after:?}"
+    );
+    assert!(
+        !slow_got.contains("200 OK"),
+        "an unfinished request was answered: {slow_got:?}"
+    );
+    assert!(
+        silent_after >= Duration::from_millis(900) && silent_after < Duration::from_secs(10),
+        "silent connection closed after {silent_after:?}"
+    );
+    // Both slots are free again: a well-behaved client is served.
+    let ok = server.get("/checkpoint");
+    assert_eq!(ok.status, 200);
+    // A connection that stays busy is not cut: requests on one keep-alive
+    // connection, each within the header deadline, spread over longer than
+    // the idle timeout, all succeed.
+    let mut busy = std::net::TcpStream::connect(server.addr).unwrap();
+    busy.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for _ in 0..6 {
+        busy.write_all(b"GET /api/v1/log/publicKey HTTP/1.1\r\nHost: airgate\r\n\r\n")
+            .unwrap();
+        let mut reader = std::io::BufReader::new(&busy);
+        let mut status_line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut status_line).unwrap();
+        assert!(status_line.starts_with("HTTP/1.1 200"), "{status_line:?}");
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0u8; length];
+        std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+    }
+}
+
+#[test]
+fn serve_refuses_a_zero_timeout() {
+    let demo = Demo::new();
+    let out = airgate([
+        "serve",
+        "--state",
+        demo.high.to_str().unwrap(),
+        "--idle-timeout",
+        "0s",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("at least 1s"), "{}", stderr(&out));
+}

@@ -45,6 +45,13 @@ pub struct ServeArgs {
     /// Most connections served at once.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_connections: usize,
+    /// Longest a client may take to send a request's headers (also how long
+    /// a kept-alive connection may wait for its next request).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    header_read_timeout: Duration,
+    /// Longest a connection may go with no byte moving either way.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    idle_timeout: Duration,
     /// How long shutdown waits for open requests.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
@@ -64,6 +71,15 @@ enum LogFormat {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     tuf_repo::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// A duration that must not be zero (a zero timeout would drop every
+/// connection at once).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("{text:?}: a timeout must be at least 1s")),
+        d => Ok(d),
+    }
 }
 
 /// Bytes, or a number with K, M, G or T (powers of 1024).
@@ -190,6 +206,8 @@ impl ServeArgs {
             limits: HttpLimits {
                 max_import_bytes: self.max_import_size,
                 max_connections: self.max_connections.max(1),
+                header_read_timeout: self.header_read_timeout,
+                idle_timeout: self.idle_timeout,
                 ..HttpLimits::default()
             },
             rate_limit: rate_limit(&self.rate_limit, self.rate_burst)?,

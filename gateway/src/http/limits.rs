@@ -3,6 +3,7 @@
 //! line per request.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -10,12 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -112,12 +112,6 @@ impl Limiter {
 /// The client's socket address (from the connection).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddr(pub(crate) SocketAddr);
-
-impl Connected<IncomingStream<'_, LimitedListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, LimitedListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
 
 fn client_of(req: &Request) -> Option<SocketAddr> {
     req.extensions()
@@ -225,27 +219,26 @@ pub(crate) async fn guard_and_log(
 }
 
 /// A TCP listener that serves at most N connections at once (a further
-/// connection waits in the kernel's backlog until one closes) and turns
-/// off Nagle's algorithm on each.
+/// connection waits in the kernel's backlog until one closes), turns off
+/// Nagle's algorithm on each, and gives each an idle deadline.
 pub(crate) struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    idle_timeout: Duration,
 }
 
 impl LimitedListener {
-    pub(crate) fn new(inner: TcpListener, max_connections: usize) -> Self {
+    pub(crate) fn new(inner: TcpListener, max_connections: usize, idle_timeout: Duration) -> Self {
         LimitedListener {
             inner,
             permits: Arc::new(Semaphore::new(max_connections.max(1))),
+            idle_timeout,
         }
     }
-}
 
-impl Listener for LimitedListener {
-    type Io = LimitedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    /// The next connection, once a slot is free. Accept errors (such as
+    /// running out of file descriptors) are retried after a pause.
+    pub(crate) async fn accept(&mut self) -> (LimitedStream, SocketAddr) {
         let permit = match self.permits.clone().acquire_owned().await {
             Ok(p) => p,
             // The semaphore is never closed.
@@ -253,24 +246,57 @@ impl Listener for LimitedListener {
         };
         let (stream, addr) = Listener::accept(&mut self.inner).await;
         let _ = stream.set_nodelay(true);
-        (
-            LimitedStream {
-                stream,
-                _permit: permit,
-            },
-            addr,
-        )
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+        (LimitedStream::new(stream, permit, self.idle_timeout), addr)
     }
 }
 
-/// A connection holding one of the listener's permits.
+/// A connection holding one of the listener's permits, failing with
+/// `TimedOut` once no byte has moved either way for the idle timeout.
 pub(crate) struct LimitedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    idle_timeout: Duration,
+    last_progress: tokio::time::Instant,
+    /// Fires at or before `last_progress + idle_timeout`; re-armed lazily
+    /// (progress only stamps `last_progress`, so a busy stream costs no
+    /// timer updates).
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl LimitedStream {
+    fn new(stream: TcpStream, permit: OwnedSemaphorePermit, idle_timeout: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        LimitedStream {
+            stream,
+            _permit: permit,
+            idle_timeout,
+            last_progress: now,
+            deadline: Box::pin(tokio::time::sleep_until(now + idle_timeout)),
+        }
+    }
+
+    fn progressed(&mut self) {
+        self.last_progress = tokio::time::Instant::now();
+    }
+
+    /// Called when the socket is not ready: `Ready(Err)` once the
+    /// connection has been idle too long, else `Pending` with the timer
+    /// registered to wake the task.
+    fn poll_idle<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        loop {
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let due = self.last_progress + self.idle_timeout;
+            if tokio::time::Instant::now() >= due {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection idle for too long",
+                )));
+            }
+            self.deadline.as_mut().reset(due);
+        }
+    }
 }
 
 impl AsyncRead for LimitedStream {
@@ -279,7 +305,17 @@ impl AsyncRead for LimitedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    self.progressed();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.poll_idle(cx),
+        }
     }
 }
 
@@ -289,7 +325,16 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        match Pin::new(&mut self.stream).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.progressed();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.poll_idle(cx),
+        }
     }
 
     fn poll_write_vectored(
@@ -297,7 +342,16 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.progressed();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.poll_idle(cx),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -305,7 +359,10 @@ impl AsyncWrite for LimitedStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        match Pin::new(&mut self.stream).poll_flush(cx) {
+            Poll::Pending => self.poll_idle(cx),
+            ready => ready,
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -316,6 +373,67 @@ impl AsyncWrite for LimitedStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connected pair: the server side wrapped with `idle`, and the client.
+    async fn limited_pair(idle: Duration) -> (LimitedStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut limited = LimitedListener::new(listener, 1, idle);
+        let (server, _) = limited.accept().await;
+        (server, client)
+    }
+
+    #[tokio::test]
+    async fn idle_stream_read_times_out_after_the_idle_timeout() {
+        use tokio::io::AsyncReadExt;
+        let (mut server, _client) = limited_pair(Duration::from_millis(200)).await;
+        let start = tokio::time::Instant::now();
+        let mut buf = [0u8; 16];
+        let err = server.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            start.elapsed() >= Duration::from_millis(190),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn trickling_stream_is_not_idle_while_bytes_arrive() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut server, mut client) = limited_pair(Duration::from_millis(300)).await;
+        let writer = tokio::spawn(async move {
+            for _ in 0..6 {
+                client.write_all(b"x").await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            client
+        });
+        let mut got = 0;
+        let mut buf = [0u8; 16];
+        while got < 6 {
+            got += server.read(&mut buf).await.unwrap();
+        }
+        // 600 ms of trickle outlived the 300 ms idle timeout; then silence.
+        let _client = writer.await.unwrap();
+        let err = server.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn stream_whose_peer_stops_reading_times_out_on_write() {
+        use tokio::io::AsyncWriteExt;
+        let (mut server, _client) = limited_pair(Duration::from_millis(200)).await;
+        let chunk = vec![0u8; 1 << 16];
+        let err = loop {
+            if let Err(e) = server.write_all(&chunk).await {
+                break e;
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
 
     #[test]
     fn token_bucket_allows_the_burst_then_refuses_with_a_wait() {

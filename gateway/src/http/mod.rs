@@ -124,16 +124,26 @@ pub struct HttpLimits {
     pub max_uri_bytes: usize,
     /// Most connections served at once (further ones wait to be accepted).
     pub max_connections: usize,
+    /// Longest a client may take to send a request's headers, counted from
+    /// when the server starts waiting for them (on a kept-alive connection,
+    /// the end of the previous response), so it also bounds keep-alive idling.
+    pub header_read_timeout: Duration,
+    /// Longest a connection may go without a byte moving either way
+    /// (an idle keep-alive, a stalled upload, a client that stops reading).
+    pub idle_timeout: Duration,
 }
 
 impl Default for HttpLimits {
-    /// Imports up to 16 GiB, other bodies 64 KiB, URIs 4 KiB, 1024 connections.
+    /// Imports up to 16 GiB, other bodies 64 KiB, URIs 4 KiB, 1024
+    /// connections, headers within 10 s, connections idle at most 30 s.
     fn default() -> Self {
         HttpLimits {
             max_import_bytes: 16 << 30,
             max_request_bytes: 64 << 10,
             max_uri_bytes: 4096,
             max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -255,27 +265,60 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting,
     /// lets open requests finish for the configured grace period, and returns.
+    ///
+    /// Each connection is served by hyper (HTTP/1.1 only) with a
+    /// header-read deadline, and dropped when no byte has moved for the
+    /// idle timeout, so slow or silent clients cannot pin the connection
+    /// slots.
     pub async fn run<F>(self, listener: tokio::net::TcpListener, shutdown: F) -> std::io::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        use tower::ServiceExt as _;
+
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
             let _ = tx.send(true);
         });
-        let listener = limits::LimitedListener::new(listener, self.limits.max_connections);
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<ClientAddr>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(stopped(rx.clone()));
+        let mut listener = limits::LimitedListener::new(
+            listener,
+            self.limits.max_connections,
+            self.limits.idle_timeout,
+        );
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (stream, addr) = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = stopped(rx.clone()) => break,
+            };
+            let router = self.router.clone();
+            let service = hyper::service::service_fn(
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(ClientAddr(addr)));
+                    router.clone().oneshot(request.map(axum::body::Body::new))
+                },
+            );
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let watched = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = watched.await {
+                    tracing::debug!(target: "airgate::http", client = %addr, %error, "connection ended");
+                }
+            });
+        }
+        drop(listener);
         let grace = self.shutdown_grace;
         tokio::select! {
-            result = server => result,
-            () = async move {
-                stopped(rx).await;
-                tokio::time::sleep(grace).await;
-            } => {
+            () = graceful.shutdown() => Ok(()),
+            () = tokio::time::sleep(grace) => {
                 tracing::warn!(grace_secs = grace.as_secs(), "requests still open after the grace period; closing them");
                 Ok(())
             }

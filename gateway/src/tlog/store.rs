@@ -375,12 +375,13 @@ impl Log {
         drop(insert_node);
         let reader = LogReader::new(tx);
         for entry in &mut out {
-            entry.inclusion_proof = merkle::inclusion_proof(entry.index, size, &mut |level, index| {
-                known
-                    .get(&(level, index))
-                    .copied()
-                    .or_else(|| reader.node(level, index).ok().flatten())
-            })?;
+            entry.inclusion_proof =
+                merkle::inclusion_proof(entry.index, size, &mut |level, index| {
+                    known
+                        .get(&(level, index))
+                        .copied()
+                        .or_else(|| reader.node(level, index).ok().flatten())
+                })?;
         }
         let note = self.sign_checkpoint(size, root_hash)?;
         tx.execute(
@@ -763,7 +764,12 @@ mod tests {
         // The proofs computed in memory equal the ones rebuilt from storage.
         let reader = LogReader::new(conn);
         for e in &batch.entries {
-            assert_eq!(e.inclusion_proof, reader.inclusion_proof(e.index, batch.checkpoint.size).unwrap());
+            assert_eq!(
+                e.inclusion_proof,
+                reader
+                    .inclusion_proof(e.index, batch.checkpoint.size)
+                    .unwrap()
+            );
         }
         batch
     }
