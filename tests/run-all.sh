@@ -1,20 +1,84 @@
 #!/usr/bin/env bash
-# Installs the real Sigstore clients the interop tests drive (and headless Chromium),
-# then runs every test.
-# Usage: tests/run-all.sh   (from anywhere; needs network access to PyPI and npm once)
+# The test command: installs the real clients the interop tests drive, then runs
+# every test, the interop ones included.
+#
+#   tests/run-all.sh            (from any directory)
+#
+# What it assumes, and does:
+# - Rust (cargo) and a C compiler, as for building airgate.
+# - Python >= 3.10 with the venv module. The clients go into a venv inside the
+#   repository (tests/.venv, ignored by git), pinned with hashes by
+#   tests/interop/requirements.txt; nothing is installed into the system Python
+#   (a stock Debian 12 Python is "externally managed", PEP 668). On Debian-family
+#   systems a missing python3-venv is installed with apt. AIRGATE_PYTHON=PATH
+#   uses another interpreter that already has the requirements.
+# - Node.js >= 20.17 with npm: sigstore-js from tests/interop/package-lock.json
+#   (npm ci).
+# - Headless Chromium at /usr/bin/chromium (the dashboard test): installed with
+#   apt (Debian's package) when missing, so other systems need it already there.
+# - Network access to PyPI, npm and the Debian mirror the first time only.
+#
+# A plain `cargo test --workspace` runs the hermetic, Rust-only tests and lists
+# the interop tests as "ignored"; this script runs them with --include-ignored,
+# and there a missing client fails the test instead of skipping it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$(pwd)
 
-python3 -m pip install --quiet --disable-pip-version-check "sigstore==4.5.1"
+say() { printf 'run-all: %s\n' "$*" >&2; }
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "missing $*, and this is not a Debian-family system: install it and rerun"
+    exit 2
+  fi
+  say "installing $* (Debian packages)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# --- Python clients: sigstore-python, python-tuf, conda-sigstore, py-rattler
+requirements=tests/interop/requirements.txt
+venv=tests/.venv
+if [ -z "${AIRGATE_PYTHON:-}" ]; then
+  base=$(command -v python3 || true)
+  if [ -z "$base" ]; then apt_install python3 python3-venv; base=$(command -v python3); fi
+  "$base" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' || {
+    say "$base is $("$base" --version 2>&1); Python >= 3.10 is needed"
+    exit 2
+  }
+  stamp="$venv/.requirements.sha256"
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    rm -rf "$venv"
+    if ! "$base" -m venv "$venv" 2>/dev/null; then
+      rm -rf "$venv"
+      apt_install python3-venv
+      "$base" -m venv "$venv"
+    fi
+    say "installing the pinned Python clients into $venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+      --require-hashes --only-binary=:all: -r "$requirements"
+    echo "$want" > "$stamp"
+  fi
+  export AIRGATE_PYTHON="$repo/$venv/bin/python"
+fi
+"$AIRGATE_PYTHON" -c 'import sigstore, tuf, conda_sigstore, rattler' || {
+  say "$AIRGATE_PYTHON lacks the pinned clients ($requirements)"
+  exit 2
+}
+
+# --- sigstore-js
+command -v node >/dev/null 2>&1 || apt_install nodejs npm
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=17)?0:1)' || {
+  say "Node.js $(node --version) is too old: sigstore-js needs >= 20.17"
+  exit 2
+}
 npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 
-# Headless Chromium for the dashboard test of `airgate serve` (Debian's package).
-if [ ! -x /usr/bin/chromium ]; then
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium
-fi
+# --- headless Chromium for the dashboard test
+if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi
 
-export AIRGATE_FIXTURES="${AIRGATE_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
-cargo test --workspace --locked
+cargo test --workspace --locked -- --include-ignored

@@ -36,8 +36,7 @@ use crate::medium::EntryName;
 use crate::policy::{Policy, TufRootSource, MAX_POLICY_BYTES};
 use crate::{files, Error, Result};
 
-/// Bundle file suffixes, in order of preference.
-pub const BUNDLE_SUFFIXES: &[&str] = &[".sigstore.json", ".sigstore", ".sigs"];
+pub use crate::medium::manifest::BUNDLE_SUFFIXES;
 /// The `.sigs` array limit.
 const MAX_SIGS_BUNDLES: usize = 16;
 
@@ -302,6 +301,16 @@ pub struct PolicyCheck<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// The one bundle that verified an artifact under the policy.
+#[derive(Debug)]
+pub struct AcceptedBundle {
+    /// What the verification established.
+    pub verified: VerifiedBundle,
+    /// That bundle's JSON: the input itself, or for a `.sigs` array the one
+    /// element that verified (the others are dropped, never carried on).
+    pub json: Vec<u8>,
+}
+
 impl PolicyCheck<'_> {
     /// Verifies one artifact's bundle (or any bundle of a `.sigs` array) under the policy.
     pub fn verify(
@@ -310,7 +319,7 @@ impl PolicyCheck<'_> {
         digest: &ArtifactDigest,
         bundle_bytes: &[u8],
         is_array: bool,
-    ) -> std::result::Result<VerifiedBundle, RejectedRecord> {
+    ) -> std::result::Result<AcceptedBundle, RejectedRecord> {
         verify_artifact_bundle(self, name, digest, bundle_bytes, is_array)
     }
 }
@@ -321,7 +330,7 @@ fn verify_artifact_bundle(
     digest: &ArtifactDigest,
     bundle_bytes: &[u8],
     is_array: bool,
-) -> std::result::Result<VerifiedBundle, RejectedRecord> {
+) -> std::result::Result<AcceptedBundle, RejectedRecord> {
     let PolicyCheck {
         verifier,
         policy,
@@ -337,11 +346,11 @@ fn verify_artifact_bundle(
             "no policy rule allows this artifact (default deny)",
         ));
     };
-    let bundles: Vec<Vec<u8>> = if is_array {
-        match serde_json::from_slice::<Vec<serde_json::Value>>(bundle_bytes) {
+    let bundles: Vec<std::borrow::Cow<[u8]>> = if is_array {
+        match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(bundle_bytes) {
             Ok(list) if !list.is_empty() && list.len() <= MAX_SIGS_BUNDLES => list
                 .iter()
-                .map(|v| serde_json::to_vec(v).unwrap_or_default())
+                .map(|v| std::borrow::Cow::Owned(v.get().as_bytes().to_vec()))
                 .collect(),
             Ok(list) => {
                 return Err(reject(
@@ -362,7 +371,7 @@ fn verify_artifact_bundle(
             }
         }
     } else {
-        vec![bundle_bytes.to_vec()]
+        vec![std::borrow::Cow::Borrowed(bundle_bytes)]
     };
     let policies = allowed.signer_policies();
     let mut first_failure: Option<BundleRejection> = None;
@@ -390,7 +399,12 @@ fn verify_artifact_bundle(
                 continue;
             }
             match verifier.verify(&parsed, digest, signer, now) {
-                Ok(v) => return Ok(v),
+                Ok(verified) => {
+                    return Ok(AcceptedBundle {
+                        verified,
+                        json: bundle.to_vec(),
+                    })
+                }
                 Err(f) => {
                     first_failure.get_or_insert(BundleRejection::from(f));
                 }
@@ -721,14 +735,14 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
             let digest = digests
                 .get(&entry)
                 .ok_or_else(|| reject(c.name.as_str(), "io", "not packed"))?;
-            let verified = check.verify(&c.name, digest, &c.bundle_bytes, c.bundle_is_array)?;
+            let accepted = check.verify(&c.name, digest, &c.bundle_bytes, c.bundle_is_array)?;
             Ok(ArtifactRecord {
                 name: c.name.as_str().to_string(),
                 bundle: c.bundle_entry.as_str().to_string(),
                 sha256: digest.to_hex(),
                 size: c.size,
                 origin: c.origin.clone(),
-                upstream: upstream_of(&verified),
+                upstream: upstream_of(&accepted.verified),
             })
         })
         .collect();

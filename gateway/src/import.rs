@@ -78,6 +78,18 @@ pub enum ImportRejected {
         /// What is wrong.
         problem: String,
     },
+    /// Not newer than the last medium imported from the same exporter.
+    #[error("export time {export_time} is before {last_export_time}, the export time of import #{last_import} from exporter {exporter:?}: media from one exporter are imported in export order only, so a replayed or reordered medium cannot roll back what the enclave serves; export the content again")]
+    OutOfOrder {
+        /// The exporter.
+        exporter: String,
+        /// This medium's signed export time.
+        export_time: String,
+        /// The latest export time already imported from this exporter.
+        last_export_time: String,
+        /// The import that carried it.
+        last_import: i64,
+    },
     /// The carried TUF snapshot.
     #[error("TUF snapshot: {0}")]
     Tuf(tuf_repo::Error),
@@ -266,6 +278,34 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The import with the latest export time from `exporter`, if any.
+fn latest_import_from(
+    conn: &rusqlite::Connection,
+    exporter: &str,
+) -> Result<Option<(i64, DateTime<Utc>)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, export_time FROM imports WHERE exporter = ?1")
+        .map_err(LogError::from)?;
+    let rows = stmt
+        .query_map([exporter], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(LogError::from)?;
+    let mut latest: Option<(i64, DateTime<Utc>)> = None;
+    for row in rows {
+        let (id, text) = row.map_err(LogError::from)?;
+        let time = parse_time(&text).ok_or_else(|| {
+            Error::Usage(format!(
+                "state database: import #{id} has an unreadable export time {text:?}"
+            ))
+        })?;
+        if latest.is_none_or(|(_, t)| time > t) {
+            latest = Some((id, time));
+        }
+    }
+    Ok(latest)
+}
+
 /// Imports a medium into the state directory.
 pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport> {
     let (policy, policy_bytes) = load_policy(&state.policy_path()).map_err(|e| match e {
@@ -289,15 +329,20 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
     }
 
     // 1-2. Chunks, then the tar, streamed into staging.
-    let staging = state.new_staging()?;
+    let mut staging = state.new_staging()?;
     let reader = open_medium(req, &exporters)?;
-    let medium = unpack(reader, staging.path(), &UnpackLimits::default()).map_err(reject)?;
+    let limits = UnpackLimits {
+        max_total_bytes: policy.import.max_medium_bytes,
+        max_memory_bytes: policy.import.max_metadata_bytes,
+        ..UnpackLimits::default()
+    };
+    let medium = unpack(reader, staging.path(), &limits).map_err(reject)?;
 
     // 3. The manifest.
     let manifest: VerifiedManifest =
         verify_manifest(&medium.manifest, &exporters).map_err(reject)?;
     let predicate = &manifest.predicate;
-    let medium_id = hex::encode(crate::crypto::sha256(&medium.manifest));
+    let medium_id = hex::encode(manifest.statement_sha256);
     if medium.entries.len() != predicate.entries.len() {
         let listed: std::collections::BTreeSet<&str> =
             predicate.entries.iter().map(|e| e.name.as_str()).collect();
@@ -400,6 +445,19 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
                 req.now.to_rfc3339_opts(SecondsFormat::Secs, true)
             ),
         }));
+    }
+
+    if let Some((last_import, last_time)) =
+        latest_import_from(&state.conn, &manifest.exporter.name)?
+    {
+        if export_time < last_time {
+            return Err(reject(ImportRejected::OutOfOrder {
+                exporter: manifest.exporter.name.clone(),
+                export_time: predicate.export_time.clone(),
+                last_export_time: last_time.to_rfc3339_opts(SecondsFormat::Secs, true),
+                last_import,
+            }));
+        }
     }
 
     // 5. TUF, as of the signed export time, against the persisted state.
@@ -611,10 +669,10 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
                 bundle_bytes,
                 is_array,
             ) {
-                Ok(v) => {
-                    decision.upstream = Some(upstream_of(&v));
+                Ok(accepted) => {
+                    decision.upstream = Some(upstream_of(&accepted.verified));
                     decision.decision = Decision::Accepted;
-                    (decision, Some((path.clone(), bundle_bytes.clone())))
+                    (decision, Some((path.clone(), accepted.json)))
                 }
                 Err(r) => {
                     decision.check = Some(r.check);
@@ -643,12 +701,21 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
         .clone()
         .unwrap_or_else(|| state.ca.config().default_identity.clone());
     let identity = SigningIdentity::parse(&identity_text)?;
+    // Every decision is an acceptance here (any rejection returned above);
+    // one request per decision keeps `decisions` and `signed` aligned.
     let requests: Vec<SigningRequest> = decisions
         .iter()
-        .filter_map(|(d, _)| {
-            let upstream = d.upstream.as_ref()?;
-            Some(SigningRequest {
-                artifact_sha256: crate::encoding::hex32(&d.sha256)?,
+        .map(|(d, _)| {
+            let (Some(upstream), Some(artifact_sha256)) =
+                (d.upstream.as_ref(), crate::encoding::hex32(&d.sha256))
+            else {
+                return Err(reject(ImportRejected::Entry {
+                    name: format!("artifacts/{}", d.name),
+                    problem: "accepted without an upstream signer or a well-formed digest".into(),
+                }));
+            };
+            Ok(SigningRequest {
+                artifact_sha256,
                 identity: identity.clone(),
                 custody: Some(Custody {
                     upstream_identity: upstream.identity.clone(),
@@ -657,7 +724,7 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
                 }),
             })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let now_system = SystemTime::UNIX_EPOCH
         + std::time::Duration::from_secs(u64::try_from(req.now.timestamp()).unwrap_or(0));
     // Leaves are issued on all cores; the log append is one batch.
@@ -712,23 +779,14 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
         let (Some((path, upstream_bundle)), Some(upstream)) = (staged, &decision.upstream) else {
             continue;
         };
-        // The upstream bundle(s), untouched, then ours.
-        let upstream_values: Vec<serde_json::Value> =
-            match serde_json::from_slice::<serde_json::Value>(upstream_bundle) {
-                Ok(serde_json::Value::Array(list)) => list,
-                Ok(one) => vec![one],
-                Err(e) => {
-                    return Err(Error::Usage(format!(
-                        "upstream bundle of {}: {e}",
-                        decision.name
-                    )))
-                }
-            };
-        let ours: serde_json::Value =
+        // The upstream bundle that verified (byte for byte), then ours.
+        let upstream_json: &serde_json::value::RawValue =
+            serde_json::from_slice(upstream_bundle)
+                .map_err(|e| Error::Usage(format!("upstream bundle of {}: {e}", decision.name)))?;
+        let ours: &serde_json::value::RawValue =
             serde_json::from_slice(&s.bundle_json).map_err(|e| Error::Usage(e.to_string()))?;
-        let mut sigs = upstream_values;
-        sigs.push(ours);
-        let sigs_json = serde_json::to_vec(&sigs).map_err(|e| Error::Usage(e.to_string()))?;
+        let sigs_json =
+            serde_json::to_vec(&[upstream_json, ours]).map_err(|e| Error::Usage(e.to_string()))?;
         tx.execute(
             "INSERT INTO artifacts (name, import_id, sha256, size, upstream_identity, upstream_issuer, upstream_log_index, upstream_log_url, signer_identity, log_index, sigs) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -758,13 +816,25 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
     )
     .map_err(LogError::from)?;
     // Blobs: recorded (for crash recovery), moved, synced — then the commit.
+    // If anything here fails, the transaction rolls back and the blobs
+    // already moved are removed again before returning.
     staging.record_new_blobs(&new_blobs.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>())?;
-    for (hex, path) in &new_blobs {
-        staging.move_into_store(path, hex)?;
+    let finished = (|| {
+        for (hex, path) in &new_blobs {
+            staging.move_into_store(path, hex)?;
+        }
+        sync_filesystem(&state_dir)?;
+        tx.commit().map_err(LogError::from)?;
+        Ok::<(), Error>(())
+    })();
+    if let Err(error) = finished {
+        drop(staging);
+        if let Err(cleanup) = crate::state::recover_staging(&state_dir, conn) {
+            tracing::warn!(%cleanup, "cleaning up after a failed import; the next open retries");
+        }
+        return Err(error);
     }
-    sync_filesystem(&state_dir)?;
-    tx.commit().map_err(LogError::from)?;
-    drop(staging);
+    staging.committed();
     // Keep the private TUF repository's metadata fresh for enclave clients.
     match state.publish_trusted_root(req.now) {
         Ok(_) => {}

@@ -46,6 +46,9 @@ pub enum PolicyError {
     /// The trust section is invalid.
     #[error("[trust]: {0}")]
     Trust(String),
+    /// The import section is invalid.
+    #[error("[import]: {0}")]
+    Import(String),
 }
 
 #[derive(Deserialize)]
@@ -62,6 +65,45 @@ struct PolicyToml {
 struct ImportToml {
     max_transit_age_days: Option<u32>,
     identity: Option<String>,
+    max_medium_size: Option<SizeToml>,
+    max_metadata_size: Option<SizeToml>,
+}
+
+/// A size in bytes: an integer, or a string with K, M, G or T (powers of 1024).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeToml {
+    Bytes(u64),
+    Text(String),
+}
+
+impl SizeToml {
+    fn bytes(&self, key: &str) -> Result<u64, PolicyError> {
+        let bad = || {
+            PolicyError::Import(format!(
+                "{key} must be a positive number of bytes, or a number with K, M, G or T (like \"512M\")"
+            ))
+        };
+        let n = match self {
+            SizeToml::Bytes(n) => *n,
+            SizeToml::Text(text) => {
+                let t = text.trim();
+                let (digits, shift) = match t.as_bytes().last().map(u8::to_ascii_uppercase) {
+                    Some(b'K') => (&t[..t.len() - 1], 10),
+                    Some(b'M') => (&t[..t.len() - 1], 20),
+                    Some(b'G') => (&t[..t.len() - 1], 30),
+                    Some(b'T') => (&t[..t.len() - 1], 40),
+                    _ => (t, 0),
+                };
+                let n: u64 = digits.trim().parse().map_err(|_| bad())?;
+                n.checked_mul(1 << shift).ok_or_else(bad)?
+            }
+        };
+        if n == 0 {
+            return Err(bad());
+        }
+        Ok(n)
+    }
 }
 
 /// High-side import settings (`[import]`).
@@ -71,13 +113,23 @@ pub struct ImportConfig {
     pub max_transit_age_days: u32,
     /// Identity of re-signed leaves (default: the CA's).
     pub identity: Option<String>,
+    /// Largest medium accepted (the total of its entries), checked while it
+    /// is read, before its signature can be.
+    pub max_medium_bytes: u64,
+    /// Largest total of bundles, TUF metadata and other small entries,
+    /// which are held in memory while the medium is read.
+    pub max_metadata_bytes: u64,
 }
 
 impl Default for ImportConfig {
+    /// 30 days in transit, the CA's identity, media up to 1 TiB with up to
+    /// 512 MiB of metadata.
     fn default() -> Self {
         ImportConfig {
             max_transit_age_days: 30,
             identity: None,
+            max_medium_bytes: 1 << 40,
+            max_metadata_bytes: 512 << 20,
         }
     }
 }
@@ -259,15 +311,24 @@ impl Policy {
         let import = match toml.import {
             None => ImportConfig::default(),
             Some(i) => {
+                let defaults = ImportConfig::default();
                 let days = i.max_transit_age_days.unwrap_or(30);
                 if days == 0 || days > 3650 {
-                    return Err(PolicyError::Trust(
-                        "[import] max-transit-age-days must be 1 to 3650".into(),
+                    return Err(PolicyError::Import(
+                        "max-transit-age-days must be 1 to 3650".into(),
                     ));
                 }
                 ImportConfig {
                     max_transit_age_days: days,
                     identity: i.identity,
+                    max_medium_bytes: match &i.max_medium_size {
+                        Some(size) => size.bytes("max-medium-size")?,
+                        None => defaults.max_medium_bytes,
+                    },
+                    max_metadata_bytes: match &i.max_metadata_size {
+                        Some(size) => size.bytes("max-metadata-size")?,
+                        None => defaults.max_metadata_bytes,
+                    },
                 }
             }
         };
@@ -452,6 +513,48 @@ signers = [{ identity = "a", issuer = "c" }]"#;
         assert!(matches!(
             Policy::parse("[trust]\ntuf-mirror = \"ftp://x\"", Path::new(".")),
             Err(PolicyError::Trust(_))
+        ));
+    }
+
+    #[test]
+    fn import_size_limits_parse_with_units_and_default() {
+        let p = Policy::parse(
+            "[import]\nmax-medium-size = \"2G\"\nmax-metadata-size = 1048576",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(p.import.max_medium_bytes, 2 << 30);
+        assert_eq!(p.import.max_metadata_bytes, 1 << 20);
+        let p = Policy::parse("[import]\nmax-transit-age-days = 7", Path::new(".")).unwrap();
+        assert_eq!(
+            p.import.max_medium_bytes,
+            ImportConfig::default().max_medium_bytes
+        );
+        assert_eq!(p.import.max_metadata_bytes, 512 << 20);
+    }
+
+    #[test]
+    fn import_size_limit_zero_or_garbage_is_refused() {
+        for bad in [
+            "0",
+            "\"0M\"",
+            "\"12Q\"",
+            "\"lots\"",
+            "\"99999999999T\"",
+            "-1",
+        ] {
+            let text = format!("[import]\nmax-medium-size = {bad}");
+            assert!(
+                matches!(
+                    Policy::parse(&text, Path::new(".")),
+                    Err(PolicyError::Import(_)) | Err(PolicyError::Toml(_))
+                ),
+                "{bad} accepted"
+            );
+        }
+        assert!(matches!(
+            Policy::parse("[import]\nmax-transit-age-days = 0", Path::new(".")),
+            Err(PolicyError::Import(_))
         ));
     }
 }

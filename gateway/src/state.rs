@@ -140,6 +140,21 @@ pub fn blob_path(dir: &Path, sha256_hex: &str) -> PathBuf {
         .join(sha256_hex)
 }
 
+/// Takes the writer lock, waiting up to two seconds: a lock just released can
+/// still be held for a moment by a child process forked before the release
+/// (between its fork and its exec).
+fn take_writer_lock(lock: &std::fs::File) -> std::result::Result<(), std::fs::TryLockError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match lock.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl StateDir {
     /// Opens a state directory created by `airgate ca init`: takes the writer lock,
     /// creates `state.db` if needed, and recovers from an interrupted import.
@@ -152,7 +167,7 @@ impl StateDir {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
-        lock.try_lock().map_err(|_| {
+        take_writer_lock(&lock).map_err(|_| {
             Error::Usage(format!(
                 "{} is in use by another airgate process (import or sign); try again when it finishes",
                 dir.display()
@@ -191,38 +206,12 @@ impl StateDir {
     /// Removes what an interrupted import left: its staging directory, and blobs
     /// it moved into the store that no committed import references.
     fn recover(&self) -> Result<()> {
-        let staging = self.dir.join("staging");
-        let Ok(entries) = std::fs::read_dir(&staging) else {
-            return Ok(());
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if let Ok(list) = std::fs::read_to_string(path.join(NEW_BLOBS)) {
-                for hex in list.lines().filter(|l| l.len() == 64) {
-                    if !self.blob_referenced(hex)? {
-                        let blob = blob_path(&self.dir, hex);
-                        if blob.exists() {
-                            std::fs::remove_file(&blob).map_err(|e| Error::io(&blob, e))?;
-                        }
-                    }
-                }
-            }
-            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-        }
-        Ok(())
+        recover_staging(&self.dir, &self.conn)
     }
 
     /// True when a committed artifact references this blob.
     pub fn blob_referenced(&self, sha256_hex: &str) -> Result<bool> {
-        let n: i64 = self
-            .conn
-            .query_row(
-                "SELECT COUNT(*) FROM artifacts WHERE sha256 = ?1",
-                [sha256_hex],
-                |r| r.get(0),
-            )
-            .map_err(LogError::from)?;
-        Ok(n > 0)
+        blob_referenced(&self.conn, sha256_hex)
     }
 
     /// A fresh staging directory for one import.
@@ -234,8 +223,9 @@ impl StateDir {
             .tempdir_in(&staging)
             .map_err(|e| Error::io(&staging, e))?;
         Ok(Staging {
-            dir,
+            dir: Some(dir),
             state_dir: self.dir.clone(),
+            blobs_in_flight: false,
         })
     }
 
@@ -327,26 +317,81 @@ fn read_exporters(conn: &Connection) -> Result<Vec<EnrolledExporter>> {
     Ok(out)
 }
 
-/// A staging directory for one import. Removed when dropped; after a crash the
-/// next `StateDir::open` recovers it.
+/// Removes what interrupted or failed imports left under `state_dir`: their
+/// staging directories, and blobs they moved into the store (listed in each
+/// staging directory's record) that no committed artifact references.
+pub(crate) fn recover_staging(state_dir: &Path, conn: &Connection) -> Result<()> {
+    let staging = state_dir.join("staging");
+    let Ok(entries) = std::fs::read_dir(&staging) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if let Ok(list) = std::fs::read_to_string(path.join(NEW_BLOBS)) {
+            for hex in list.lines().filter(|l| l.len() == 64) {
+                if !blob_referenced(conn, hex)? {
+                    let blob = blob_path(state_dir, hex);
+                    if blob.exists() {
+                        std::fs::remove_file(&blob).map_err(|e| Error::io(&blob, e))?;
+                        // The shard directory too, if that emptied it.
+                        if let Some(shard) = blob.parent() {
+                            let _ = std::fs::remove_dir(shard);
+                        }
+                    }
+                }
+            }
+        }
+        std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
+}
+
+fn blob_referenced(conn: &Connection, sha256_hex: &str) -> Result<bool> {
+    let n: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM artifacts WHERE sha256 = ?1",
+            [sha256_hex],
+            |r| r.get(0),
+        )
+        .map_err(LogError::from)?;
+    Ok(n > 0)
+}
+
+/// A staging directory for one import. Removed when dropped, unless blobs
+/// were recorded as moving into the store and the import was not marked
+/// committed: then it is kept, so `recover_staging` (run by the failing
+/// import, or by the next `StateDir::open` after a crash) can remove
+/// those blobs.
 pub struct Staging {
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     state_dir: PathBuf,
+    blobs_in_flight: bool,
 }
 
 impl Staging {
     /// The directory.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        match &self.dir {
+            Some(dir) => dir.path(),
+            None => Path::new(""),
+        }
     }
 
     /// Records the blobs about to be moved into the store (fsynced), so a crash
-    /// before the commit can remove them again.
-    pub fn record_new_blobs(&self, hexes: &[String]) -> Result<()> {
-        let path = self.dir.path().join(NEW_BLOBS);
+    /// or failure before the commit can remove them again.
+    pub fn record_new_blobs(&mut self, hexes: &[String]) -> Result<()> {
+        let path = self.path().join(NEW_BLOBS);
         let mut text = hexes.join("\n");
         text.push('\n');
-        crate::files::write_atomic(&path, text.as_bytes(), None)
+        crate::files::write_atomic(&path, text.as_bytes(), None)?;
+        self.blobs_in_flight = true;
+        Ok(())
+    }
+
+    /// The import committed: the moved blobs are referenced, and the
+    /// directory can go.
+    pub fn committed(mut self) {
+        self.blobs_in_flight = false;
     }
 
     /// Moves a staged file into the blob store (same filesystem: a rename).
@@ -362,6 +407,17 @@ impl Staging {
             let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o444));
         }
         Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.blobs_in_flight {
+            if let Some(dir) = self.dir.take() {
+                // Kept for recovery; see `recover_staging`.
+                let _ = dir.keep();
+            }
+        }
     }
 }
 

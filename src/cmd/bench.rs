@@ -35,14 +35,16 @@ enum BenchCommand {
 
 #[derive(Args)]
 struct VerifyBench {
-    /// The fixtures directory (holding conformance/ and trust-config/).
-    #[arg(long, env = "AIRGATE_FIXTURES", default_value = "../shared/fixtures")]
+    /// The third-party test data (holding conformance/ and trust-config/);
+    /// by default the checkout's `tests/data`.
+    #[arg(long, env = "AIRGATE_FIXTURES", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"))]
     fixtures: PathBuf,
     /// Seconds to run each in-process measurement.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-    /// Python interpreter with `sigstore` installed (skip the comparison with --no-python).
-    #[arg(long, default_value = "python3")]
+    /// Python interpreter with `sigstore` installed (skip the comparison with
+    /// --no-python); by default the interop venv that tests/run-all.sh makes.
+    #[arg(long, env = "AIRGATE_PYTHON", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/.venv/bin/python"))]
     python: String,
     /// Skip the sigstore-python comparison.
     #[arg(long)]

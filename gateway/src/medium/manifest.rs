@@ -298,12 +298,15 @@ pub struct EnrolledExporter {
     pub key: VerifyingKey,
 }
 
+/// Opens a DSSE envelope: returns the statement, who signed it, and the
+/// SHA-256 of the signed payload (what identifies the statement, however
+/// the envelope around it is serialized).
 fn open_envelope<P: for<'de> Deserialize<'de>>(
     bytes: &[u8],
     what: &'static str,
     predicate_type: &str,
     exporters: &[EnrolledExporter],
-) -> Result<(Statement<P>, EnrolledExporter), ManifestError> {
+) -> Result<(Statement<P>, EnrolledExporter, [u8; 32]), ManifestError> {
     let malformed = |detail: String| ManifestError::Malformed { what, detail };
     let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
     if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
@@ -346,8 +349,12 @@ fn open_envelope<P: for<'de> Deserialize<'de>>(
             statement.statement_type, statement.predicate_type
         )));
     }
-    Ok((statement, exporter.clone()))
+    Ok((statement, exporter.clone(), crate::crypto::sha256(&payload)))
 }
+
+/// Bundle entry suffixes (`bundles/<artifact name><suffix>`), in order of
+/// preference; `.sigs` holds a JSON array of bundles.
+pub const BUNDLE_SUFFIXES: &[&str] = &[".sigstore.json", ".sigstore", ".sigs"];
 
 /// A verified manifest.
 #[derive(Debug, Clone)]
@@ -356,6 +363,10 @@ pub struct VerifiedManifest {
     pub exporter: EnrolledExporter,
     /// The predicate (entries, artifacts, export time, ...).
     pub predicate: MediumPredicate,
+    /// SHA-256 of the signed statement: the medium's identity. Re-encoding
+    /// the envelope (whitespace, key order, base64 line breaks) cannot
+    /// change it.
+    pub statement_sha256: [u8; 32],
 }
 
 /// Signs a manifest for `predicate` (subjects are derived from its entries).
@@ -396,7 +407,7 @@ pub fn verify_manifest(
             ),
         });
     }
-    let (statement, exporter) =
+    let (statement, exporter, statement_sha256) =
         open_envelope::<MediumPredicate>(bytes, "manifest", MEDIUM_PREDICATE_TYPE, exporters)?;
     let predicate = statement.predicate;
     if predicate.exporter_key_id != hex::encode(exporter.key.key_id()) {
@@ -457,7 +468,23 @@ pub fn verify_manifest(
         .iter()
         .map(|e| (e.name.as_str(), e))
         .collect();
+    let mut recorded = std::collections::HashSet::new();
     for artifact in &predicate.artifacts {
+        if !recorded.insert(artifact.name.as_str()) {
+            return Err(ManifestError::Inconsistent(format!(
+                "artifact {:?} has two records",
+                artifact.name
+            )));
+        }
+        if !BUNDLE_SUFFIXES
+            .iter()
+            .any(|suffix| artifact.bundle == format!("bundles/{}{suffix}", artifact.name))
+        {
+            return Err(ManifestError::Inconsistent(format!(
+                "artifact {:?} names the bundle {:?}; its bundle must be bundles/{}{{.sigstore.json,.sigstore,.sigs}}",
+                artifact.name, artifact.bundle, artifact.name
+            )));
+        }
         let entry_name = format!("artifacts/{}", artifact.name);
         let listed = by_name
             .get(entry_name.as_str())
@@ -473,6 +500,7 @@ pub fn verify_manifest(
     Ok(VerifiedManifest {
         exporter,
         predicate,
+        statement_sha256,
     })
 }
 
@@ -533,7 +561,7 @@ pub fn verify_chunk_index(
             detail: "over the 1 MiB limit".into(),
         });
     }
-    let (statement, _) =
+    let (statement, _, _) =
         open_envelope::<ChunkIndex>(bytes, "chunk index", CHUNKS_PREDICATE_TYPE, exporters)?;
     let index = statement.predicate;
     if index.chunks.is_empty() || index.chunks.len() > 100_000 {
@@ -682,6 +710,43 @@ mod tests {
             verify_manifest(&m, &[enrolled]),
             Err(ManifestError::Inconsistent(_))
         ));
+    }
+
+    #[test]
+    fn manifest_with_two_records_for_one_artifact() {
+        let (key, enrolled) = exporter();
+        let mut p = predicate(&key);
+        p.artifacts.push(p.artifacts[0].clone());
+        let m = sign_manifest(&p, &key.key_id(), &|m| key.sign(m)).unwrap();
+        assert!(matches!(
+            verify_manifest(&m, &[enrolled]),
+            Err(ManifestError::Inconsistent(e)) if e.contains("two records")
+        ));
+    }
+
+    #[test]
+    fn manifest_with_record_naming_another_entry_as_its_bundle() {
+        let (key, enrolled) = exporter();
+        let mut p = predicate(&key);
+        // Points at the artifact itself: listed, but not its bundle.
+        p.artifacts[0].bundle = "artifacts/a.txt".into();
+        let m = sign_manifest(&p, &key.key_id(), &|m| key.sign(m)).unwrap();
+        assert!(matches!(
+            verify_manifest(&m, &[enrolled]),
+            Err(ManifestError::Inconsistent(e)) if e.contains("its bundle must be")
+        ));
+    }
+
+    #[test]
+    fn reencoded_envelope_keeps_the_statement_digest() {
+        let (key, enrolled) = exporter();
+        let m = sign_manifest(&predicate(&key), &key.key_id(), &|m| key.sign(m)).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&m).unwrap();
+        let pretty = serde_json::to_vec_pretty(&value).unwrap();
+        assert_ne!(pretty, m);
+        let a = verify_manifest(&m, std::slice::from_ref(&enrolled)).unwrap();
+        let b = verify_manifest(&pretty, &[enrolled]).unwrap();
+        assert_eq!(a.statement_sha256, b.statement_sha256);
     }
 
     #[test]

@@ -22,15 +22,22 @@ pub struct UnpackLimits {
     pub max_total_bytes: u64,
     /// Largest entry kept in memory (bundles, TUF files, lock, policy).
     pub max_small_entry_bytes: u64,
+    /// Largest total of the entries kept in memory. Everything is read
+    /// before the manifest (the last entry) authenticates it, so this bounds
+    /// what an unauthenticated medium can make the importer hold.
+    pub max_memory_bytes: u64,
 }
 
 impl Default for UnpackLimits {
+    /// 1 M entries, 64 GiB per entry, 1 TiB in all; in-memory entries
+    /// 64 MiB each and 512 MiB in all.
     fn default() -> Self {
         UnpackLimits {
             max_entries: 1_000_000,
             max_entry_bytes: 64 << 30,
             max_total_bytes: 1 << 40,
             max_small_entry_bytes: 64 << 20,
+            max_memory_bytes: 512 << 20,
         }
     }
 }
@@ -153,6 +160,7 @@ pub fn unpack(
     let mut entries = Vec::new();
     let mut names = BTreeSet::new();
     let mut total = 0u64;
+    let mut in_memory = 0u64;
     let mut manifest: Option<Vec<u8>> = None;
     let mut last_name: Option<String> = None;
     let mut created_shard: Option<usize> = None;
@@ -195,7 +203,7 @@ pub fn unpack(
         total = total.saturating_add(size);
         if total > limits.max_total_bytes {
             return Err(MediumError::TooBig(format!(
-                "{} bytes in total",
+                "{} bytes in total (at {raw_name:?}); raise [import] max-medium-size in the high-side policy if this medium is expected",
                 limits.max_total_bytes
             )));
         }
@@ -236,6 +244,15 @@ pub fn unpack(
                 size,
                 limit,
             });
+        }
+        if !big {
+            in_memory = in_memory.saturating_add(size);
+            if in_memory > limits.max_memory_bytes {
+                return Err(MediumError::TooBig(format!(
+                    "{} bytes of bundles, TUF metadata and other in-memory entries (at {raw_name:?}); raise [import] max-metadata-size in the high-side policy if this medium is expected",
+                    limits.max_memory_bytes
+                )));
+            }
         }
         let (sha256, data) = if big {
             // At most 256 files per directory: directory lookups stay cheap even on
@@ -441,6 +458,44 @@ mod tests {
         assert!(matches!(
             unpack(&bytes[..], dir.path(), &UnpackLimits::default()),
             Err(MediumError::UnknownEntry(_))
+        ));
+    }
+
+    #[test]
+    fn medium_over_the_in_memory_limit_is_refused_while_reading() {
+        let mut b = tar::Builder::new(Vec::new());
+        for i in 0..4 {
+            let data = vec![b'x'; 3000];
+            let h = raw_header(
+                &format!("bundles/a{i}.txt.sigstore.json"),
+                tar::EntryType::Regular,
+                data.len() as u64,
+            );
+            b.append(&h, &data[..]).unwrap();
+        }
+        let bytes = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let limits = UnpackLimits {
+            max_memory_bytes: 8000,
+            ..UnpackLimits::default()
+        };
+        match unpack(&bytes[..], dir.path(), &limits) {
+            Err(MediumError::TooBig(what)) => {
+                assert!(what.contains("in-memory"), "{what}");
+                assert!(what.contains("bundles/a2.txt.sigstore.json"), "{what}");
+            }
+            other => panic!("expected TooBig, got {other:?}"),
+        }
+        // The same entries within the limit are read (the medium then fails
+        // on its missing manifest).
+        let limits = UnpackLimits {
+            max_memory_bytes: 20_000,
+            ..UnpackLimits::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            unpack(&bytes[..], dir.path(), &limits),
+            Err(MediumError::NoManifest)
         ));
     }
 }

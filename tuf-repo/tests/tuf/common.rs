@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-/// `$AIRGATE_FIXTURES`, or `../../shared/fixtures` from this crate.
+/// `$AIRGATE_FIXTURES`, or the repository's `tests/data` (see its `PROVENANCE.md`).
 pub fn fixtures() -> PathBuf {
     std::env::var_os("AIRGATE_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data"))
 }
 
 pub fn prod() -> PathBuf {
