@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use gateway::der;
 use gateway::private_ca::{ca::files, Curve, LeafRequest, SigningIdentity, SigningKey};
-use gateway::signing::{log_and_bundle, sign_batch, LeafSignature, SigningRequest};
+use gateway::signing::{LeafSignature, SigningRequest};
 use gateway::state::StateDir;
 use serde_json::Value;
 
@@ -222,12 +222,10 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
                 custody: None,
             })
             .collect();
-        let tx = dir.conn.transaction().unwrap();
-        let signed = sign_batch(&dir.ca, &dir.log, &tx, &requests, now).unwrap();
-        tx.commit().unwrap();
+        let signed = dir.sign(&requests, now).unwrap();
         if batch == 4 {
             deep_artifact = Some(format!("artifact {batch}/37\n"));
-            deep_bundle = Some(signed[37].bundle_json.clone());
+            deep_bundle = Some(signed.artifacts[37].bundle_json.clone());
         }
     }
     let deep = tmp.path().join("deep.txt");
@@ -252,7 +250,7 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
     )
     .unwrap();
     let leaf = dir
-        .ca
+        .ca()
         .issue_leaf(
             &LeafRequest {
                 identity: identity.clone(),
@@ -263,21 +261,18 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
         .unwrap();
     let digest = gateway::crypto::sha256(&std::fs::read(&sct_artifact).unwrap());
     let tampered_cert = with_tampered_sct(&leaf.certificate_der, &intermediate);
-    let tx = dir.conn.transaction().unwrap();
-    let signed = log_and_bundle(
-        &dir.log,
-        &tx,
-        &[LeafSignature {
-            certificate_der: tampered_cert,
-            signature: leaf.key.sign_sha256_digest(&digest).unwrap(),
-            artifact_sha256: digest,
-        }],
-        now,
-    )
-    .unwrap();
-    tx.commit().unwrap();
+    let signed = dir
+        .log_signatures(
+            &[LeafSignature {
+                certificate_der: tampered_cert,
+                signature: leaf.key.sign_sha256_digest(&digest).unwrap(),
+                artifact_sha256: digest,
+            }],
+            now,
+        )
+        .unwrap();
     let sct_bundle = tmp.path().join("sct.sigstore.json");
-    std::fs::write(&sct_bundle, &signed[0].bundle_json).unwrap();
+    std::fs::write(&sct_bundle, &signed.artifacts[0].bundle_json).unwrap();
 
     let good = [
         Case {

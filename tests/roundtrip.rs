@@ -258,22 +258,20 @@ fn medium_with_tampered_artifact_byte() {
             .unwrap();
         data[0] ^= 1;
     });
-    refused(&m.world, &[&bad], &[], "differs from the manifest");
+    refused(&m.world, &[&bad], &[], "the signed manifest says");
 }
 
 #[test]
 fn medium_with_entry_not_in_manifest() {
     let m = media();
     let bad = variant(&m, "entry-not-in-manifest.tar", &mut |entries| {
-        let manifest = entries.pop().unwrap();
         let extra = b"smuggled".to_vec();
         let mut h = tar::Header::new_gnu();
-        h.set_path("artifacts/zz-smuggled.bin").unwrap();
+        h.set_path("artifacts/0-smuggled.bin").unwrap();
         h.set_size(extra.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        entries.push((h, extra));
-        entries.push(manifest);
+        entries.insert(1, (h, extra));
     });
     refused(&m.world, &[&bad], &[], "is not in the signed manifest");
 }
@@ -370,9 +368,10 @@ fn truncated_medium() {
 }
 
 #[test]
-fn medium_with_oversized_entry() {
+fn medium_starting_with_a_huge_entry_is_refused_from_its_header() {
     let m = media();
-    // A header claiming a 100 GiB bundle: refused from the header, before reading data.
+    // A header claiming a 100 GiB bundle where the manifest must be: refused
+    // from the header, before reading its data.
     let bad = m.world.media.join("oversized.tar");
     let mut w = tar::Builder::new(std::fs::File::create(&bad).unwrap());
     let h = header(
@@ -382,7 +381,7 @@ fn medium_with_oversized_entry() {
     );
     w.append(&h, &b""[..]).ok();
     drop(w);
-    refused(&m.world, &[&bad], &[], "over the");
+    refused(&m.world, &[&bad], &[], "not manifest.intoto.json");
 }
 
 #[test]
@@ -401,7 +400,7 @@ fn split_medium_missing_and_swapped_chunks() {
         .filter(|(i, _)| *i != 1)
         .map(|(_, p)| p.as_path())
         .collect();
-    refused(&world, &without, &[], "chunk split.tar.001: is missing");
+    refused(&world, &without, &[], "chunk \"split.tar.001\": is missing");
 
     // Swapped chunks (contents exchanged): the first bad one is named.
     let a = std::fs::read(&chunks[0]).unwrap();
@@ -409,7 +408,7 @@ fn split_medium_missing_and_swapped_chunks() {
     std::fs::write(&chunks[0], &b).unwrap();
     std::fs::write(&chunks[1], &a).unwrap();
     let all: Vec<&Path> = chunks.iter().map(PathBuf::as_path).collect();
-    refused(&world, &all, &[], "chunk split.tar.000");
+    refused(&world, &all, &[], "chunk \"split.tar.000\"");
     std::fs::write(&chunks[0], &a).unwrap();
     std::fs::write(&chunks[1], &b).unwrap();
 
@@ -567,18 +566,25 @@ fn failed_import_leaves_no_orphan_blobs() {
     // after the others have been moved in.
     let manifest = {
         let mut archive = tar::Archive::new(std::fs::File::open(&m.good).unwrap());
-        let mut last = Vec::new();
-        for e in archive.entries().unwrap() {
-            let mut e = e.unwrap();
-            last.clear();
-            e.read_to_end(&mut last).unwrap();
-        }
-        let env: Value = serde_json::from_slice(&last).unwrap();
+        let mut first = Vec::new();
+        let mut entries = archive.entries().unwrap();
+        entries
+            .next()
+            .unwrap()
+            .unwrap()
+            .read_to_end(&mut first)
+            .unwrap();
+        let env: Value = serde_json::from_slice(&first).unwrap();
         let payload = gateway::encoding::b64_decode(env["payload"].as_str().unwrap()).unwrap();
         serde_json::from_slice::<Value>(&payload).unwrap()
     };
-    let artifacts = manifest["predicate"]["artifacts"].as_array().unwrap();
-    let last_sha = artifacts.last().unwrap()["sha256"].as_str().unwrap();
+    let last_artifact = manifest["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|s| s["name"].as_str().unwrap().starts_with("artifacts/"))
+        .unwrap();
+    let last_sha = last_artifact["digest"]["sha256"].as_str().unwrap();
     let blocker = gateway::state::blob_path(&m.world.high, last_sha)
         .parent()
         .unwrap()
@@ -616,7 +622,7 @@ fn failed_import_leaves_no_orphan_blobs() {
 }
 
 #[test]
-fn medium_over_the_metadata_limit_is_refused_before_its_signature() {
+fn medium_over_the_metadata_limit_is_refused_before_staging() {
     let m = media();
     let policy = m.world.high.join("policy.toml");
     let text = std::fs::read_to_string(&policy).unwrap();

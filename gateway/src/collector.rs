@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::bundle::{ArtifactDigest, BundleRejection, IdentityPolicy, SignerPolicy, Verifier};
+use crate::bundle::{ArtifactDigest, BundleRejection, Verifier};
 use crate::lock::{LockedCollector, LockedPlatform};
 
 /// Environment prefixes no secret may use.
@@ -226,31 +226,15 @@ pub fn verify_collector(
     now: DateTime<Utc>,
 ) -> Result<VerifiedCollector, CollectorError> {
     let digest = ArtifactDigest::of_bytes(&bytes);
-    if digest.to_hex() != platform.sha256 || bytes.len() as u64 != platform.size {
-        return Err(CollectorError::DigestMismatch {
-            name: name.to_string(),
-            locked: format!("sha256:{} ({} bytes)", platform.sha256, platform.size),
-            found: format!("{digest} ({} bytes)", bytes.len()),
-        });
-    }
-    let bundle = platform
-        .bundle_json()
-        .ok_or_else(|| CollectorError::SignatureRejected {
-            name: name.to_string(),
-            rejection: BundleRejection::Malformed(crate::bundle::BundleFormatError::Missing(
-                "bundle",
-            )),
-        })?;
-    let policy = SignerPolicy::identity(IdentityPolicy::exact(
-        locked.signer_identity.clone(),
-        locked.signer_issuer.clone(),
-    ));
-    verifier
-        .verify_bytes(&bundle, &digest, &policy, now)
-        .map_err(|rejection| CollectorError::SignatureRejected {
-            name: name.to_string(),
-            rejection,
-        })?;
+    crate::judge::collector::check_collector(
+        name,
+        &digest,
+        bytes.len() as u64,
+        locked,
+        platform,
+        verifier,
+        now,
+    )?;
     let io = |e: std::io::Error| CollectorError::Io {
         name: name.to_string(),
         problem: e.to_string(),

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use private_ca::{init_ceremony, CaConfig, SigningIdentity};
 
-use crate::signing::{sign_batch, SigningRequest};
+use crate::signing::SigningRequest;
 use crate::state::StateDir;
 use crate::{files, Error, Result};
 
@@ -101,13 +101,8 @@ impl SimulatedUpstream {
         }
         let mut out = Vec::new();
         for (chunk_paths, chunk) in paths.chunks(5000).zip(requests.chunks(5000)) {
-            let tx = state
-                .conn
-                .transaction()
-                .map_err(crate::tlog::LogError::from)?;
-            let signed = sign_batch(&state.ca, &state.log, &tx, chunk, now)?;
-            tx.commit().map_err(crate::tlog::LogError::from)?;
-            for (path, s) in chunk_paths.iter().zip(signed) {
+            let signed = state.sign(chunk, now)?;
+            for (path, s) in chunk_paths.iter().zip(signed.artifacts) {
                 let mut name = path
                     .file_name()
                     .map(|n| n.to_os_string())

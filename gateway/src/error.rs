@@ -37,6 +37,15 @@ pub enum Error {
     /// Bad input supplied by the user (flag, argument, config).
     #[error("{0}")]
     Usage(String),
+    /// An internal failure (serializing, signing, an invariant): a bug or
+    /// the environment, never a verdict on the input.
+    #[error("internal error while {what}: {detail}")]
+    Internal {
+        /// What airgate was doing.
+        what: &'static str,
+        /// The cause.
+        detail: String,
+    },
     /// The private CA failed.
     #[error("private CA: {0}")]
     Ca(#[from] private_ca::Error),
@@ -89,28 +98,12 @@ impl Error {
                 _ => "the bundle or artifact does not verify; do not trust this artifact",
             }),
             Error::Io { .. } => Some("check that the path exists and is readable"),
+            Error::Internal { .. } => Some("this is a bug or an environment problem, not a verdict on the input; nothing was changed"),
             Error::Tuf(e) => e.hint(),
             Error::ExportRejected(_) => Some(
                 "fix or remove the listed artifacts (or the policy), or pass --skip-rejected to leave them out",
             ),
-            Error::ImportRejected(r) => Some(match r.as_ref() {
-                crate::import::ImportRejected::Chunk { .. } => {
-                    "a chunk was lost or altered in transit: bring every chunk of the medium, unmodified"
-                }
-                crate::import::ImportRejected::Manifest(crate::medium::manifest::ManifestError::UnknownKey { .. }) => {
-                    "enroll the exporter's public key with `airgate exporter enroll`, if you trust it"
-                }
-                crate::import::ImportRejected::Time { .. } => {
-                    "the medium is too old or from the future: re-export it (or check both clocks)"
-                }
-                crate::import::ImportRejected::Tuf(_) => {
-                    "the carried TUF snapshot is stale, rolled back or invalid: re-export with a fresh snapshot"
-                }
-                crate::import::ImportRejected::Artifacts(_) => {
-                    "the high side's policy refuses these artifacts; nothing was imported"
-                }
-                _ => "the medium was altered or damaged in transit: re-export it; nothing was imported",
-            }),
+            Error::ImportRejected(r) => Some(r.hint()),
             Error::Collector(e) if e.is_rejection() => {
                 Some("re-pin the collector with `airgate lock update` after reviewing the change, or restore the binary")
             }
@@ -118,6 +111,14 @@ impl Error {
                 "the log database was modified behind airgate's back: restore it from a backup and investigate",
             ),
             _ => None,
+        }
+    }
+
+    /// An internal failure while doing `what`.
+    pub fn internal(what: &'static str, cause: impl std::fmt::Display) -> Self {
+        Error::Internal {
+            what,
+            detail: cause.to_string(),
         }
     }
 

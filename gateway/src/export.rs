@@ -1,14 +1,24 @@
 //! Low side: build a signed, reproducible transfer medium from verified
-//! artifacts and lockfile-pinned collectors.
+//! artifacts and lockfile-pinned collectors, as a pipeline of named stages:
 //!
-//! Each artifact is read exactly once: streamed into the tar while hashed.
-//! Bundles are verified against those digests after packing (in parallel); if
-//! any artifact is rejected the export fails and nothing is left behind, or,
-//! with `skip_rejected`, the medium is rewritten without them.
+//! 1. [`trust_root`]: the public trust root from a verified TUF snapshot;
+//! 2. [`run_collectors`]: collectors checked against the lock and their
+//!    signatures, then run; their outputs become candidates;
+//! 3. `discover`: artifacts with their bundles beside them;
+//! 4. [`judge_candidates`]: every bundle verified under the policy for the
+//!    digests it claims, before any artifact is read (`judge::artifact`);
+//! 5. [`plan_medium`]: the entries and the signed manifest, complete before
+//!    the first byte is written (every digest is known: small entries are
+//!    hashed in memory, artifacts carry the digest their bundle signs);
+//! 6. [`write_medium`]: one pass, the manifest first, each artifact hashed
+//!    while written and checked against its planned digest.
+//!
+//! An artifact whose bytes are not what its bundle signs fails the export, or
+//! with `skip_rejected` is left out and the medium planned and written again.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -17,28 +27,25 @@ use serde::Deserialize;
 
 use private_ca::Ed25519SigningKey;
 
-use crate::bundle::{
-    ArtifactDigest, BundleFormatError, BundleLimits, BundleRejection, ParsedBundle, SignerPolicy,
-    TrustedRoot, VerifiedBundle, VerifiedSigner, Verifier,
-};
+use crate::bundle::{ArtifactDigest, BundleLimits, TrustedRoot, Verifier};
 use crate::collector::{
     run_collector, verify_collector, CollectorConfig, CollectorError, CollectorRun,
 };
 use crate::crypto::{sha256, VerifyingKey};
-use crate::lock::{current_target, Lockfile, MAX_LOCK_BYTES};
+use crate::escape::quoted;
+use crate::files::{load_policy, load_policy_keys};
+use crate::judge::{AcceptedBundle, ArtifactJudge, ArtifactRejection};
+use crate::lock::{current_target, LockedCollector, Lockfile, MAX_LOCK_BYTES};
 use crate::medium::manifest::{
     pack_digest, sign_chunk_index, sign_manifest, ArtifactRecord, ChunkIndex, ChunkRecord,
     CollectorRecord, EntryKind, ManifestEntry, MediumPredicate, RejectedRecord, TufVersions,
-    UpstreamSigner,
 };
 use crate::medium::pack::{list_files, ChunkedWriter, MediumWriter, BLOCK};
 use crate::medium::EntryName;
-use crate::policy::{Policy, TufRootSource, MAX_POLICY_BYTES};
+use crate::policy::{Policy, TufRootSource};
 use crate::{files, Error, Result};
 
 pub use crate::medium::manifest::BUNDLE_SUFFIXES;
-/// The `.sigs` array limit.
-const MAX_SIGS_BUNDLES: usize = 16;
 
 /// The export configuration file (`airgate.toml`); paths are relative to it.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -289,175 +296,16 @@ fn discover(
     Ok(())
 }
 
-/// Everything needed to judge an artifact's bundle under a policy.
-pub struct PolicyCheck<'a> {
-    /// Verifier over the trusted root.
-    pub verifier: &'a Verifier,
-    /// The policy.
-    pub policy: &'a Policy,
-    /// The policy's managed keys, by path.
-    pub policy_keys: &'a BTreeMap<PathBuf, VerifyingKey>,
-    /// The reference time.
-    pub now: DateTime<Utc>,
+/// Everything an export needs from the policy.
+struct LowSide {
+    policy: Policy,
+    policy_bytes: Vec<u8>,
+    policy_keys: BTreeMap<PathBuf, VerifyingKey>,
+    pinned_root: Vec<u8>,
+    mirror: Option<String>,
 }
 
-/// The one bundle that verified an artifact under the policy.
-#[derive(Debug)]
-pub struct AcceptedBundle {
-    /// What the verification established.
-    pub verified: VerifiedBundle,
-    /// That bundle's JSON: the input itself, or for a `.sigs` array the one
-    /// element that verified (the others are dropped, never carried on).
-    pub json: Vec<u8>,
-}
-
-impl PolicyCheck<'_> {
-    /// Verifies one artifact's bundle (or any bundle of a `.sigs` array) under the policy.
-    pub fn verify(
-        &self,
-        name: &EntryName,
-        digest: &ArtifactDigest,
-        bundle_bytes: &[u8],
-        is_array: bool,
-    ) -> std::result::Result<AcceptedBundle, RejectedRecord> {
-        verify_artifact_bundle(self, name, digest, bundle_bytes, is_array)
-    }
-}
-
-fn verify_artifact_bundle(
-    check: &PolicyCheck<'_>,
-    name: &EntryName,
-    digest: &ArtifactDigest,
-    bundle_bytes: &[u8],
-    is_array: bool,
-) -> std::result::Result<AcceptedBundle, RejectedRecord> {
-    let PolicyCheck {
-        verifier,
-        policy,
-        policy_keys,
-        now,
-    } = check;
-    let now = *now;
-    let lookup = |p: &Path| policy_keys.get(p).cloned();
-    let Some(allowed) = policy.allowed(name, &lookup) else {
-        return Err(reject(
-            name.as_str(),
-            "policy.default-deny",
-            "no policy rule allows this artifact (default deny)",
-        ));
-    };
-    let bundles: Vec<std::borrow::Cow<[u8]>> = if is_array {
-        match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(bundle_bytes) {
-            Ok(list) if !list.is_empty() && list.len() <= MAX_SIGS_BUNDLES => list
-                .iter()
-                .map(|v| std::borrow::Cow::Owned(v.get().as_bytes().to_vec()))
-                .collect(),
-            Ok(list) => {
-                return Err(reject(
-                    name.as_str(),
-                    "format",
-                    format!(
-                        ".sigs holds {} bundles (1 to {MAX_SIGS_BUNDLES} allowed)",
-                        list.len()
-                    ),
-                ))
-            }
-            Err(e) => {
-                return Err(reject(
-                    name.as_str(),
-                    "format",
-                    format!(".sigs is not a JSON array of bundles: {e}"),
-                ))
-            }
-        }
-    } else {
-        vec![std::borrow::Cow::Borrowed(bundle_bytes)]
-    };
-    let policies = allowed.signer_policies();
-    let mut first_failure: Option<BundleRejection> = None;
-    for bundle in &bundles {
-        let parsed = match ParsedBundle::from_json(bundle, &BundleLimits::default()) {
-            Ok(p) => p,
-            Err(e) => {
-                first_failure.get_or_insert(BundleRejection::Malformed(e));
-                continue;
-            }
-        };
-        for signer in &policies {
-            // Only try the policy kind that fits the bundle.
-            let fits = matches!(
-                (&parsed.material, signer),
-                (
-                    crate::bundle::SigningMaterial::Certificate(_),
-                    SignerPolicy::AnyIdentity(_)
-                ) | (
-                    crate::bundle::SigningMaterial::PublicKey { .. },
-                    SignerPolicy::PublicKey(_)
-                )
-            );
-            if !fits && policies.len() > 1 {
-                continue;
-            }
-            match verifier.verify(&parsed, digest, signer, now) {
-                Ok(verified) => {
-                    return Ok(AcceptedBundle {
-                        verified,
-                        json: bundle.to_vec(),
-                    })
-                }
-                Err(f) => {
-                    first_failure.get_or_insert(BundleRejection::from(f));
-                }
-            }
-        }
-    }
-    let failure = first_failure.unwrap_or(BundleRejection::Malformed(BundleFormatError::Missing(
-        "bundle",
-    )));
-    Err(reject(name.as_str(), failure.check(), failure.to_string()))
-}
-
-/// The upstream signer recorded for a verified bundle.
-pub fn upstream_of(v: &VerifiedBundle) -> UpstreamSigner {
-    let (identity, issuer) = match &v.signer {
-        VerifiedSigner::Certificate {
-            identity, issuer, ..
-        } => (identity.clone(), issuer.clone().unwrap_or_default()),
-        VerifiedSigner::PublicKey { key_id } => (format!("key:sha256:{key_id}"), String::new()),
-    };
-    UpstreamSigner {
-        identity,
-        issuer,
-        log_index: v.log_index,
-        log_url: v.log_url.clone(),
-    }
-}
-
-/// Loads the public keys a policy references.
-pub fn load_policy_keys(policy: &Policy) -> Result<BTreeMap<PathBuf, VerifyingKey>> {
-    let mut keys = BTreeMap::new();
-    for path in policy.key_paths() {
-        let pem = files::read_limited(path, 1 << 20)?;
-        let key = VerifyingKey::from_pem(&String::from_utf8_lossy(&pem))
-            .map_err(|e| Error::Usage(format!("policy key {}: {e}", path.display())))?;
-        keys.insert(path.to_path_buf(), key);
-    }
-    Ok(keys)
-}
-
-/// Reads and parses a policy file.
-pub fn load_policy(path: &Path) -> Result<(Policy, Vec<u8>)> {
-    let bytes = files::read_limited(path, MAX_POLICY_BYTES)?;
-    let text = String::from_utf8(bytes.clone())
-        .map_err(|_| Error::Usage(format!("{}: not UTF-8", path.display())))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let policy =
-        Policy::parse(&text, base).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-    Ok((policy, bytes))
-}
-
-/// Runs an export.
-pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
+fn load_low_side(req: &ExportRequest<'_>) -> Result<LowSide> {
     let (policy, policy_bytes) = load_policy(&req.policy_path)?;
     let policy_keys = load_policy_keys(&policy)?;
     let trust = policy.trust.clone().ok_or_else(|| {
@@ -470,36 +318,45 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
         TufRootSource::Production => tuf_repo::PRODUCTION_ROOT.to_vec(),
         TufRootSource::File(p) => files::read_limited(p, 1 << 20)?,
     };
+    Ok(LowSide {
+        policy,
+        policy_bytes,
+        policy_keys,
+        pinned_root,
+        mirror: req.tuf_mirror.clone().or(trust.tuf_mirror),
+    })
+}
 
-    // 1. The public trust root, from a verified TUF snapshot.
-    let out_dir = req
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let work = tempfile::Builder::new()
-        .prefix(".airgate-export-")
-        .tempdir_in(&out_dir)
-        .map_err(|e| Error::io(&out_dir, e))?;
-    let snapshot_dir = match &req.tuf_snapshot {
+/// The verified public trust root and the snapshot it came from.
+pub struct TrustRoot {
+    /// The verified snapshot.
+    pub snapshot: tuf_repo::VerifiedSnapshot,
+    /// Where its files are.
+    pub dir: PathBuf,
+    /// A verifier over its trusted root.
+    pub verifier: Verifier,
+}
+
+/// Stage 1: a TUF snapshot (given, or fetched into `work`), verified from the
+/// pinned root as of the export time.
+pub fn trust_root(
+    req: &ExportRequest<'_>,
+    pinned_root: &[u8],
+    mirror: Option<&str>,
+    work: &Path,
+) -> Result<TrustRoot> {
+    let dir = match &req.tuf_snapshot {
         Some(dir) => dir.clone(),
         None => {
-            let mirror = req
-                .tuf_mirror
-                .clone()
-                .or(trust.tuf_mirror.clone())
-                .ok_or_else(|| {
-                    Error::Usage(
-                        "no TUF mirror: set [trust] tuf-mirror or pass --tuf-snapshot".into(),
-                    )
-                })?;
-            let url = tuf_repo::Url::parse(&mirror)
-                .map_err(|e| Error::Usage(format!("TUF mirror {mirror:?}: {e}")))?;
-            let dir = work.path().join("tuf");
+            let mirror = mirror.ok_or_else(|| {
+                Error::Usage("no TUF mirror: set [trust] tuf-mirror or pass --tuf-snapshot".into())
+            })?;
+            let url = tuf_repo::Url::parse(mirror)
+                .map_err(|e| Error::Usage(format!("TUF mirror {}: {e}", quoted(mirror))))?;
+            let dir = work.join("tuf");
             tuf_repo::snapshot(
                 &url,
-                &pinned_root,
+                pinned_root,
                 &dir,
                 req.now,
                 &tuf_repo::Limits::default(),
@@ -507,405 +364,254 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
             dir
         }
     };
-    let verified_tuf = tuf_repo::verify_snapshot(
-        &pinned_root,
-        &snapshot_dir,
+    let snapshot = tuf_repo::verify_snapshot(
+        pinned_root,
+        &dir,
         req.now,
         None,
         &tuf_repo::Limits::default(),
     )?;
-    let trusted_root =
-        TrustedRoot::from_json(&verified_tuf.trusted_root_json).map_err(|source| {
-            Error::TrustRoot {
-                location: "TUF snapshot trusted_root.json".into(),
-                source,
-            }
+    let root =
+        TrustedRoot::from_json(&snapshot.trusted_root_json).map_err(|source| Error::TrustRoot {
+            location: "TUF snapshot trusted_root.json".into(),
+            source,
         })?;
-    let verifier = Verifier::new(trusted_root);
+    Ok(TrustRoot {
+        snapshot,
+        dir,
+        verifier: Verifier::new(root),
+    })
+}
 
-    // 2. Collectors: checked against the lock and their signatures, then run.
-    let mut candidates = Vec::new();
-    let mut problems = Vec::new();
-    let mut collector_outcomes = Vec::new();
-    let mut collector_entries: Vec<(EntryName, Vec<u8>)> = Vec::new();
-    let mut lock_bytes = None;
-    if !req.collectors.is_empty() || req.lock_path.is_some() {
-        let lock_path = req.lock_path.clone().ok_or_else(|| {
-            Error::Usage("collectors are configured but no airgate.lock is given".into())
-        })?;
-        let text = files::read_limited(&lock_path, MAX_LOCK_BYTES)?;
-        let lock = Lockfile::parse(&String::from_utf8_lossy(&text))
-            .map_err(|e| Error::Usage(format!("{}: {e}", lock_path.display())))?;
-        let target = current_target();
-        for config in &req.collectors {
-            let locked = lock
-                .get(&config.name)
-                .ok_or_else(|| CollectorError::NotLocked(config.name.clone()))?;
-            if req.frozen {
-                let checks = [
-                    (
-                        "version",
-                        config.version.as_deref(),
-                        locked.version.as_str(),
-                    ),
-                    (
-                        "signer-identity",
-                        config.signer_identity.as_deref(),
-                        locked.signer_identity.as_str(),
-                    ),
-                    (
-                        "signer-issuer",
-                        config.signer_issuer.as_deref(),
-                        locked.signer_issuer.as_str(),
-                    ),
-                ];
-                for (field, configured, locked_value) in checks {
-                    if let Some(configured) = configured {
-                        if configured != locked_value {
-                            return Err(CollectorError::LockMismatch {
-                                name: config.name.clone(),
-                                field,
-                                configured: configured.to_string(),
-                                locked: locked_value.to_string(),
-                            }
-                            .into());
-                        }
-                    }
-                }
+/// What the collectors contributed.
+#[derive(Default)]
+struct Collected {
+    outcomes: Vec<CollectorOutcome>,
+    binaries: Vec<(EntryName, Vec<u8>)>,
+    lock_bytes: Option<Vec<u8>>,
+}
+
+/// Under `--frozen`, every field of the configuration must equal the lock:
+/// a changed, added or removed field is refused before anything runs.
+fn frozen_check(config: &CollectorConfig, locked: &LockedCollector) -> Result<()> {
+    let fields = [
+        (
+            "version",
+            config.version.as_deref(),
+            locked.version.as_str(),
+        ),
+        ("source", config.source.as_deref(), locked.source.as_str()),
+        (
+            "signer-identity",
+            config.signer_identity.as_deref(),
+            locked.signer_identity.as_str(),
+        ),
+        (
+            "signer-issuer",
+            config.signer_issuer.as_deref(),
+            locked.signer_issuer.as_str(),
+        ),
+    ];
+    for (field, configured, locked_value) in fields {
+        if configured != Some(locked_value) {
+            return Err(CollectorError::LockMismatch {
+                name: config.name.clone(),
+                field,
+                configured: configured.map(quoted).unwrap_or_else(|| "(removed)".into()),
+                locked: quoted(locked_value),
             }
-            let platform =
-                locked
-                    .for_target(&target)
-                    .ok_or_else(|| CollectorError::NoPlatform {
-                        name: config.name.clone(),
-                        target: target.clone(),
-                    })?;
-            let meta = std::fs::metadata(&config.path).map_err(|e| Error::io(&config.path, e))?;
-            if meta.len() > crate::collector::MAX_BINARY_BYTES {
-                return Err(Error::Usage(format!(
-                    "collector {}: binary is too large",
-                    config.name
-                )));
-            }
-            let bytes = std::fs::read(&config.path).map_err(|e| Error::io(&config.path, e))?;
-            let verified =
-                verify_collector(&config.name, bytes, locked, platform, &verifier, req.now)?;
-            let output = work.path().join(format!("collector-{}", config.name));
-            std::fs::create_dir_all(&output).map_err(|e| Error::io(&output, e))?;
-            let run = run_collector(&verified, config, &output, req.env)?;
-            discover(
-                &output,
-                Some(&config.name),
-                &format!("collector:{}", config.name),
-                &mut candidates,
-                &mut problems,
-            )?;
-            let entry = EntryName::parse(&format!(
-                "collectors/{}/{}/{}",
-                config.name, verified.target, config.name
-            ))
-            .map_err(|e| Error::Usage(format!("collector {}: {e}", config.name)))?;
-            collector_outcomes.push(CollectorOutcome {
-                record: CollectorRecord {
-                    name: config.name.clone(),
-                    version: verified.version.clone(),
-                    platform: verified.target.clone(),
-                    entry: entry.as_str().to_string(),
-                    sha256: verified.sha256.clone(),
-                },
-                run,
-            });
-            collector_entries.push((entry, verified.bytes.clone()));
+            .into());
         }
-        lock_bytes = Some(text);
     }
-
-    // 3. Directory artifacts.
-    if let Some(dir) = &req.artifacts_dir {
-        discover(dir, None, "directory", &mut candidates, &mut problems)?;
-    }
-    candidates.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut seen = std::collections::BTreeSet::new();
-    candidates.retain(|c| {
-        if seen.insert(c.name.clone()) {
-            true
-        } else {
-            problems.push(reject(
-                c.name.as_str(),
-                "duplicate",
-                "two artifacts have this name",
-            ));
-            false
-        }
-    });
-    if candidates.is_empty() && problems.is_empty() {
-        return Err(Error::Usage(
-            "nothing to export: no artifacts found and no collector produced any".into(),
-        ));
-    }
-
-    // 4. Pack everything, in sorted entry order, hashing while writing.
-    let mut sources: Vec<(EntryName, EntryKind, Source)> = Vec::new();
-    for c in &candidates {
-        let artifact_entry = c
-            .name
-            .under("artifacts")
-            .map_err(|e| Error::Usage(e.to_string()))?;
-        sources.push((
-            artifact_entry,
-            EntryKind::Artifact,
-            Source::File(c.path.clone(), c.size),
-        ));
-        sources.push((
-            c.bundle_entry.clone(),
-            EntryKind::Bundle,
-            Source::Bytes(c.bundle_bytes.clone()),
-        ));
-    }
-    for (entry, bytes) in &collector_entries {
-        sources.push((
-            entry.clone(),
-            EntryKind::Collector,
-            Source::Bytes(bytes.clone()),
-        ));
-    }
-    if let Some(lock) = &lock_bytes {
-        sources.push((
-            EntryName::parse("airgate.lock").map_err(|e| Error::Usage(e.to_string()))?,
-            EntryKind::Lock,
-            Source::Bytes(lock.clone()),
-        ));
-    }
-    sources.push((
-        EntryName::parse("policy.toml").map_err(|e| Error::Usage(e.to_string()))?,
-        EntryKind::Policy,
-        Source::Bytes(policy_bytes.clone()),
-    ));
-    for (rel, path, size) in list_files(&snapshot_dir).map_err(|e| Error::io(&snapshot_dir, e))? {
-        let name = EntryName::parse(&format!("tuf/{rel}"))
-            .map_err(|e| Error::Usage(format!("TUF snapshot file {rel:?}: {e}")))?;
-        sources.push((name, EntryKind::Tuf, Source::File(path, size)));
-    }
-    sources.sort_by(|a, b| a.0.cmp(&b.0));
-    let total: u64 = sources.iter().map(|(_, _, s)| s.len()).sum();
-
-    let staged = tempfile::Builder::new()
-        .prefix(".airgate-medium-")
-        .tempfile_in(&out_dir)
-        .map_err(|e| Error::io(&out_dir, e))?;
-    let staged_file = staged.reopen().map_err(|e| Error::io(staged.path(), e))?;
-    let mut writer = MediumWriter::new(BufWriter::with_capacity(BLOCK, staged_file));
-    let mut done = 0u64;
-    let mut digests: BTreeMap<EntryName, ArtifactDigest> = BTreeMap::new();
-    for (name, kind, source) in &sources {
-        let entry = match source {
-            Source::File(path, size) => {
-                let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-                writer
-                    .add(name, *kind, *size, &mut file)
-                    .map_err(|e| Error::io(path, e))?
+    let target = current_target();
+    if let (Some(path), Some(platform)) = (&config.bundle, locked.for_target(&target)) {
+        let bundle = files::read_limited(path, BundleLimits::default().max_bundle_bytes)?;
+        if platform.bundle_json().as_deref() != Some(bundle.as_slice()) {
+            return Err(CollectorError::LockMismatch {
+                name: config.name.clone(),
+                field: "bundle",
+                configured: path.display().to_string(),
+                locked: format!("the bundle pinned for {target}"),
             }
-            Source::Bytes(bytes) => writer
-                .add_bytes(name, *kind, bytes)
-                .map_err(|e| Error::io(staged.path(), e))?,
-        };
-        if *kind == EntryKind::Artifact {
-            if let Some(hex) = crate::encoding::hex32(&entry.sha256) {
-                digests.insert(name.clone(), ArtifactDigest(hex));
-            }
+            .into());
         }
-        done += entry.size;
-        (req.progress)(done, total);
+    } else if config.bundle.is_none() {
+        return Err(CollectorError::LockMismatch {
+            name: config.name.clone(),
+            field: "bundle",
+            configured: "(removed)".into(),
+            locked: "a pinned bundle".into(),
+        }
+        .into());
     }
+    Ok(())
+}
 
-    // 5. Verify every artifact's bundle against the digest just computed.
-    let check = PolicyCheck {
-        verifier: &verifier,
-        policy: &policy,
-        policy_keys: &policy_keys,
-        now: req.now,
-    };
-    let results: Vec<std::result::Result<ArtifactRecord, RejectedRecord>> = candidates
-        .par_iter()
+/// Stage 2: each configured collector checked against the lock (and under
+/// `--frozen` the configuration against the lock), its signature verified,
+/// then run; what it writes becomes candidates.
+fn run_collectors(
+    req: &ExportRequest<'_>,
+    verifier: &Verifier,
+    work: &Path,
+    found: &mut Found,
+) -> Result<Collected> {
+    let mut collected = Collected::default();
+    if req.collectors.is_empty() && req.lock_path.is_none() {
+        return Ok(collected);
+    }
+    let lock_path = req.lock_path.clone().ok_or_else(|| {
+        Error::Usage("collectors are configured but no airgate.lock is given".into())
+    })?;
+    let text = files::read_limited(&lock_path, MAX_LOCK_BYTES)?;
+    let lock = Lockfile::parse(&String::from_utf8_lossy(&text))
+        .map_err(|e| Error::Usage(format!("{}: {e}", lock_path.display())))?;
+    let target = current_target();
+    for config in &req.collectors {
+        let locked = lock
+            .get(&config.name)
+            .ok_or_else(|| CollectorError::NotLocked(config.name.clone()))?;
+        if req.frozen {
+            frozen_check(config, locked)?;
+        }
+        let platform = locked
+            .for_target(&target)
+            .ok_or_else(|| CollectorError::NoPlatform {
+                name: config.name.clone(),
+                target: target.clone(),
+            })?;
+        let bytes = files::read_limited(&config.path, crate::collector::MAX_BINARY_BYTES as usize)?;
+        let verified = verify_collector(&config.name, bytes, locked, platform, verifier, req.now)?;
+        let output = work.join(format!("collector-{}", config.name));
+        std::fs::create_dir_all(&output).map_err(|e| Error::io(&output, e))?;
+        let run = run_collector(&verified, config, &output, req.env)?;
+        discover(
+            &output,
+            Some(&config.name),
+            &format!("collector:{}", config.name),
+            &mut found.candidates,
+            &mut found.problems,
+        )?;
+        let entry = EntryName::parse(&format!(
+            "collectors/{}/{}/{}",
+            config.name, verified.target, config.name
+        ))
+        .map_err(|e| Error::Usage(format!("collector {}: {e}", config.name)))?;
+        collected.outcomes.push(CollectorOutcome {
+            record: CollectorRecord {
+                name: config.name.clone(),
+                version: verified.version.clone(),
+                platform: verified.target.clone(),
+                entry: entry.as_str().to_string(),
+                sha256: verified.sha256.clone(),
+            },
+            run,
+        });
+        collected.binaries.push((entry, verified.bytes.clone()));
+    }
+    collected.lock_bytes = Some(text);
+    Ok(collected)
+}
+
+/// Candidates found on disk, and what could not become one.
+#[derive(Default)]
+struct Found {
+    candidates: Vec<Candidate>,
+    problems: Vec<RejectedRecord>,
+}
+
+impl Found {
+    /// Sorted by name; a name found twice is a problem, not two candidates.
+    fn dedupe(&mut self) {
+        self.candidates.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut seen = std::collections::BTreeSet::new();
+        let problems = &mut self.problems;
+        self.candidates.retain(|c| {
+            let first = seen.insert(c.name.clone());
+            if !first {
+                problems.push(reject(
+                    c.name.as_str(),
+                    "duplicate",
+                    "two artifacts have this name",
+                ));
+            }
+            first
+        });
+    }
+}
+
+/// An artifact that passed, with the digest it will be packed under.
+struct Judged {
+    candidate: Candidate,
+    digest: ArtifactDigest,
+    accepted: AcceptedBundle,
+}
+
+/// Stage 4: every candidate's bundle(s) verified under the policy for the
+/// digests they claim, in parallel, before any artifact is read. When the
+/// bundles verify for several digests (a DSSE statement with several
+/// subjects), the file is hashed now to pick the one it has.
+fn judge_candidates(
+    judge: &ArtifactJudge<'_>,
+    candidates: Vec<Candidate>,
+) -> (Vec<Judged>, Vec<RejectedRecord>) {
+    let results: Vec<std::result::Result<Judged, RejectedRecord>> = candidates
+        .into_par_iter()
         .map(|c| {
-            let entry = c
-                .name
-                .under("artifacts")
-                .map_err(|e| reject(c.name.as_str(), "name", e.to_string()))?;
-            let digest = digests
-                .get(&entry)
-                .ok_or_else(|| reject(c.name.as_str(), "io", "not packed"))?;
-            let accepted = check.verify(&c.name, digest, &c.bundle_bytes, c.bundle_is_array)?;
-            Ok(ArtifactRecord {
-                name: c.name.as_str().to_string(),
-                bundle: c.bundle_entry.as_str().to_string(),
-                sha256: digest.to_hex(),
-                size: c.size,
-                origin: c.origin.clone(),
-                upstream: upstream_of(&accepted.verified),
+            let name = c.name.as_str().to_string();
+            let reject = |r: ArtifactRejection| r.record(&name);
+            let options = judge
+                .judge_claimed(&c.name, &c.bundle_bytes, c.bundle_is_array)
+                .map_err(reject)?;
+            let (digest, accepted) = match options.as_slice() {
+                [(d, a)] => (*d, a.clone()),
+                _ => {
+                    let actual = files::hash_file(&c.path).map_err(|e| {
+                        reject(ArtifactRejection::Discovery {
+                            check: "io",
+                            reason: e.to_string(),
+                        })
+                    })?;
+                    let (d, a) = options
+                        .iter()
+                        .find(|(d, _)| *d == actual)
+                        .ok_or_else(|| reject(not_signed(&options, &actual)))?;
+                    (*d, a.clone())
+                }
+            };
+            Ok(Judged {
+                candidate: c,
+                digest,
+                accepted,
             })
         })
         .collect();
     let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
     for r in results {
         match r {
-            Ok(a) => accepted.push(a),
-            Err(e) => problems.push(e),
+            Ok(j) => accepted.push(j),
+            Err(e) => rejected.push(e),
         }
     }
-    problems.sort_by(|a, b| a.name.cmp(&b.name));
-    if !problems.is_empty() && !req.skip_rejected {
-        return Err(Error::ExportRejected(ExportRejected {
-            rejected: problems,
-            accepted,
-        }));
-    }
-    if accepted.is_empty() {
-        return Err(Error::ExportRejected(ExportRejected {
-            rejected: problems,
-            accepted,
-        }));
-    }
-
-    // 6. With rejections skipped, rewrite the medium without them.
-    let (writer, staged) = if problems
-        .iter()
-        .any(|p| candidates.iter().any(|c| c.name.as_str() == p.name))
-    {
-        writer.abandon().map_err(|e| Error::io(staged.path(), e))?;
-        let keep: std::collections::BTreeSet<String> = accepted
-            .iter()
-            .flat_map(|a| [format!("artifacts/{}", a.name), a.bundle.clone()])
-            .collect();
-        let rewritten = tempfile::Builder::new()
-            .prefix(".airgate-medium-")
-            .tempfile_in(&out_dir)
-            .map_err(|e| Error::io(&out_dir, e))?;
-        let file = rewritten
-            .reopen()
-            .map_err(|e| Error::io(rewritten.path(), e))?;
-        let mut w2 = MediumWriter::new(BufWriter::with_capacity(BLOCK, file));
-        let source = File::open(staged.path()).map_err(|e| Error::io(staged.path(), e))?;
-        let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(BLOCK, source));
-        for entry in archive.entries().map_err(|e| Error::io(staged.path(), e))? {
-            let mut entry = entry.map_err(|e| Error::io(staged.path(), e))?;
-            let path = entry
-                .path()
-                .map_err(|e| Error::io(staged.path(), e))?
-                .to_string_lossy()
-                .into_owned();
-            let name = EntryName::parse(&path).map_err(|e| Error::Usage(e.to_string()))?;
-            let kind = EntryKind::for_name(&name)
-                .ok_or_else(|| Error::Usage(format!("unexpected entry {path}")))?;
-            if matches!(kind, EntryKind::Artifact | EntryKind::Bundle) && !keep.contains(&path) {
-                continue;
-            }
-            let size = entry.size();
-            w2.add(&name, kind, size, &mut entry)
-                .map_err(|e| Error::io(rewritten.path(), e))?;
-        }
-        (w2, rewritten)
-    } else {
-        (writer, staged)
-    };
-
-    // 7. The signed manifest, last.
-    let entries: Vec<ManifestEntry> = writer.entries().to_vec();
-    let export_time = req.now.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let predicate = MediumPredicate {
-        pack_digest: pack_digest(&entries),
-        export_time: export_time.clone(),
-        exporter: req.exporter.clone(),
-        exporter_key_id: hex::encode(req.key.key_id()),
-        tool_version: format!("airgate {}", env!("CARGO_PKG_VERSION")),
-        tuf: TufVersions {
-            root: verified_tuf.versions.root,
-            timestamp: verified_tuf.versions.timestamp,
-            snapshot: verified_tuf.versions.snapshot,
-            targets: verified_tuf.versions.targets,
-        },
-        trusted_root_sha256: hex::encode(sha256(&verified_tuf.trusted_root_json)),
-        policy_sha256: hex::encode(sha256(&policy_bytes)),
-        entries: entries.clone(),
-        artifacts: accepted.clone(),
-        rejected: problems.clone(),
-        collectors: collector_outcomes
-            .iter()
-            .map(|c| c.record.clone())
-            .collect(),
-    };
-    let manifest = sign_manifest(&predicate, &req.key.key_id(), &|m| req.key.sign(m))
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    let (buffered, medium_bytes) = writer
-        .finish(&manifest)
-        .map_err(|e| Error::io(staged.path(), e))?;
-    let file = buffered
-        .into_inner()
-        .map_err(|e| Error::io(staged.path(), e.into_error()))?;
-    if req.sync {
-        file.sync_all().map_err(|e| Error::io(staged.path(), e))?;
-    }
-    drop(file);
-
-    // 8. Publish atomically: one file, or chunks plus their signed index.
-    let outputs = match req.split {
-        None => {
-            staged
-                .persist(&req.out)
-                .map_err(|e| Error::io(&req.out, e.error))?;
-            vec![req.out.clone()]
-        }
-        Some(chunk_size) => {
-            let base = req
-                .out
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .ok_or_else(|| Error::Usage("--out needs a file name".into()))?;
-            let mut chunker = ChunkedWriter::new(&out_dir, &base, chunk_size);
-            let mut source = File::open(staged.path()).map_err(|e| Error::io(staged.path(), e))?;
-            std::io::copy(&mut source, &mut chunker).map_err(|e| Error::io(staged.path(), e))?;
-            let chunks = chunker.finish().map_err(|e| Error::io(&out_dir, e))?;
-            let index = ChunkIndex {
-                medium_size: medium_bytes,
-                chunks: chunks
-                    .iter()
-                    .map(|c| ChunkRecord {
-                        name: c.name.clone(),
-                        sha256: hex::encode(c.sha256),
-                        size: c.size,
-                    })
-                    .collect(),
-            };
-            let index_bytes = sign_chunk_index(&index, &req.key.key_id(), &|m| req.key.sign(m))
-                .map_err(|e| Error::Usage(e.to_string()))?;
-            let mut outputs = Vec::new();
-            for chunk in chunks {
-                let path = out_dir.join(&chunk.name);
-                chunk
-                    .file
-                    .persist(&path)
-                    .map_err(|e| Error::io(&path, e.error))?;
-                outputs.push(path);
-            }
-            let index_path = out_dir.join(format!("{base}.chunks.json"));
-            files::write_atomic(&index_path, &index_bytes, None)?;
-            outputs.push(index_path);
-            outputs
-        }
-    };
-    Ok(ExportReport {
-        outputs,
-        medium_bytes,
-        entries: entries.len() + 1,
-        accepted,
-        rejected: problems,
-        collectors: collector_outcomes,
-        tuf: predicate.tuf,
-        export_time,
-        pack_digest: predicate.pack_digest,
-    })
+    (accepted, rejected)
 }
 
+fn not_signed(
+    options: &[(ArtifactDigest, AcceptedBundle)],
+    found: &ArtifactDigest,
+) -> ArtifactRejection {
+    ArtifactRejection::DigestNotSigned {
+        signed: options
+            .iter()
+            .map(|(d, _)| d.to_hex())
+            .collect::<Vec<_>>()
+            .join(", "),
+        found: found.to_hex(),
+    }
+}
+
+/// Where an entry's bytes come from.
 enum Source {
     File(PathBuf, u64),
     Bytes(Vec<u8>),
@@ -917,6 +623,368 @@ impl Source {
             Source::File(_, n) => *n,
             Source::Bytes(b) => b.len() as u64,
         }
+    }
+}
+
+/// The medium, fully planned: entries with their digests and the signed
+/// manifest that lists them.
+struct MediumPlan {
+    manifest: Vec<u8>,
+    entries: Vec<ManifestEntry>,
+    sources: Vec<Source>,
+    predicate: MediumPredicate,
+}
+
+fn entry(name: &EntryName, kind: EntryKind, sha256: String, size: u64) -> ManifestEntry {
+    ManifestEntry {
+        name: name.as_str().to_string(),
+        sha256,
+        size,
+        kind,
+    }
+}
+
+/// Stage 5: the entries (sorted by name) with every digest, and the manifest
+/// signed over them.
+fn plan_medium(
+    req: &ExportRequest<'_>,
+    low: &LowSide,
+    tuf: &TrustRoot,
+    collected: &Collected,
+    judged: &[Judged],
+    rejected: &[RejectedRecord],
+) -> Result<MediumPlan> {
+    let mut planned: Vec<(ManifestEntry, Source)> = Vec::new();
+    let name_of = |text: &str| EntryName::parse(text).map_err(|e| Error::Usage(e.to_string()));
+    let bytes_entry = |name: EntryName, kind: EntryKind, data: Vec<u8>| {
+        (
+            entry(&name, kind, hex::encode(sha256(&data)), data.len() as u64),
+            Source::Bytes(data),
+        )
+    };
+    for j in judged {
+        let c = &j.candidate;
+        let artifact = c
+            .name
+            .under("artifacts")
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        planned.push((
+            entry(&artifact, EntryKind::Artifact, j.digest.to_hex(), c.size),
+            Source::File(c.path.clone(), c.size),
+        ));
+        planned.push(bytes_entry(
+            c.bundle_entry.clone(),
+            EntryKind::Bundle,
+            c.bundle_bytes.clone(),
+        ));
+    }
+    for (name, bytes) in &collected.binaries {
+        planned.push(bytes_entry(
+            name.clone(),
+            EntryKind::Collector,
+            bytes.clone(),
+        ));
+    }
+    if let Some(lock) = &collected.lock_bytes {
+        planned.push(bytes_entry(
+            name_of("airgate.lock")?,
+            EntryKind::Lock,
+            lock.clone(),
+        ));
+    }
+    planned.push(bytes_entry(
+        name_of("policy.toml")?,
+        EntryKind::Policy,
+        low.policy_bytes.clone(),
+    ));
+    for (rel, path, _) in list_files(&tuf.dir).map_err(|e| Error::io(&tuf.dir, e))? {
+        let name = EntryName::parse(&format!("tuf/{rel}"))
+            .map_err(|e| Error::Usage(format!("TUF snapshot file {}: {e}", quoted(&rel))))?;
+        let data = files::read_limited(
+            &path,
+            crate::medium::unpack::UnpackLimits::default().max_small_entry_bytes as usize,
+        )?;
+        planned.push(bytes_entry(name, EntryKind::Tuf, data));
+    }
+    planned.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let (entries, sources): (Vec<ManifestEntry>, Vec<Source>) = planned.into_iter().unzip();
+    let v = &tuf.snapshot.versions;
+    let predicate = MediumPredicate {
+        pack_digest: pack_digest(&entries),
+        export_time: req.now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        exporter: req.exporter.clone(),
+        exporter_key_id: hex::encode(req.key.key_id()),
+        tool_version: format!("airgate {}", env!("CARGO_PKG_VERSION")),
+        tuf: TufVersions {
+            root: v.root,
+            timestamp: v.timestamp,
+            snapshot: v.snapshot,
+            targets: v.targets,
+        },
+        trusted_root_sha256: hex::encode(sha256(&tuf.snapshot.trusted_root_json)),
+        entries: entries.clone(),
+        artifacts: judged.iter().map(record_of).collect(),
+        rejected: rejected.to_vec(),
+        collectors: collected
+            .outcomes
+            .iter()
+            .map(|c| c.record.clone())
+            .collect(),
+    };
+    let manifest = sign_manifest(&predicate, &req.key.key_id(), &|m| req.key.sign(m))
+        .map_err(|e| Error::internal("signing the manifest", e))?;
+    Ok(MediumPlan {
+        manifest,
+        entries,
+        sources,
+        predicate,
+    })
+}
+
+fn record_of(j: &Judged) -> ArtifactRecord {
+    ArtifactRecord {
+        name: j.candidate.name.as_str().to_string(),
+        bundle: j.candidate.bundle_entry.as_str().to_string(),
+        sha256: j.digest.to_hex(),
+        size: j.candidate.size,
+        origin: j.candidate.origin.clone(),
+        upstream: j.accepted.upstream(),
+    }
+}
+
+/// Where the medium goes: one file, or chunks.
+enum Sink {
+    File(BufWriter<File>, tempfile::NamedTempFile),
+    Chunks(Box<BufWriter<ChunkedWriter>>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::File(w, _) => w.write(buf),
+            Sink::Chunks(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::File(w, _) => w.flush(),
+            Sink::Chunks(w) => w.flush(),
+        }
+    }
+}
+
+fn open_sink(req: &ExportRequest<'_>, out_dir: &Path) -> Result<Sink> {
+    match req.split {
+        None => {
+            let staged = tempfile::Builder::new()
+                .prefix(".airgate-medium-")
+                .tempfile_in(out_dir)
+                .map_err(|e| Error::io(out_dir, e))?;
+            let file = staged.reopen().map_err(|e| Error::io(staged.path(), e))?;
+            Ok(Sink::File(BufWriter::with_capacity(BLOCK, file), staged))
+        }
+        Some(chunk_size) => {
+            let base = out_base(req)?;
+            Ok(Sink::Chunks(Box::new(BufWriter::with_capacity(
+                BLOCK,
+                ChunkedWriter::new(out_dir, &base, chunk_size),
+            ))))
+        }
+    }
+}
+
+fn out_base(req: &ExportRequest<'_>) -> Result<String> {
+    req.out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::Usage("--out needs a file name".into()))
+}
+
+/// Stage 6: one pass, the manifest first; every artifact hashed while it is
+/// written. Returns the sink and its size, or the artifacts whose bytes are
+/// not what their bundles sign (nothing is published then).
+fn write_medium(
+    req: &ExportRequest<'_>,
+    plan: &MediumPlan,
+    out_dir: &Path,
+) -> Result<std::result::Result<(Sink, u64), Vec<String>>> {
+    let sink = open_sink(req, out_dir)?;
+    let io = |e| Error::io(&req.out, e);
+    let mut writer = MediumWriter::new(sink, &plan.manifest, &plan.entries).map_err(io)?;
+    let total: u64 = plan.sources.iter().map(Source::len).sum();
+    let mut done = 0u64;
+    let mut mismatched = Vec::new();
+    for (e, source) in plan.entries.iter().zip(&plan.sources) {
+        let name = EntryName::parse(&e.name)
+            .map_err(|err| Error::internal("naming a planned entry", err))?;
+        let digest = match source {
+            Source::File(path, _) => {
+                let mut file = File::open(path).map_err(|err| Error::io(path, err))?;
+                writer
+                    .add(&name, &mut file)
+                    .map_err(|err| Error::io(path, err))?
+            }
+            Source::Bytes(bytes) => writer.add(&name, &mut &bytes[..]).map_err(io)?,
+        };
+        if hex::encode(digest) != e.sha256 {
+            mismatched.push(e.name.clone());
+        }
+        done += e.size;
+        (req.progress)(done, total);
+    }
+    let (sink, size) = writer.finish().map_err(io)?;
+    if mismatched.is_empty() {
+        Ok(Ok((sink, size)))
+    } else {
+        Ok(Err(mismatched))
+    }
+}
+
+/// Publishes the written medium atomically: the file renamed into place, or
+/// the chunks and then their signed index.
+fn publish(req: &ExportRequest<'_>, sink: Sink, size: u64, out_dir: &Path) -> Result<Vec<PathBuf>> {
+    match sink {
+        Sink::File(w, staged) => {
+            let file = w
+                .into_inner()
+                .map_err(|e| Error::io(staged.path(), e.into_error()))?;
+            if req.sync {
+                file.sync_all().map_err(|e| Error::io(staged.path(), e))?;
+            }
+            drop(file);
+            staged
+                .persist(&req.out)
+                .map_err(|e| Error::io(&req.out, e.error))?;
+            Ok(vec![req.out.clone()])
+        }
+        Sink::Chunks(w) => {
+            let chunker = w
+                .into_inner()
+                .map_err(|e| Error::io(out_dir, e.into_error()))?;
+            let chunks = chunker.finish().map_err(|e| Error::io(out_dir, e))?;
+            let index = ChunkIndex {
+                medium_size: size,
+                chunks: chunks
+                    .iter()
+                    .map(|c| ChunkRecord {
+                        name: c.name.clone(),
+                        sha256: hex::encode(c.sha256),
+                        size: c.size,
+                    })
+                    .collect(),
+            };
+            let index_bytes = sign_chunk_index(&index, &req.key.key_id(), &|m| req.key.sign(m))
+                .map_err(|e| Error::internal("signing the chunk index", e))?;
+            let mut outputs = Vec::new();
+            for chunk in chunks {
+                let path = out_dir.join(&chunk.name);
+                chunk
+                    .file
+                    .persist(&path)
+                    .map_err(|e| Error::io(&path, e.error))?;
+                outputs.push(path);
+            }
+            let index_path = out_dir.join(format!("{}.chunks.json", out_base(req)?));
+            files::write_atomic(&index_path, &index_bytes, None)?;
+            outputs.push(index_path);
+            Ok(outputs)
+        }
+    }
+}
+
+/// Runs an export.
+pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
+    let low = load_low_side(req)?;
+    let out_dir = req
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let work = tempfile::Builder::new()
+        .prefix(".airgate-export-")
+        .tempdir_in(&out_dir)
+        .map_err(|e| Error::io(&out_dir, e))?;
+    let tuf = trust_root(req, &low.pinned_root, low.mirror.as_deref(), work.path())?;
+    let mut found = Found::default();
+    let collected = run_collectors(req, &tuf.verifier, work.path(), &mut found)?;
+    if let Some(dir) = &req.artifacts_dir {
+        discover(
+            dir,
+            None,
+            "directory",
+            &mut found.candidates,
+            &mut found.problems,
+        )?;
+    }
+    found.dedupe();
+    if found.candidates.is_empty() && found.problems.is_empty() {
+        return Err(Error::Usage(
+            "nothing to export: no artifacts found and no collector produced any".into(),
+        ));
+    }
+    let judge = ArtifactJudge {
+        verifier: &tuf.verifier,
+        policy: &low.policy,
+        policy_keys: &low.policy_keys,
+        now: req.now,
+    };
+    let (mut judged, mut rejected) =
+        judge_candidates(&judge, std::mem::take(&mut found.candidates));
+    rejected.append(&mut found.problems);
+    loop {
+        rejected.sort_by(|a, b| a.name.cmp(&b.name));
+        if (!rejected.is_empty() && !req.skip_rejected) || judged.is_empty() {
+            return Err(Error::ExportRejected(ExportRejected {
+                rejected,
+                accepted: judged.iter().map(record_of).collect(),
+            }));
+        }
+        let plan = plan_medium(req, &low, &tuf, &collected, &judged, &rejected)?;
+        match write_medium(req, &plan, &out_dir)? {
+            Ok((sink, size)) => {
+                let outputs = publish(req, sink, size, &out_dir)?;
+                return Ok(report(plan, outputs, size, collected));
+            }
+            Err(mismatched) => {
+                // Bytes that are not what their bundles sign: rejected; the
+                // medium is planned again without them (or the export fails).
+                judged.retain(|j| {
+                    let entry = format!("artifacts/{}", j.candidate.name.as_str());
+                    if mismatched.contains(&entry) {
+                        rejected.push(
+                            ArtifactRejection::DigestNotSigned {
+                                signed: j.digest.to_hex(),
+                                found: "other bytes (the file differs from what its bundle signs, or changed while read)".into(),
+                            }
+                            .record(j.candidate.name.as_str()),
+                        );
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn report(
+    plan: MediumPlan,
+    outputs: Vec<PathBuf>,
+    size: u64,
+    collected: Collected,
+) -> ExportReport {
+    ExportReport {
+        outputs,
+        medium_bytes: size,
+        entries: plan.entries.len() + 1,
+        accepted: plan.predicate.artifacts,
+        rejected: plan.predicate.rejected,
+        collectors: collected.outcomes,
+        tuf: plan.predicate.tuf,
+        export_time: plan.predicate.export_time,
+        pack_digest: plan.predicate.pack_digest,
     }
 }
 

@@ -4,7 +4,12 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use crate::bundle::{ArtifactDigest, TrustedRoot, MAX_TRUSTED_ROOT_BYTES, PRODUCTION_TRUSTED_ROOT};
+use crate::crypto::VerifyingKey;
+use crate::policy::{Policy, MAX_POLICY_BYTES};
 use crate::{Error, Result};
 
 /// Reads a whole file, refusing files larger than `limit` bytes.
@@ -74,4 +79,27 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Loads the public keys a policy references.
+pub fn load_policy_keys(policy: &Policy) -> Result<BTreeMap<PathBuf, VerifyingKey>> {
+    let mut keys = BTreeMap::new();
+    for path in policy.key_paths() {
+        let pem = read_limited(path, 1 << 20)?;
+        let key = VerifyingKey::from_pem(&String::from_utf8_lossy(&pem))
+            .map_err(|e| Error::Usage(format!("policy key {}: {e}", path.display())))?;
+        keys.insert(path.to_path_buf(), key);
+    }
+    Ok(keys)
+}
+
+/// Reads and parses a policy file.
+pub fn load_policy(path: &Path) -> Result<(Policy, Vec<u8>)> {
+    let bytes = read_limited(path, MAX_POLICY_BYTES)?;
+    let text = String::from_utf8(bytes.clone())
+        .map_err(|_| Error::Usage(format!("{}: not UTF-8", path.display())))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let policy =
+        Policy::parse(&text, base).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    Ok((policy, bytes))
 }

@@ -1,16 +1,23 @@
-//! High side: re-verify a medium offline, re-sign every accepted artifact with
-//! the private CA, record it in the private log, and store it — atomically.
+//! High side: authenticate a medium, re-verify it offline, re-sign every
+//! accepted artifact with the private CA, record it in the private log and
+//! store it, atomically. A pipeline of named stages; every rule it applies
+//! lives in [`crate::judge`], every write in [`crate::state`]:
 //!
-//! Order of operations (nothing is stored until every check has passed):
-//! 1. chunks: the signed chunk index, then every chunk's digest, before joining;
-//! 2. the tar, streamed: entry types, names, sizes, duplicates (staged under numbered names);
-//! 3. the manifest: signature by an enrolled exporter, then every entry's digest and size;
-//! 4. time: export time not in the future, not older than the transit window;
-//! 5. TUF: the carried snapshot from the pinned root and the persisted state (rollback refused),
-//!    expiry as of the signed export time;
-//! 6. collectors against the lock, every bundle under the HIGH side's policy;
-//! 7. one transaction: re-sign and log every artifact (one batch, one checkpoint), record the
-//!    import and the TUF state; blobs are moved into the store just before the commit.
+//! 1. [`open_medium`]: a split medium's signed chunk index, then every chunk;
+//! 2. `unpack`: the signed manifest (the first entry) authenticated against
+//!    the enrolled exporters before anything else is read; then, before
+//!    anything is staged, "already imported", the transit window and the
+//!    export order ([`before_staging`]); then every entry streamed into
+//!    staging and checked against the manifest;
+//! 3. [`verify_tuf`]: the carried TUF snapshot from the pinned root and the
+//!    persisted state (rollback refused), expiry as of the signed export time;
+//!    the manifest's claim must be what verified;
+//! 4. [`check_collectors`]: carried collectors against the carried lock;
+//! 5. [`judge_artifacts`]: every bundle under the high side's policy, for the
+//!    digest the medium delivered, then the immutability of names;
+//! 6. [`plan_import`]: fresh leaves signed on all cores (real clock);
+//! 7. `StateDir::commit_import`: one transaction (log batch, records, TUF
+//!    state, blobs moved just before the commit).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -19,145 +26,59 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rayon::prelude::*;
-use rusqlite::params;
 use serde::Serialize;
 
 use private_ca::{Custody, SigningIdentity};
 
 use crate::bundle::{ArtifactDigest, TrustedRoot, Verifier};
-use crate::export::{load_policy, load_policy_keys, upstream_of, PolicyCheck};
+use crate::escape::quoted;
+use crate::files::{load_policy, load_policy_keys};
+use crate::judge::collector::{check_carried, CarriedBinary};
+use crate::judge::medium::{
+    check_export_order, check_name, check_transit, check_tuf_claim, NameChange,
+};
+use crate::judge::ArtifactJudge;
 use crate::lock::Lockfile;
 use crate::medium::manifest::{
-    verify_chunk_index, verify_manifest, EntryKind, ManifestError, UpstreamSigner, VerifiedManifest,
+    verify_chunk_index, EnrolledExporter, EntryKind, TufVersions, VerifiedManifest,
 };
-use crate::medium::unpack::{unpack, MediumError, StagedData, StagedEntry, UnpackLimits};
+use crate::medium::unpack::{
+    unpack, Proceed, StagedData, StagedEntry, UnpackLimits, UnpackedMedium,
+};
 use crate::medium::EntryName;
-use crate::policy::TufRootSource;
-use crate::signing::{log_and_bundle, sign_with_fresh_leaves, SigningRequest};
-use crate::state::{sync_filesystem, StateDir};
-use crate::tlog::LogError;
+use crate::policy::{Policy, TufRootSource};
+use crate::signing::{sign_with_fresh_leaves, SigningRequest};
+use crate::state::{ImportPlan, MediumRecord, PlannedArtifact, Staging, StateDir};
 use crate::{Error, Result};
 
-/// An accepted artifact's staged file and its upstream bundle bytes.
-type StagedArtifact = (PathBuf, Vec<u8>);
+pub use crate::judge::medium::{ArtifactDecision, Decision, ImportRejected, CLOCK_SKEW_SECS};
 
-/// Allowed clock skew between the low and the high side.
-pub const CLOCK_SKEW_SECS: i64 = 300;
-
-/// Why a medium was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ImportRejected {
-    /// A chunk is missing, extra or altered.
-    #[error("chunk {chunk}: {problem}")]
-    Chunk {
-        /// Chunk file name.
-        chunk: String,
-        /// What is wrong.
-        problem: String,
-    },
-    /// The tar itself.
-    #[error("{0}")]
-    Medium(#[from] MediumError),
-    /// The manifest or chunk index.
-    #[error("{0}")]
-    Manifest(#[from] ManifestError),
-    /// An entry disagrees with the manifest.
-    #[error("medium entry {name:?}: {problem}")]
-    Entry {
-        /// Entry name.
-        name: String,
-        /// What is wrong.
-        problem: String,
-    },
-    /// Export time outside the transit window.
-    #[error("export time {export_time}: {problem}")]
-    Time {
-        /// The signed export time.
-        export_time: String,
-        /// What is wrong.
-        problem: String,
-    },
-    /// Not newer than the last medium imported from the same exporter.
-    #[error("export time {export_time} is before {last_export_time}, the export time of import #{last_import} from exporter {exporter:?}: media from one exporter are imported in export order only, so a replayed or reordered medium cannot roll back what the enclave serves; export the content again")]
-    OutOfOrder {
-        /// The exporter.
-        exporter: String,
-        /// This medium's signed export time.
-        export_time: String,
-        /// The latest export time already imported from this exporter.
-        last_export_time: String,
-        /// The import that carried it.
-        last_import: i64,
-    },
-    /// The carried TUF snapshot.
-    #[error("TUF snapshot: {0}")]
-    Tuf(tuf_repo::Error),
-    /// A collector.
-    #[error("collector {name}: {problem}")]
-    Collector {
-        /// Collector name.
-        name: String,
-        /// What is wrong.
-        problem: String,
-    },
-    /// One or more artifacts failed under the high side's policy.
-    #[error("{} artifact(s) rejected under the high side's policy: {}", .0.iter().filter(|d| d.decision == Decision::Rejected).count(), .0.iter().filter(|d| d.decision == Decision::Rejected).map(|d| format!("{} [{}]: {}", d.name, d.check.as_deref().unwrap_or(""), d.reason.as_deref().unwrap_or(""))).collect::<Vec<_>>().join("; "))]
-    Artifacts(Vec<ArtifactDecision>),
-}
-
-/// Accepted or rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    /// Re-signed and stored.
-    Accepted,
-    /// Refused.
-    Rejected,
-}
-
-/// The reviewer's view of one artifact.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ArtifactDecision {
-    /// Artifact name.
-    pub name: String,
-    /// Hex SHA-256.
-    pub sha256: String,
-    /// Size.
-    pub size: u64,
-    /// The upstream signer, as the high side verified it (None if it did not verify).
-    pub upstream: Option<UpstreamSigner>,
-    /// The decision.
-    pub decision: Decision,
-    /// The failed check, for rejections.
-    pub check: Option<String>,
-    /// Why, for rejections.
-    pub reason: Option<String>,
-    /// Our log index (after a real import).
-    pub log_index: Option<u64>,
-}
-
-/// What an import did (or, in a dry run, would do).
+/// What an import did (or, in a dry run, would do): verified facts only.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportReport {
-    /// SHA-256 of the manifest (the medium's identity).
+    /// SHA-256 of the signed manifest statement (the medium's identity).
     pub medium_id: String,
-    /// Exporter name (enrolled) and its identity claim.
+    /// The enrolled exporter whose key signed the manifest.
     pub exporter: String,
     /// Signed export time.
     pub export_time: String,
-    /// TUF versions carried.
-    pub tuf: crate::medium::manifest::TufVersions,
+    /// TUF role versions of the carried snapshot, as verified.
+    pub tuf: TufVersions,
     /// Per-artifact decisions.
     pub artifacts: Vec<ArtifactDecision>,
-    /// The medium was imported before; nothing changed.
+    /// The medium was imported before (as this import number); nothing changed.
     pub already_imported: bool,
+    /// The import that carried it, when already imported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import_id: Option<i64>,
     /// Dry run: nothing was stored.
     pub dry_run: bool,
     /// Checkpointed tree size after the import.
     pub checkpoint_size: Option<u64>,
+    /// The signed checkpoint after the import (keep it outside this host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
     /// Problems after the commit (the import itself succeeded).
     pub warnings: Vec<String>,
 }
@@ -171,7 +92,7 @@ pub struct ImportRequest {
     pub chunk_index: Option<PathBuf>,
     /// Verify and report only.
     pub dry_run: bool,
-    /// The high side's clock.
+    /// The high side's clock (the real one: signing and recording use it).
     pub now: DateTime<Utc>,
 }
 
@@ -179,135 +100,16 @@ fn reject(e: impl Into<ImportRejected>) -> Error {
     Error::ImportRejected(Box::new(e.into()))
 }
 
-/// Opens the medium as one stream, checking chunks against their signed index first.
-fn open_medium(
-    req: &ImportRequest,
-    exporters: &[crate::medium::manifest::EnrolledExporter],
-) -> Result<Box<dyn Read>> {
-    let first = req
-        .media
-        .first()
-        .ok_or_else(|| Error::Usage("give the medium to import".into()))?;
-    let chunked = req.chunk_index.is_some()
-        || req.media.len() > 1
-        || first.extension().is_some_and(|e| {
-            e.len() == 3 && e.to_string_lossy().bytes().all(|b| b.is_ascii_digit())
-        });
-    if !chunked {
-        let file = std::fs::File::open(first).map_err(|e| Error::io(first, e))?;
-        return Ok(Box::new(std::io::BufReader::with_capacity(
-            crate::medium::pack::BLOCK,
-            file,
-        )));
-    }
-    let index_path = match &req.chunk_index {
-        Some(p) => p.clone(),
-        None => {
-            let name = first
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let base = name
-                .rsplit_once('.')
-                .map(|(b, _)| b.to_string())
-                .unwrap_or(name);
-            first.with_file_name(format!("{base}.chunks.json"))
-        }
-    };
-    let index_bytes = crate::files::read_limited(&index_path, 1 << 20)?;
-    let index = verify_chunk_index(&index_bytes, exporters).map_err(reject)?;
-    let given: BTreeMap<String, &PathBuf> = req
-        .media
-        .iter()
-        .map(|p| {
-            (
-                p.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                p,
-            )
-        })
-        .collect();
-    for name in given.keys() {
-        if !index.chunks.iter().any(|c| &c.name == name) {
-            return Err(reject(ImportRejected::Chunk {
-                chunk: name.clone(),
-                problem: "is not listed in the signed chunk index".into(),
-            }));
-        }
-    }
-    let mut paths = Vec::new();
-    // Every chunk is checked before any is joined; the bad one is named.
-    for chunk in &index.chunks {
-        let path = given.get(&chunk.name).ok_or_else(|| {
-            reject(ImportRejected::Chunk {
-                chunk: chunk.name.clone(),
-                problem: "is missing (the signed index lists it)".into(),
-            })
-        })?;
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if meta.len() != chunk.size {
-            return Err(reject(ImportRejected::Chunk {
-                chunk: chunk.name.clone(),
-                problem: format!("is {} bytes, the index says {}", meta.len(), chunk.size),
-            }));
-        }
-        let digest = crate::files::hash_file(path)?;
-        if digest.to_hex() != chunk.sha256 {
-            return Err(reject(ImportRejected::Chunk {
-                chunk: chunk.name.clone(),
-                problem: format!("sha256 {} differs from the signed index ({}); the chunk was altered or swapped", digest.to_hex(), chunk.sha256),
-            }));
-        }
-        paths.push((*path).clone());
-    }
-    let mut reader: Box<dyn Read> = Box::new(std::io::empty());
-    for path in paths {
-        let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-        reader = Box::new(reader.chain(std::io::BufReader::with_capacity(
-            crate::medium::pack::BLOCK,
-            file,
-        )));
-    }
-    Ok(reader)
+/// The high side's own configuration.
+struct HighSide {
+    policy: Policy,
+    policy_bytes: Vec<u8>,
+    policy_keys: BTreeMap<PathBuf, crate::crypto::VerifyingKey>,
+    pinned_root: Vec<u8>,
+    exporters: Vec<EnrolledExporter>,
 }
 
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// The import with the latest export time from `exporter`, if any.
-fn latest_import_from(
-    conn: &rusqlite::Connection,
-    exporter: &str,
-) -> Result<Option<(i64, DateTime<Utc>)>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT id, export_time FROM imports WHERE exporter = ?1")
-        .map_err(LogError::from)?;
-    let rows = stmt
-        .query_map([exporter], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })
-        .map_err(LogError::from)?;
-    let mut latest: Option<(i64, DateTime<Utc>)> = None;
-    for row in rows {
-        let (id, text) = row.map_err(LogError::from)?;
-        let time = parse_time(&text).ok_or_else(|| {
-            Error::Usage(format!(
-                "state database: import #{id} has an unreadable export time {text:?}"
-            ))
-        })?;
-        if latest.is_none_or(|(_, t)| time > t) {
-            latest = Some((id, time));
-        }
-    }
-    Ok(latest)
-}
-
-/// Imports a medium into the state directory.
-pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport> {
+fn load_high_side(state: &StateDir) -> Result<HighSide> {
     let (policy, policy_bytes) = load_policy(&state.policy_path()).map_err(|e| match e {
         Error::Io { path, .. } => Error::Usage(format!(
             "{} is missing: the high side needs its own policy (rules for who may sign what)",
@@ -327,308 +129,309 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
                 .into(),
         ));
     }
+    Ok(HighSide {
+        policy,
+        policy_bytes,
+        policy_keys,
+        pinned_root,
+        exporters,
+    })
+}
 
-    // 1-2. Chunks, then the tar, streamed into staging.
-    let mut staging = state.new_staging()?;
-    let reader = open_medium(req, &exporters)?;
-    let limits = UnpackLimits {
-        max_total_bytes: policy.import.max_medium_bytes,
-        max_memory_bytes: policy.import.max_metadata_bytes,
-        ..UnpackLimits::default()
+/// Stage 1: the medium as one stream; a split medium's chunks are checked
+/// against their signed index (signature first) before any is joined.
+pub fn open_medium(req: &ImportRequest, exporters: &[EnrolledExporter]) -> Result<Box<dyn Read>> {
+    let first = req
+        .media
+        .first()
+        .ok_or_else(|| Error::Usage("give the medium to import".into()))?;
+    let chunked = req.chunk_index.is_some()
+        || req.media.len() > 1
+        || first.extension().is_some_and(|e| {
+            e.len() == 3 && e.to_string_lossy().bytes().all(|b| b.is_ascii_digit())
+        });
+    let open = |path: &PathBuf| -> Result<Box<dyn Read>> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            crate::medium::pack::BLOCK,
+            file,
+        )))
     };
-    let medium = unpack(reader, staging.path(), &limits).map_err(reject)?;
-
-    // 3. The manifest.
-    let manifest: VerifiedManifest =
-        verify_manifest(&medium.manifest, &exporters).map_err(reject)?;
-    let predicate = &manifest.predicate;
-    let medium_id = hex::encode(manifest.statement_sha256);
-    if medium.entries.len() != predicate.entries.len() {
-        let listed: std::collections::BTreeSet<&str> =
-            predicate.entries.iter().map(|e| e.name.as_str()).collect();
-        let extra = medium
-            .entries
-            .iter()
-            .find(|e| !listed.contains(e.name.as_str()));
-        return Err(reject(match extra {
-            Some(e) => ImportRejected::Entry {
-                name: e.name.to_string(),
-                problem: "is not in the signed manifest".into(),
-            },
-            None => ImportRejected::Entry {
-                name: predicate
-                    .entries
-                    .iter()
-                    .find(|m| !medium.entries.iter().any(|e| e.name.as_str() == m.name))
-                    .map(|m| m.name.clone())
-                    .unwrap_or_default(),
-                problem: "is listed in the manifest but missing from the medium".into(),
-            },
-        }));
+    if !chunked {
+        return open(first);
     }
-    for (entry, listed) in medium.entries.iter().zip(&predicate.entries) {
-        if entry.name.as_str() != listed.name {
-            let in_manifest = predicate
-                .entries
-                .iter()
-                .any(|m| m.name == entry.name.as_str());
-            return Err(reject(ImportRejected::Entry {
-                name: entry.name.to_string(),
-                problem: if in_manifest {
-                    "is out of the manifest's order".into()
-                } else {
-                    "is not in the signed manifest".into()
-                },
-            }));
-        }
-        if entry.size != listed.size || hex::encode(entry.sha256) != listed.sha256 {
-            return Err(reject(ImportRejected::Entry {
-                name: entry.name.to_string(),
-                problem: format!(
-                    "sha256 {} ({} bytes) differs from the manifest's {} ({} bytes); the medium was altered in transit: re-export it",
-                    hex::encode(entry.sha256),
-                    entry.size,
-                    listed.sha256,
-                    listed.size
-                ),
-            }));
-        }
-    }
-
-    // Already imported? Say so and change nothing.
-    let already: Option<i64> = state
-        .conn
-        .query_row(
-            "SELECT id FROM imports WHERE medium_id = ?1",
-            [&medium_id],
-            |r| r.get(0),
-        )
-        .ok();
-    let mut report = ImportReport {
-        medium_id: medium_id.clone(),
-        exporter: manifest.exporter.name.clone(),
-        export_time: predicate.export_time.clone(),
-        tuf: predicate.tuf,
-        artifacts: Vec::new(),
-        already_imported: already.is_some(),
-        dry_run: req.dry_run,
-        checkpoint_size: None,
-        warnings: Vec::new(),
-    };
-    if already.is_some() {
-        return Ok(report);
-    }
-
-    // 4. Time.
-    let export_time = parse_time(&predicate.export_time).ok_or_else(|| {
-        reject(ImportRejected::Time {
-            export_time: predicate.export_time.clone(),
-            problem: "is not an RFC 3339 time".into(),
+    let index_path = req.chunk_index.clone().unwrap_or_else(|| {
+        let name = first
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let base = name
+            .rsplit_once('.')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(name);
+        first.with_file_name(format!("{base}.chunks.json"))
+    });
+    let index_bytes = crate::files::read_limited(&index_path, 1 << 20)?;
+    let index = verify_chunk_index(&index_bytes, exporters).map_err(reject)?;
+    let chunk_problem = |chunk: &str, problem: String| {
+        reject(ImportRejected::Chunk {
+            chunk: quoted(chunk),
+            problem,
         })
-    })?;
-    if export_time > req.now + chrono::Duration::seconds(CLOCK_SKEW_SECS) {
-        return Err(reject(ImportRejected::Time {
-            export_time: predicate.export_time.clone(),
-            problem: format!(
-                "is in the future (high-side time is {})",
-                req.now.to_rfc3339_opts(SecondsFormat::Secs, true)
-            ),
-        }));
-    }
-    let max_age = chrono::Duration::days(i64::from(policy.import.max_transit_age_days));
-    if req.now - export_time > max_age {
-        return Err(reject(ImportRejected::Time {
-            export_time: predicate.export_time.clone(),
-            problem: format!(
-                "is older than the {}-day transit window (high-side time is {})",
-                policy.import.max_transit_age_days,
-                req.now.to_rfc3339_opts(SecondsFormat::Secs, true)
-            ),
-        }));
-    }
-
-    if let Some((last_import, last_time)) =
-        latest_import_from(&state.conn, &manifest.exporter.name)?
-    {
-        if export_time < last_time {
-            return Err(reject(ImportRejected::OutOfOrder {
-                exporter: manifest.exporter.name.clone(),
-                export_time: predicate.export_time.clone(),
-                last_export_time: last_time.to_rfc3339_opts(SecondsFormat::Secs, true),
-                last_import,
-            }));
-        }
-    }
-
-    // 5. TUF, as of the signed export time, against the persisted state.
-    let by_name: BTreeMap<&str, &StagedEntry> = medium
-        .entries
+    };
+    let given: BTreeMap<String, &PathBuf> = req
+        .media
         .iter()
-        .map(|e| (e.name.as_str(), e))
+        .map(|p| {
+            (
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                p,
+            )
+        })
         .collect();
+    if let Some(extra) = given
+        .keys()
+        .find(|n| !index.chunks.iter().any(|c| &c.name == *n))
+    {
+        return Err(chunk_problem(
+            extra,
+            "is not listed in the signed chunk index".into(),
+        ));
+    }
+    let mut reader: Box<dyn Read> = Box::new(std::io::empty());
+    for chunk in &index.chunks {
+        let path = given.get(&chunk.name).ok_or_else(|| {
+            chunk_problem(&chunk.name, "is missing (the signed index lists it)".into())
+        })?;
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.len() != chunk.size {
+            return Err(chunk_problem(
+                &chunk.name,
+                format!("is {} bytes, the index says {}", meta.len(), chunk.size),
+            ));
+        }
+        let digest = crate::files::hash_file(path)?;
+        if digest.to_hex() != chunk.sha256 {
+            return Err(chunk_problem(
+                &chunk.name,
+                format!(
+                    "sha256 {} differs from the signed index ({}); the chunk was altered or swapped",
+                    digest.to_hex(),
+                    chunk.sha256
+                ),
+            ));
+        }
+        reader = Box::new(reader.chain(open(path)?));
+    }
+    Ok(reader)
+}
+
+/// What stage 2 decided once the manifest was authenticated.
+enum Admitted {
+    /// The medium was imported before, as this import.
+    Already(i64),
+    /// Staged here, with the verified export time.
+    Staged(Staging, DateTime<Utc>),
+}
+
+/// Before staging: already imported (nothing more to do), then the transit
+/// window and the export order for this exporter.
+fn before_staging(
+    state: &StateDir,
+    high: &HighSide,
+    manifest: &VerifiedManifest,
+    now: DateTime<Utc>,
+) -> Result<Admitted> {
+    if let Some(id) = state.find_import(&hex::encode(manifest.statement_sha256))? {
+        return Ok(Admitted::Already(id));
+    }
+    let export_time = check_transit(
+        &manifest.predicate.export_time,
+        now,
+        high.policy.import.max_transit_age_days,
+    )
+    .map_err(reject)?;
+    let last = state.last_import_from(&manifest.exporter.name)?;
+    check_export_order(&manifest.exporter.name, export_time, last).map_err(reject)?;
+    Ok(Admitted::Staged(state.new_staging()?, export_time))
+}
+
+/// Stage 3's result.
+struct VerifiedTuf {
+    verifier: Verifier,
+    versions: TufVersions,
+    new_state: tuf_repo::TufState,
+}
+
+/// Stage 3: the carried TUF snapshot, verified from the pinned root against
+/// the persisted state as of the signed export time; the manifest's claim
+/// about it must be what verified.
+fn verify_tuf(
+    state: &StateDir,
+    high: &HighSide,
+    medium: &UnpackedMedium,
+    staging: &Staging,
+    export_time: DateTime<Utc>,
+) -> Result<VerifiedTuf> {
     let tuf_dir = staging.path().join("tuf");
+    let mut any = false;
     for entry in medium.entries.iter().filter(|e| e.kind == EntryKind::Tuf) {
-        let Some((_, rel)) = entry.name.strip_first() else {
+        let (Some((_, rel)), StagedData::Memory(bytes)) = (entry.name.strip_first(), &entry.data)
+        else {
             continue;
         };
         let path = rel.to_path(&tuf_dir);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        let StagedData::Memory(bytes) = &entry.data else {
-            continue;
-        };
         std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+        any = true;
     }
-    let mut tuf_state = state.tuf_state()?;
-    let verified_tuf = tuf_repo::verify_snapshot(
-        &pinned_root,
-        &tuf_dir,
-        export_time,
-        tuf_state.as_ref(),
-        &tuf_repo::Limits::default(),
-    )
-    .map_err(|e| {
+    if !any {
+        return Err(reject(ImportRejected::NoTufSnapshot));
+    }
+    let tuf_error = |e: tuf_repo::Error| {
         if e.is_rejection() {
             reject(ImportRejected::Tuf(e))
         } else {
             Error::Tuf(e)
         }
-    })?;
-    if hex::encode(crate::crypto::sha256(&verified_tuf.trusted_root_json))
-        != predicate.trusted_root_sha256
-    {
-        return Err(reject(ImportRejected::Entry {
-            name: "tuf/".into(),
-            problem: "the derived trusted root differs from the one the manifest names".into(),
-        }));
-    }
-    let trusted_root =
-        TrustedRoot::from_json(&verified_tuf.trusted_root_json).map_err(|source| {
-            Error::TrustRoot {
-                location: "carried TUF snapshot".into(),
-                source,
-            }
-        })?;
-    let verifier = Verifier::new(trusted_root);
-    let new_tuf_state = {
-        let mut s = tuf_state.take().unwrap_or_else(tuf_repo::TufState::new);
-        s.update(&verified_tuf).map_err(|e| {
-            if e.is_rejection() {
-                reject(ImportRejected::Tuf(e))
-            } else {
-                Error::Tuf(e)
-            }
-        })?;
-        s
     };
+    let persisted = state.tuf_state()?;
+    let verified = tuf_repo::verify_snapshot(
+        &high.pinned_root,
+        &tuf_dir,
+        export_time,
+        persisted.as_ref(),
+        &tuf_repo::Limits::default(),
+    )
+    .map_err(tuf_error)?;
+    let v = &verified.versions;
+    let versions = TufVersions {
+        root: v.root,
+        timestamp: v.timestamp,
+        snapshot: v.snapshot,
+        targets: v.targets,
+    };
+    let predicate = &medium.manifest.predicate;
+    check_tuf_claim(
+        &predicate.tuf,
+        &predicate.trusted_root_sha256,
+        &versions,
+        &hex::encode(crate::crypto::sha256(&verified.trusted_root_json)),
+    )
+    .map_err(reject)?;
+    let root =
+        TrustedRoot::from_json(&verified.trusted_root_json).map_err(|source| Error::TrustRoot {
+            location: "carried TUF snapshot".into(),
+            source,
+        })?;
+    let mut new_state = persisted.unwrap_or_else(tuf_repo::TufState::new);
+    new_state.update(&verified).map_err(tuf_error)?;
+    Ok(VerifiedTuf {
+        verifier: Verifier::new(root),
+        versions,
+        new_state,
+    })
+}
 
-    // 6a. Collectors against the carried lock.
-    let collector_entries: Vec<&StagedEntry> = medium
+/// Stage 4: carried collectors against the carried lock and their signatures.
+fn check_collectors(
+    medium: &UnpackedMedium,
+    verifier: &Verifier,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let predicate = &medium.manifest.predicate;
+    let binaries: Vec<CarriedBinary<'_>> = medium
         .entries
         .iter()
         .filter(|e| e.kind == EntryKind::Collector)
+        .map(|e| CarriedBinary {
+            entry: e.name.as_str(),
+            digest: ArtifactDigest(e.sha256),
+            size: e.size,
+        })
         .collect();
-    if !collector_entries.is_empty() || !predicate.collectors.is_empty() {
-        let lock_bytes = match by_name.get("airgate.lock").map(|e| &e.data) {
-            Some(StagedData::Memory(b)) => b.clone(),
-            _ => {
-                return Err(reject(ImportRejected::Collector {
-                    name: "*".into(),
-                    problem: "collectors are carried without airgate.lock".into(),
-                }))
-            }
-        };
-        let lock = Lockfile::parse(&String::from_utf8_lossy(&lock_bytes)).map_err(|e| {
-            reject(ImportRejected::Collector {
-                name: "*".into(),
-                problem: e.to_string(),
-            })
-        })?;
-        for record in &predicate.collectors {
-            let bad = |problem: String| {
-                reject(ImportRejected::Collector {
-                    name: record.name.clone(),
-                    problem,
-                })
-            };
-            let locked = lock
-                .get(&record.name)
-                .ok_or_else(|| bad("is not in the carried airgate.lock".into()))?;
-            let platform = locked
-                .for_target(&record.platform)
-                .ok_or_else(|| bad(format!("the lock has no {} build", record.platform)))?;
-            let entry = by_name
-                .get(record.entry.as_str())
-                .ok_or_else(|| bad(format!("binary {} is missing", record.entry)))?;
-            if hex::encode(entry.sha256) != platform.sha256 || entry.size != platform.size {
-                return Err(bad("binary differs from the carried lock".into()));
-            }
-            let bundle = platform
-                .bundle_json()
-                .ok_or_else(|| bad("the lock's bundle is not base64".into()))?;
-            let policy_for_collector =
-                crate::bundle::SignerPolicy::identity(crate::bundle::IdentityPolicy::exact(
-                    locked.signer_identity.clone(),
-                    locked.signer_issuer.clone(),
-                ));
-            verifier
-                .verify_bytes(
-                    &bundle,
-                    &ArtifactDigest(entry.sha256),
-                    &policy_for_collector,
-                    req.now,
-                )
-                .map_err(|r| bad(format!("signature: {r}")))?;
-        }
-        for entry in &collector_entries {
-            if !predicate
-                .collectors
-                .iter()
-                .any(|c| c.entry == entry.name.as_str())
-            {
-                return Err(reject(ImportRejected::Entry {
-                    name: entry.name.to_string(),
-                    problem: "collector binary with no collector record".into(),
-                }));
-            }
-        }
+    if binaries.is_empty() && predicate.collectors.is_empty() {
+        return Ok(());
     }
-
-    // 6b. Every artifact, under the high side's policy.
-    let records: BTreeMap<&str, &crate::medium::manifest::ArtifactRecord> = predicate
-        .artifacts
-        .iter()
-        .map(|a| (a.name.as_str(), a))
-        .collect();
-    for entry in medium
+    let collector = |name: &str, problem| {
+        reject(ImportRejected::Collector {
+            name: quoted(name),
+            problem,
+        })
+    };
+    let lock_bytes = medium
         .entries
         .iter()
-        .filter(|e| e.kind == EntryKind::Artifact)
-    {
-        let name = entry
-            .name
-            .strip_first()
-            .map(|(_, n)| n.as_str().to_string())
-            .unwrap_or_default();
-        if !records.contains_key(name.as_str()) {
-            return Err(reject(ImportRejected::Entry {
-                name: entry.name.to_string(),
-                problem: "artifact without a record (bundle) in the manifest".into(),
-            }));
-        }
-    }
-    let check = PolicyCheck {
-        verifier: &verifier,
-        policy: &policy,
-        policy_keys: &policy_keys,
-        now: req.now,
-    };
-    let decisions: Vec<(ArtifactDecision, Option<StagedArtifact>)> = predicate
+        .find(|e| e.kind == EntryKind::Lock)
+        .and_then(|e| match &e.data {
+            StagedData::Memory(b) => Some(b),
+            StagedData::File(_) => None,
+        })
+        .ok_or_else(|| {
+            collector(
+                "*",
+                crate::collector::CollectorError::RunFailed {
+                    name: "*".into(),
+                    problem: "collectors are carried without airgate.lock".into(),
+                },
+            )
+        })?;
+    let text = std::str::from_utf8(lock_bytes).map_err(|_| {
+        collector(
+            "*",
+            crate::collector::CollectorError::RunFailed {
+                name: "*".into(),
+                problem: "the carried airgate.lock is not UTF-8".into(),
+            },
+        )
+    })?;
+    let lock = Lockfile::parse(text).map_err(|e| {
+        collector(
+            "*",
+            crate::collector::CollectorError::RunFailed {
+                name: "*".into(),
+                problem: e.to_string(),
+            },
+        )
+    })?;
+    check_carried(&predicate.collectors, &lock, &binaries, verifier, now)
+        .map_err(|(name, problem)| collector(&name, problem))
+}
+
+/// An accepted artifact on its way to the store.
+struct Accepted {
+    decision_index: usize,
+    staged: PathBuf,
+    bundle_json: Vec<u8>,
+    change: NameChange,
+}
+
+/// Stage 5: every artifact's bundle under the high side's policy, for the
+/// digest the medium delivered (in parallel); then names: other bytes under
+/// an imported name are refused unless a matching rule allows replacement.
+fn judge_artifacts(
+    state: &StateDir,
+    judge: &ArtifactJudge<'_>,
+    medium: &UnpackedMedium,
+) -> Result<(Vec<ArtifactDecision>, Vec<Accepted>)> {
+    let by_name: BTreeMap<&str, &StagedEntry> = medium
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e))
+        .collect();
+    let judged: Vec<(
+        ArtifactDecision,
+        Option<(PathBuf, crate::judge::AcceptedBundle)>,
+    )> = medium
+        .manifest
+        .predicate
         .artifacts
         .par_iter()
         .map(|record| {
-            let entry_name = format!("artifacts/{}", record.name);
             let mut decision = ArtifactDecision {
                 name: record.name.clone(),
                 sha256: record.sha256.clone(),
@@ -638,11 +441,13 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
                 check: None,
                 reason: None,
                 log_index: None,
+                replaces_import: None,
             };
-            let (Some(artifact), Some(bundle)) = (
-                by_name.get(entry_name.as_str()),
-                by_name.get(record.bundle.as_str()),
-            ) else {
+            let artifact = by_name.get(format!("artifacts/{}", record.name).as_str());
+            let bundle = by_name.get(record.bundle.as_str());
+            let (Some(artifact), Some(bundle), Ok(name)) =
+                (artifact, bundle, EntryName::parse(&record.name))
+            else {
                 decision.check = Some("medium".into());
                 decision.reason = Some("artifact or bundle entry missing".into());
                 return (decision, None);
@@ -654,193 +459,246 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
                 decision.reason = Some("unexpected entry layout".into());
                 return (decision, None);
             };
-            let name = match EntryName::parse(&record.name) {
-                Ok(n) => n,
-                Err(e) => {
-                    decision.check = Some("name".into());
-                    decision.reason = Some(e.to_string());
-                    return (decision, None);
-                }
-            };
             let is_array = record.bundle.ends_with(".sigs");
-            match check.verify(
+            match judge.judge(
                 &name,
                 &ArtifactDigest(artifact.sha256),
                 bundle_bytes,
                 is_array,
             ) {
                 Ok(accepted) => {
-                    decision.upstream = Some(upstream_of(&accepted.verified));
+                    decision.upstream = Some(accepted.upstream());
                     decision.decision = Decision::Accepted;
-                    (decision, Some((path.clone(), accepted.json)))
+                    (decision, Some((path.clone(), accepted)))
                 }
                 Err(r) => {
-                    decision.check = Some(r.check);
-                    decision.reason = Some(r.reason);
+                    decision.check = Some(r.check().to_string());
+                    decision.reason = Some(r.to_string());
                     (decision, None)
                 }
             }
         })
         .collect();
-    report.artifacts = decisions.iter().map(|(d, _)| d.clone()).collect();
-    if report
-        .artifacts
-        .iter()
-        .any(|d| d.decision == Decision::Rejected)
-    {
-        return Err(reject(ImportRejected::Artifacts(report.artifacts)));
+    let mut decisions = Vec::with_capacity(judged.len());
+    let mut accepted = Vec::with_capacity(judged.len());
+    for (i, (decision, ok)) in judged.into_iter().enumerate() {
+        if let Some((staged, bundle)) = ok {
+            let current = state.current_version(&decision.name)?;
+            let change = check_name(
+                &decision.name,
+                &decision.sha256,
+                current.as_ref(),
+                bundle.allow_replace,
+            )
+            .map_err(reject)?;
+            accepted.push(Accepted {
+                decision_index: i,
+                staged,
+                bundle_json: bundle.json,
+                change,
+            });
+        }
+        decisions.push(decision);
     }
-    if req.dry_run {
-        return Ok(report);
+    if decisions.iter().any(|d| d.decision == Decision::Rejected) {
+        return Err(reject(ImportRejected::Artifacts(decisions)));
     }
+    for a in &accepted {
+        if let NameChange::Replaces(id) = a.change {
+            decisions[a.decision_index].replaces_import = Some(id);
+        }
+    }
+    Ok((decisions, accepted))
+}
 
-    // 7. Re-sign, log, store, record: one transaction, committed last.
-    let identity_text = policy
+/// Stage 6: a fresh leaf per artifact, issued on all cores at the real
+/// clock, naming the verified upstream signer in the custody extension.
+fn plan_import(
+    state: &StateDir,
+    high: &HighSide,
+    medium: &UnpackedMedium,
+    tuf: VerifiedTuf,
+    decisions: &[ArtifactDecision],
+    accepted: Vec<Accepted>,
+    now: DateTime<Utc>,
+) -> Result<ImportPlan> {
+    let identity_text = high
+        .policy
         .import
         .identity
         .clone()
-        .unwrap_or_else(|| state.ca.config().default_identity.clone());
+        .unwrap_or_else(|| state.ca().config().default_identity.clone());
     let identity = SigningIdentity::parse(&identity_text)?;
-    // Every decision is an acceptance here (any rejection returned above);
-    // one request per decision keeps `decisions` and `signed` aligned.
-    let requests: Vec<SigningRequest> = decisions
-        .iter()
-        .map(|(d, _)| {
-            let (Some(upstream), Some(artifact_sha256)) =
-                (d.upstream.as_ref(), crate::encoding::hex32(&d.sha256))
-            else {
-                return Err(reject(ImportRejected::Entry {
-                    name: format!("artifacts/{}", d.name),
-                    problem: "accepted without an upstream signer or a well-formed digest".into(),
-                }));
-            };
-            Ok(SigningRequest {
-                artifact_sha256,
-                identity: identity.clone(),
-                custody: Some(Custody {
-                    upstream_identity: upstream.identity.clone(),
-                    upstream_issuer: upstream.issuer.clone(),
-                    upstream_log_index: upstream.log_index,
-                }),
-            })
-        })
-        .collect::<Result<_>>()?;
+    let mut artifacts = Vec::with_capacity(accepted.len());
+    let mut requests = Vec::with_capacity(accepted.len());
+    for a in accepted {
+        let d = &decisions[a.decision_index];
+        let (Some(upstream), Some(sha)) = (d.upstream.clone(), crate::encoding::hex32(&d.sha256))
+        else {
+            return Err(Error::internal(
+                "planning an import",
+                "an accepted artifact without a verified signer",
+            ));
+        };
+        requests.push(SigningRequest {
+            artifact_sha256: sha,
+            identity: identity.clone(),
+            custody: Some(Custody {
+                upstream_identity: upstream.identity.clone(),
+                upstream_issuer: upstream.issuer.clone(),
+                upstream_log_index: upstream.log_index,
+            }),
+        });
+        artifacts.push(PlannedArtifact {
+            name: d.name.clone(),
+            sha256: d.sha256.clone(),
+            size: d.size,
+            upstream,
+            upstream_bundle_json: a.bundle_json,
+            staged: a.staged,
+            replaces_import: match a.change {
+                NameChange::Replaces(id) => Some(id),
+                _ => None,
+            },
+        });
+    }
     let now_system = SystemTime::UNIX_EPOCH
-        + std::time::Duration::from_secs(u64::try_from(req.now.timestamp()).unwrap_or(0));
-    // Leaves are issued on all cores; the log append is one batch.
+        + std::time::Duration::from_secs(u64::try_from(now.timestamp()).unwrap_or(0));
     let chunk = requests
         .len()
         .div_ceil(rayon::current_num_threads().max(1))
         .max(1);
-    let signatures: Vec<_> = requests
+    let ca = state.ca();
+    let signatures = requests
         .par_chunks(chunk)
-        .map(|c| sign_with_fresh_leaves(&state.ca, c, now_system))
+        .map(|c| sign_with_fresh_leaves(ca, c, now_system))
         .collect::<std::result::Result<Vec<_>, _>>()?
         .into_iter()
         .flatten()
         .collect();
-    let imported_at = req.now.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let state_dir = state.dir().to_path_buf();
-    let StateDir { log, conn, .. } = state;
-    let tx = conn.transaction().map_err(LogError::from)?;
-    let signed = log_and_bundle(log, &tx, &signatures, now_system)?;
-    let checkpoint_size = crate::tlog::LogReader::new(&tx).size()?;
-    for ((decision, _), s) in report
-        .artifacts
-        .iter_mut()
-        .zip(decisions.iter())
-        .zip(&signed)
-    {
-        decision.log_index = Some(s.log_index);
+    let predicate = &medium.manifest.predicate;
+    let policy_entry = medium.entries.iter().find(|e| e.kind == EntryKind::Policy);
+    Ok(ImportPlan {
+        medium: MediumRecord {
+            medium_id: hex::encode(medium.manifest.statement_sha256),
+            exporter: medium.manifest.exporter.name.clone(),
+            export_time: predicate.export_time.clone(),
+            imported_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            pack_digest: predicate.pack_digest.clone(),
+            medium_policy_sha256: policy_entry
+                .map(|e| hex::encode(e.sha256))
+                .unwrap_or_default(),
+            policy_sha256: hex::encode(crate::crypto::sha256(&high.policy_bytes)),
+            tuf_versions: tuf.versions,
+        },
+        signer_identity: identity_text,
+        artifacts,
+        signatures,
+        tuf_state: tuf.new_state,
+        now: now_system,
+    })
+}
+
+fn report_of(manifest: &VerifiedManifest, tuf: TufVersions, dry_run: bool) -> ImportReport {
+    ImportReport {
+        medium_id: hex::encode(manifest.statement_sha256),
+        exporter: manifest.exporter.name.clone(),
+        export_time: manifest.predicate.export_time.clone(),
+        tuf,
+        artifacts: Vec::new(),
+        already_imported: false,
+        import_id: None,
+        dry_run,
+        checkpoint_size: None,
+        checkpoint: None,
+        warnings: Vec::new(),
     }
-    report.checkpoint_size = Some(checkpoint_size);
-    let report_json = serde_json::to_string(&report).map_err(|e| Error::Usage(e.to_string()))?;
-    tx.execute(
-        "INSERT INTO imports (medium_id, exporter, export_time, imported_at, pack_digest, medium_policy_sha256, policy_sha256, tuf_versions, checkpoint_size, report) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            medium_id,
-            manifest.exporter.name,
-            predicate.export_time,
-            imported_at,
-            predicate.pack_digest,
-            predicate.policy_sha256,
-            hex::encode(crate::crypto::sha256(&policy_bytes)),
-            serde_json::to_string(&predicate.tuf).unwrap_or_default(),
-            checkpoint_size as i64,
-            report_json,
-        ],
-    )
-    .map_err(LogError::from)?;
-    let import_id = tx.last_insert_rowid();
-    let mut new_blobs: Vec<(String, PathBuf)> = Vec::new();
-    let mut new_blob_set = std::collections::HashSet::new();
-    for ((decision, staged), s) in decisions.iter().zip(&signed) {
-        let (Some((path, upstream_bundle)), Some(upstream)) = (staged, &decision.upstream) else {
-            continue;
+}
+
+/// Imports a medium into the state directory.
+pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport> {
+    let high = load_high_side(state)?;
+    let reader = open_medium(req, &high.exporters)?;
+    let limits = UnpackLimits {
+        max_total_bytes: high.policy.import.max_medium_bytes,
+        max_memory_bytes: high.policy.import.max_metadata_bytes,
+        ..UnpackLimits::default()
+    };
+    let mut admitted: Option<Admitted> = None;
+    let mut seen: Option<VerifiedManifest> = None;
+    let unpacked = unpack(reader, &high.exporters, &limits, &mut |manifest| {
+        let decision = before_staging(state, &high, manifest, req.now)?;
+        let proceed = match &decision {
+            Admitted::Already(_) => Proceed::Stop,
+            Admitted::Staged(staging, _) => Proceed::Stage(staging.path().to_path_buf()),
         };
-        // The upstream bundle that verified (byte for byte), then ours.
-        let upstream_json: &serde_json::value::RawValue =
-            serde_json::from_slice(upstream_bundle)
-                .map_err(|e| Error::Usage(format!("upstream bundle of {}: {e}", decision.name)))?;
-        let ours: &serde_json::value::RawValue =
-            serde_json::from_slice(&s.bundle_json).map_err(|e| Error::Usage(e.to_string()))?;
-        let sigs_json =
-            serde_json::to_vec(&[upstream_json, ours]).map_err(|e| Error::Usage(e.to_string()))?;
-        tx.execute(
-            "INSERT INTO artifacts (name, import_id, sha256, size, upstream_identity, upstream_issuer, upstream_log_index, upstream_log_url, signer_identity, log_index, sigs) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                decision.name,
-                import_id,
-                decision.sha256,
-                decision.size as i64,
-                upstream.identity,
-                upstream.issuer,
-                upstream.log_index as i64,
-                upstream.log_url,
-                identity_text,
-                s.log_index as i64,
-                sigs_json,
-            ],
-        )
-        .map_err(LogError::from)?;
-        let blob = crate::state::blob_path(&state_dir, &decision.sha256);
-        if !blob.exists() && new_blob_set.insert(decision.sha256.clone()) {
-            new_blobs.push((decision.sha256.clone(), path.clone()));
+        seen = Some(manifest.clone());
+        admitted = Some(decision);
+        Ok(proceed)
+    })?;
+    let (medium, staging, export_time) = match (unpacked, admitted, seen) {
+        (_, Some(Admitted::Already(id)), Some(manifest)) => {
+            // Nothing staged or verified beyond the manifest: report what it signed.
+            let mut report = report_of(&manifest, manifest.predicate.tuf, req.dry_run);
+            report.already_imported = true;
+            report.import_id = Some(id);
+            return Ok(report);
         }
+        (Some(medium), Some(Admitted::Staged(staging, t)), _) => (medium, staging, t),
+        _ => {
+            return Err(Error::internal(
+                "reading the medium",
+                "no decision was taken",
+            ))
+        }
+    };
+    let tuf = verify_tuf(state, &high, &medium, &staging, export_time)?;
+    check_collectors(&medium, &tuf.verifier, req.now)?;
+    let judge = ArtifactJudge {
+        verifier: &tuf.verifier,
+        policy: &high.policy,
+        policy_keys: &high.policy_keys,
+        now: req.now,
+    };
+    let (decisions, accepted) = judge_artifacts(state, &judge, &medium)?;
+    let mut report = report_of(&medium.manifest, tuf.versions, req.dry_run);
+    report.artifacts = decisions;
+    if req.dry_run {
+        return Ok(report);
     }
-    tx.execute(
-        "INSERT INTO tuf_state (id, state) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET state = excluded.state",
-        [serde_json::to_string(&new_tuf_state).map_err(|e| Error::Usage(e.to_string()))?],
-    )
-    .map_err(LogError::from)?;
-    // Blobs: recorded (for crash recovery), moved, synced — then the commit.
-    // If anything here fails, the transaction rolls back and the blobs
-    // already moved are removed again before returning.
-    staging.record_new_blobs(&new_blobs.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>())?;
-    let finished = (|| {
-        for (hex, path) in &new_blobs {
-            staging.move_into_store(path, hex)?;
-        }
-        sync_filesystem(&state_dir)?;
-        tx.commit().map_err(LogError::from)?;
-        Ok::<(), Error>(())
-    })();
-    if let Err(error) = finished {
-        drop(staging);
-        if let Err(cleanup) = crate::state::recover_staging(&state_dir, conn) {
-            tracing::warn!(%cleanup, "cleaning up after a failed import; the next open retries");
-        }
-        return Err(error);
-    }
-    staging.committed();
-    // Keep the private TUF repository's metadata fresh for enclave clients.
-    match state.publish_trusted_root(req.now) {
-        Ok(_) => {}
-        Err(e) => report
+    let plan = plan_import(
+        state,
+        &high,
+        &medium,
+        tuf,
+        &report.artifacts,
+        accepted,
+        req.now,
+    )?;
+    let template = report.clone();
+    let committed = state.commit_import(plan, staging, &|log_indexes, size| {
+        let mut r = template.clone();
+        fill_log_indexes(&mut r, log_indexes, size);
+        serde_json::to_string(&r).map_err(|e| Error::internal("serializing the import report", e))
+    })?;
+    fill_log_indexes(
+        &mut report,
+        &committed.log_indexes,
+        committed.checkpoint_size,
+    );
+    report.checkpoint = Some(committed.checkpoint);
+    report.import_id = Some(committed.import_id);
+    if let Err(e) = state.publish_trusted_root(req.now) {
+        report
             .warnings
-            .push(format!("private TUF repository not republished: {e}")),
+            .push(format!("private TUF repository not republished: {e}"));
     }
     Ok(report)
+}
+
+fn fill_log_indexes(report: &mut ImportReport, log_indexes: &[u64], checkpoint_size: u64) {
+    for (decision, index) in report.artifacts.iter_mut().zip(log_indexes) {
+        decision.log_index = Some(*index);
+    }
+    report.checkpoint_size = Some(checkpoint_size);
 }

@@ -8,15 +8,18 @@ pub mod crypto;
 pub mod demo;
 pub mod encoding;
 mod error;
+pub mod escape;
 pub mod export;
 pub mod files;
 pub mod http;
 pub mod import;
+pub mod judge;
 pub mod lock;
 pub mod medium;
 pub mod policy;
 pub mod signing;
 pub mod state;
+pub mod strict_json;
 pub mod tlog;
 pub mod x509;
 

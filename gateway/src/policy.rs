@@ -150,6 +150,8 @@ struct RuleToml {
     signers: Vec<SignerToml>,
     #[serde(default)]
     keys: Vec<String>,
+    #[serde(default)]
+    allow_replace: bool,
 }
 
 #[derive(Deserialize)]
@@ -179,43 +181,45 @@ pub struct TrustConfig {
     pub tuf_root: TufRootSource,
 }
 
-/// A glob over entry names: `*` matches within one path component, `**`
-/// across components, `?` one character.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Glob(String);
+/// A glob over entry names (`globset`, with `/` literal): `*` matches within
+/// one path component, `**` across components, `?` one character, `[ab]`
+/// and `{a,b}` as usual. Matching is linear in the name's length.
+#[derive(Debug, Clone)]
+pub struct Glob {
+    pattern: String,
+    matcher: globset::GlobMatcher,
+}
+
+impl PartialEq for Glob {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern
+    }
+}
+
+impl Eq for Glob {}
 
 impl Glob {
+    /// Compiles a pattern.
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| e.kind().to_string())?;
+        Ok(Glob {
+            pattern: pattern.to_string(),
+            matcher: glob.compile_matcher(),
+        })
+    }
+
     /// True when `name` matches.
     pub fn matches(&self, name: &str) -> bool {
-        glob_match(self.0.as_bytes(), name.as_bytes())
+        self.matcher.is_match(name)
     }
 
     /// The pattern.
     pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern {
-        [] => name.is_empty(),
-        [b'*', b'*', b'/', rest @ ..] => {
-            // `**/`: zero or more whole components.
-            glob_match(rest, name)
-                || name
-                    .iter()
-                    .enumerate()
-                    .any(|(i, c)| *c == b'/' && glob_match(rest, &name[i + 1..]))
-        }
-        [b'*', b'*', rest @ ..] => (0..=name.len()).any(|i| glob_match(rest, &name[i..])),
-        [b'*', rest @ ..] => {
-            let limit = name.iter().position(|c| *c == b'/').unwrap_or(name.len());
-            (0..=limit).any(|i| glob_match(rest, &name[i..]))
-        }
-        [b'?', rest @ ..] => {
-            matches!(name.first(), Some(c) if *c != b'/') && glob_match(rest, &name[1..])
-        }
-        [c, rest @ ..] => name.first() == Some(c) && glob_match(rest, &name[1..]),
+        &self.pattern
     }
 }
 
@@ -230,6 +234,9 @@ pub struct Rule {
     pub signers: Vec<IdentityPolicy>,
     /// Allowed managed keys (paths as written in the policy, resolved).
     pub key_paths: Vec<PathBuf>,
+    /// High side: a medium may carry other bytes under a name already
+    /// imported (`allow-replace = true`, a reviewed setting).
+    pub allow_replace: bool,
 }
 
 /// A parsed policy.
@@ -252,6 +259,8 @@ pub struct Allowed {
     pub identities: Vec<IdentityPolicy>,
     /// Allowed managed keys.
     pub keys: Vec<VerifyingKey>,
+    /// A matching rule allows replacing an imported name.
+    pub allow_replace: bool,
 }
 
 impl Allowed {
@@ -356,10 +365,16 @@ impl Policy {
                     || pattern.split('/').any(|c| c == "..")
                 {
                     return Err(err(format!(
-                        "artifact pattern {pattern:?} must be a relative glob"
+                        "artifact pattern {} must be a relative glob",
+                        crate::escape::quoted(&pattern)
                     )));
                 }
-                artifacts.push(Glob(pattern));
+                artifacts.push(Glob::new(&pattern).map_err(|e| {
+                    err(format!(
+                        "artifact pattern {}: {e}",
+                        crate::escape::quoted(&pattern)
+                    ))
+                })?);
             }
             let mut signers = Vec::new();
             for s in rule.signers {
@@ -373,6 +388,7 @@ impl Policy {
                 artifacts,
                 signers,
                 key_paths: rule.keys.iter().map(|k| base_dir.join(k)).collect(),
+                allow_replace: rule.allow_replace,
             });
         }
         Ok(Policy {
@@ -407,6 +423,7 @@ impl Policy {
                 .flat_map(|r| r.key_paths.iter())
                 .filter_map(|p| keys(p))
                 .collect(),
+            allow_replace: matching.iter().any(|r| r.allow_replace),
         })
     }
 
@@ -473,7 +490,7 @@ signers = [{ identity-regexp = "^https://github.com/org/", issuer = "https://tok
 
     #[test]
     fn globs() {
-        let g = |p: &str, n: &str| Glob(p.into()).matches(n);
+        let g = |p: &str, n: &str| Glob::new(p).unwrap().matches(n);
         assert!(g("*", "a"));
         assert!(!g("*", "a/b"));
         assert!(g("**", "a/b/c"));
@@ -484,6 +501,26 @@ signers = [{ identity-regexp = "^https://github.com/org/", issuer = "https://tok
         assert!(g("?.txt", "a.txt"));
         assert!(!g("?.txt", "ab.txt"));
         assert!(g("pkg-*.tar.gz", "pkg-1.0.tar.gz"));
+        assert!(g("{a,b}/*.whl", "b/x.whl"));
+    }
+
+    /// The hand-written matcher this replaced backtracked exponentially on
+    /// patterns like `*a*a*a…b`; globset compiles to a linear-time matcher.
+    #[test]
+    fn glob_with_many_stars_matches_in_linear_time() {
+        let pattern = format!("{}b", "*a".repeat(40));
+        let name = "a".repeat(200);
+        let started = std::time::Instant::now();
+        assert!(!Glob::new(&pattern).unwrap().matches(&name));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn malformed_glob_is_refused_naming_the_rule() {
+        let bad = "[[rule]]\nname = \"r\"\nartifacts = [\"a[\"]\nsigners = [{ identity = \"a\", issuer = \"b\" }]";
+        assert!(
+            matches!(Policy::parse(bad, Path::new(".")), Err(PolicyError::Rule { rule, .. }) if rule == "r")
+        );
     }
 
     #[test]

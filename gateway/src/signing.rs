@@ -96,6 +96,15 @@ pub fn sign_with_fresh_leaves(
         .collect()
 }
 
+/// Signed artifacts and the checkpoint their batch was logged under.
+#[derive(Debug, Clone)]
+pub struct SignedBatch {
+    /// One per request, in order.
+    pub artifacts: Vec<SignedArtifact>,
+    /// The signed checkpoint over the tree including them.
+    pub checkpoint: crate::tlog::StoredCheckpoint,
+}
+
 /// Appends the signatures to the log as one batch inside `tx` and builds their
 /// bundles, each with an inclusion proof against the batch's checkpoint.
 pub fn log_and_bundle(
@@ -103,7 +112,7 @@ pub fn log_and_bundle(
     tx: &Transaction<'_>,
     signatures: &[LeafSignature],
     now: SystemTime,
-) -> Result<Vec<SignedArtifact>, SigningError> {
+) -> Result<SignedBatch, SigningError> {
     let entries: Vec<NewEntry> = signatures
         .iter()
         .map(|s| NewEntry {
@@ -119,7 +128,7 @@ pub fn log_and_bundle(
     let batch = log.append_batch(tx, &entries, now_secs)?;
     // Proofs come with the batch; bundles serialize on all cores.
     use rayon::prelude::*;
-    signatures
+    let artifacts = signatures
         .par_iter()
         .zip(batch.entries.par_iter())
         .zip(entries.par_iter())
@@ -140,7 +149,11 @@ pub fn log_and_bundle(
                 certificate_der: s.certificate_der.clone(),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, SigningError>>()?;
+    Ok(SignedBatch {
+        artifacts,
+        checkpoint: batch.checkpoint,
+    })
 }
 
 /// Signs every request with a fresh leaf, appends them to the log as one batch
@@ -151,7 +164,7 @@ pub fn sign_batch(
     tx: &Transaction<'_>,
     requests: &[SigningRequest],
     now: SystemTime,
-) -> Result<Vec<SignedArtifact>, SigningError> {
+) -> Result<SignedBatch, SigningError> {
     let signatures = sign_with_fresh_leaves(ca, requests, now)?;
     log_and_bundle(log, tx, &signatures, now)
 }
@@ -271,7 +284,7 @@ mod tests {
             let tx = conn.transaction().unwrap();
             let signed = sign_batch(&ca, &log, &tx, &requests, now).unwrap();
             tx.commit().unwrap();
-            for (req, s) in requests.iter().zip(&signed) {
+            for (req, s) in requests.iter().zip(&signed.artifacts) {
                 let json: serde_json::Value = serde_json::from_slice(&s.bundle_json).unwrap();
                 let entry = &json["verificationMaterial"]["tlogEntries"][0];
                 assert!(entry["logIndex"].is_string(), "{entry}");

@@ -228,13 +228,8 @@ fn demo_state(dir: &Path) -> anyhow::Result<PathBuf> {
 /// The first artifact (by name) and the size of its `.sigs`.
 fn first_artifact(state: &Path) -> anyhow::Result<(String, usize)> {
     let reader = StateReader::open(state)?;
-    let (name, sigs): (String, Vec<u8>) = reader
-        .conn
-        .query_row(
-            "SELECT name, sigs FROM artifacts ORDER BY name, import_id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+    let (name, sigs) = reader
+        .first_artifact()?
         .context("the state directory has no imported artifact")?;
     Ok((name, sigs.len()))
 }

@@ -11,7 +11,6 @@ use gateway::export::{export, ExportRequest};
 use gateway::import::{import, ImportRequest};
 use gateway::private_ca::{init_ceremony, CaConfig, Custody, Ed25519SigningKey};
 use gateway::state::{blob_path, StateDir, StateReader};
-use gateway::tlog::LogReader;
 use gateway::{crypto, Error};
 
 /// Run a full low-to-high round trip on a simulated upstream Sigstore.
@@ -209,11 +208,9 @@ impl DemoArgs {
         std::fs::create_dir_all(&out_dir)?;
         let ca = gateway::private_ca::PrivateCa::load(&high)?;
         for a in &report.artifacts {
-            let (sigs, sha): (Vec<u8>, String) = reader.conn.query_row(
-                "SELECT sigs, sha256 FROM artifacts WHERE name = ?1 ORDER BY import_id DESC LIMIT 1",
-                [&a.name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            ).context("imported artifact row")?;
+            let (sigs, sha) = reader
+                .artifact_sigs(&a.name)?
+                .context("imported artifact row")?;
             let list: Vec<serde_json::Value> = serde_json::from_slice(&sigs)?;
             let ours = list.last().context("our bundle")?;
             let flat = a.name.replace('/', "_");
@@ -261,7 +258,8 @@ impl DemoArgs {
 
         step(7, "Audit the private transparency log (airgate log verify)");
         let tlog = reader.tlog()?;
-        let audit = LogReader::new(&reader.conn)
+        let audit = reader
+            .log_reader()
             .verify_all(&tlog.key, &tlog.checkpoint_name())
             .map_err(Error::from)?;
         println!(

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use gateway::encoding::b64_encode;
 use gateway::state::StateReader;
-use gateway::tlog::LogReader;
 use gateway::Error;
 
 /// Inspect and audit the private transparency log.
@@ -71,7 +70,7 @@ impl LogArgs {
             | LogCommand::Consistency { state, .. } => &state.state,
         };
         let state = StateReader::open(dir)?;
-        let reader = LogReader::new(&state.conn);
+        let reader = state.log_reader();
         let out = match self.command {
             LogCommand::Info(_) => {
                 let size = reader.size().map_err(Error::from)?;

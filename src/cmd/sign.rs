@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use clap::Args;
 use gateway::private_ca::SigningIdentity;
-use gateway::signing::{sign_batch, SigningRequest};
+use gateway::signing::SigningRequest;
 use gateway::state::StateDir;
 use gateway::{files, Error};
 
@@ -33,33 +33,24 @@ impl SignArgs {
         let identity_text = self
             .identity
             .clone()
-            .unwrap_or_else(|| state.ca.config().default_identity.clone());
+            .unwrap_or_else(|| state.ca().config().default_identity.clone());
         let identity = SigningIdentity::parse(&identity_text).map_err(Error::from)?;
         let digest = files::hash_file(&self.file)?;
         let now = SystemTime::now();
-        let tx = state.conn.transaction().map_err(|e| Error::Log(e.into()))?;
-        let signed = sign_batch(
-            &state.ca,
-            &state.log,
-            &tx,
+        let batch = state.sign(
             &[SigningRequest {
                 artifact_sha256: digest.0,
                 identity,
                 custody: None,
             }],
             now,
-        )
-        .map_err(Error::from)?;
-        let Some(signed) = signed.into_iter().next() else {
-            return Err(Error::Usage("nothing was signed".into()).into());
+        )?;
+        let Some(signed) = batch.artifacts.into_iter().next() else {
+            return Err(Error::internal("signing", "nothing was signed").into());
         };
-        // The bundle is written before the log commit: if the commit fails the
-        // bundle's entry does not exist, so remove the file again.
+        // Logged and committed first: a bundle file never names an entry
+        // the log does not hold.
         files::write_atomic(&self.output, &signed.bundle_json, None)?;
-        if let Err(e) = tx.commit() {
-            let _ = std::fs::remove_file(&self.output);
-            return Err(Error::Log(e.into()).into());
-        }
         println!(
             "Signed {} ({digest}) as {identity_text}; log index {}; bundle {}",
             self.file.display(),

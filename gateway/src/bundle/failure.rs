@@ -208,6 +208,19 @@ pub enum VerificationFailure {
     /// The checkpoint disagrees with the inclusion proof.
     #[error("checkpoint {0} does not match the inclusion proof")]
     CheckpointMismatch(&'static str),
+    /// An inclusion proof without its checkpoint (protobuf-specs: REQUIRED).
+    #[error(
+        "inclusion proof has no checkpoint (the checkpoint is required with every inclusion proof)"
+    )]
+    InclusionProofWithoutCheckpoint,
+    /// Without a SET, nothing signs the entry's logIndex but the proof's position.
+    #[error("the entry's logIndex {entry} is not the index {proof} its verified inclusion proof covers (no signed entry timestamp signs it)")]
+    TlogIndexMismatch {
+        /// The entry's unsigned `logIndex`.
+        entry: u64,
+        /// The inclusion proof's verified `logIndex`.
+        proof: u64,
+    },
 
     // --- time ---
     /// No verified source of time.
@@ -236,6 +249,9 @@ pub enum VerificationFailure {
     /// The imprint is not the hash of the signature.
     #[error("RFC 3161 timestamp {0} does not cover the bundle's signature")]
     TimestampImprintMismatch(usize),
+    /// The same token twice.
+    #[error("RFC 3161 timestamp {0} is the same token as an earlier one")]
+    TimestampDuplicate(usize),
     /// No TSA in the trusted root signed the token.
     #[error("RFC 3161 timestamp {0} was not issued by a timestamp authority in the trusted root")]
     TimestampUntrusted(usize),
@@ -292,12 +308,15 @@ impl VerificationFailure {
             TlogBodyMalformed(_) | TlogKindMismatch { .. } | TlogBodyMismatch(_) => "tlog.body",
             SetWithoutIntegratedTime | SetInvalid => "tlog.set",
             InclusionProofInvalid(_) => "tlog.inclusion-proof",
+            InclusionProofWithoutCheckpoint => "tlog.checkpoint",
+            TlogIndexMismatch { .. } => "tlog.index",
             CheckpointMalformed(_)
             | CheckpointNoMatchingSignature { .. }
             | CheckpointSignatureInvalid => "tlog.checkpoint",
             CheckpointMismatch(_) => "tlog.checkpoint",
             NoVerifiedTime | TimeInFuture { .. } => "time",
             TimestampMalformed { .. }
+            | TimestampDuplicate(_)
             | TimestampImprintMismatch(_)
             | TimestampUntrusted(_)
             | TimestampSignatureInvalid(_)

@@ -26,7 +26,7 @@ pub use trust_root::{
     CertificateAuthority, TransparencyLog, TrustRootError, TrustedRoot, ValidityWindow,
     MAX_TRUSTED_ROOT_BYTES, PRODUCTION_TRUSTED_ROOT,
 };
-pub use verify::{ArtifactDigest, VerifiedBundle, VerifiedSigner, Verifier};
+pub use verify::{claimed_digests, ArtifactDigest, VerifiedBundle, VerifiedSigner, Verifier};
 
 /// Why a bundle was not accepted: malformed, or a check failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

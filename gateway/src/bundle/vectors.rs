@@ -631,8 +631,8 @@ fn own_stack() -> OwnStack {
         TrustedRoot::from_json(&std::fs::read(dir.path().join("trusted_root.json")).unwrap())
             .unwrap();
     let policy = SignerPolicy::identity(IdentityPolicy::exact(
-        state.ca.config().default_identity.clone(),
-        state.ca.config().oidc_issuer.clone(),
+        state.ca().config().default_identity.clone(),
+        state.ca().config().oidc_issuer.clone(),
     ));
     OwnStack {
         _dir: dir,
@@ -650,11 +650,11 @@ fn own_bundle(
 ) -> Value {
     let leaf = stack
         .state
-        .ca
+        .ca()
         .issue_leaf(
             &private_ca::LeafRequest {
                 identity: private_ca::SigningIdentity::parse(
-                    &stack.state.ca.config().default_identity,
+                    &stack.state.ca().config().default_identity,
                 )
                 .unwrap(),
                 custody: None,
@@ -663,20 +663,18 @@ fn own_bundle(
         )
         .unwrap();
     let signature = leaf.key.sign_sha256_digest(&digest).unwrap();
-    let tx = stack.state.conn.transaction().unwrap();
-    let signed = crate::signing::log_and_bundle(
-        &stack.state.log,
-        &tx,
-        &[crate::signing::LeafSignature {
-            certificate_der: leaf.certificate_der,
-            signature,
-            artifact_sha256: digest,
-        }],
-        logged_at,
-    )
-    .unwrap();
-    tx.commit().unwrap();
-    serde_json::from_slice(&signed[0].bundle_json).unwrap()
+    let signed = stack
+        .state
+        .log_signatures(
+            &[crate::signing::LeafSignature {
+                certificate_der: leaf.certificate_der,
+                signature,
+                artifact_sha256: digest,
+            }],
+            logged_at,
+        )
+        .unwrap();
+    serde_json::from_slice(&signed.artifacts[0].bundle_json).unwrap()
 }
 
 #[test]
@@ -733,11 +731,11 @@ fn tlog_body_records_another_signature() {
     let digest = [9u8; 32];
     let leaf = stack
         .state
-        .ca
+        .ca()
         .issue_leaf(
             &private_ca::LeafRequest {
                 identity: private_ca::SigningIdentity::parse(
-                    &stack.state.ca.config().default_identity,
+                    &stack.state.ca().config().default_identity,
                 )
                 .unwrap(),
                 custody: None,
@@ -748,20 +746,18 @@ fn tlog_body_records_another_signature() {
     let first = leaf.key.sign_sha256_digest(&digest).unwrap();
     let second = leaf.key.sign_sha256_digest(&digest).unwrap();
     assert_ne!(first, second);
-    let tx = stack.state.conn.transaction().unwrap();
-    let signed = crate::signing::log_and_bundle(
-        &stack.state.log,
-        &tx,
-        &[crate::signing::LeafSignature {
-            certificate_der: leaf.certificate_der,
-            signature: first,
-            artifact_sha256: digest,
-        }],
-        now,
-    )
-    .unwrap();
-    tx.commit().unwrap();
-    let mut b: Value = serde_json::from_slice(&signed[0].bundle_json).unwrap();
+    let signed = stack
+        .state
+        .log_signatures(
+            &[crate::signing::LeafSignature {
+                certificate_der: leaf.certificate_der,
+                signature: first,
+                artifact_sha256: digest,
+            }],
+            now,
+        )
+        .unwrap();
+    let mut b: Value = serde_json::from_slice(&signed.artifacts[0].bundle_json).unwrap();
     b["messageSignature"]["signature"] = Value::String(b64_encode(&second));
     assert_eq!(
         failure(stack.verifier.verify_bytes(

@@ -92,7 +92,8 @@ pub enum VerifiedSigner {
 pub struct VerifiedBundle {
     /// The signer.
     pub signer: VerifiedSigner,
-    /// The log entry's index (as covered by the SET).
+    /// The log entry's index, as a signature covers it: the SET's, or for a
+    /// bundle without one the verified inclusion proof's.
     pub log_index: u64,
     /// The log's base URL.
     pub log_url: String,
@@ -144,6 +145,59 @@ struct SubjectJson {
 }
 
 const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// The SHA-256 artifact digests a bundle says it signs: the message digest
+/// (or, without one, the digest its hashedrekord log entry records), or the
+/// subjects of its in-toto statement. Unauthenticated hints: a bundle
+/// verified for one of them (`Verifier::verify`) proves it signs that digest,
+/// so a file can be judged before it is read and checked when it is. Empty
+/// when the bundle names none it could sign.
+pub fn claimed_digests(bundle: &ParsedBundle) -> Vec<ArtifactDigest> {
+    let mut out: Vec<ArtifactDigest> = Vec::new();
+    let mut push = |d: &[u8]| {
+        if let Ok(d) = <[u8; 32]>::try_from(d) {
+            if !out.contains(&ArtifactDigest(d)) {
+                out.push(ArtifactDigest(d));
+            }
+        }
+    };
+    match &bundle.content {
+        SignedContent::MessageSignature {
+            digest: Some((HashAlgorithm::Sha256, d)),
+            ..
+        } => push(d),
+        SignedContent::MessageSignature { .. } => {
+            for entry in &bundle.tlog_entries {
+                if let Ok((
+                    _,
+                    _,
+                    LoggedEntry::HashedRekord {
+                        algorithm: HashAlgorithm::Sha256,
+                        digest,
+                        ..
+                    },
+                )) = parse_body(&entry.canonicalized_body)
+                {
+                    push(&digest);
+                }
+            }
+        }
+        SignedContent::Dsse(env) => {
+            if let Ok(statement) = serde_json::from_slice::<StatementJson>(&env.payload) {
+                for subject in &statement.subject {
+                    if let Some(d) = subject
+                        .digest
+                        .get("sha256")
+                        .and_then(|h| crate::encoding::hex32(h))
+                    {
+                        push(&d);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
 
 impl Verifier {
     /// Builds a verifier over a parsed trusted root.
@@ -218,6 +272,9 @@ impl Verifier {
         let signature_bytes = bundle.content.signature_bytes();
         let mut tsa_times = Vec::new();
         for (index, token) in bundle.timestamps.iter().enumerate() {
+            if bundle.timestamps[..index].contains(token) {
+                return Err(F::TimestampDuplicate(index));
+            }
             let at = self.verify_timestamp(index, token, signature_bytes)?;
             tsa_times.push(at);
             times.push(VerifiedTime {
@@ -320,9 +377,22 @@ impl Verifier {
             return Err(F::SetInvalid);
         }
 
+        // The index reported is one a signature covers: the SET's, or else
+        // the verified proof's (which the entry's unsigned field must equal).
+        let log_index = match (&entry.inclusion_proof, set_verified) {
+            (_, true) => entry.log_index,
+            (Some(proof), false) if proof.log_index == entry.log_index => proof.log_index,
+            (Some(proof), false) => {
+                return Err(F::TlogIndexMismatch {
+                    entry: entry.log_index,
+                    proof: proof.log_index,
+                })
+            }
+            (None, false) => return Err(F::TlogEntryUnproven),
+        };
         Ok(VerifiedBundle {
             signer,
-            log_index: entry.log_index,
+            log_index,
             log_url: tlog.base_url.clone(),
             log_id: hex::encode(&entry.log_id),
             entry_kind: format!("{}/{}", entry.kind, entry.version),
@@ -370,8 +440,7 @@ impl Verifier {
         )
         .map_err(F::InclusionProofInvalid)?;
         let Some(note_text) = &proof.checkpoint else {
-            // Only v0.1 bundles get here; the SET is what they rely on.
-            return Ok(false);
+            return Err(F::InclusionProofWithoutCheckpoint);
         };
         let note = SignedNote::parse(note_text).map_err(F::CheckpointMalformed)?;
         let checkpoint = Checkpoint::parse(&note.text).map_err(F::CheckpointMalformed)?;

@@ -6,21 +6,27 @@ use sha2::{Digest as _, Sha256};
 
 use crate::bundle::pae;
 use crate::crypto::VerifyingKey;
-use crate::encoding::{b64_decode, b64_encode};
+use crate::encoding::{b64_decode_strict, b64_encode};
+use crate::escape::quoted;
 use crate::medium::EntryName;
 
-/// Name of the manifest entry (always the last entry of the tar).
+/// Name of the manifest entry (always the first entry of the tar, so the
+/// importer authenticates the medium before it reads anything else).
 pub const MANIFEST_NAME: &str = "manifest.intoto.json";
-/// in-toto predicate type of a medium manifest.
-pub const MEDIUM_PREDICATE_TYPE: &str = "https://airgate.dev/medium/v1";
+/// in-toto predicate type of a medium manifest (v2: manifest first).
+pub const MEDIUM_PREDICATE_TYPE: &str = "https://airgate.dev/medium/v2";
+/// The predicate type of the earlier layout (manifest last), refused by name.
+pub const MEDIUM_V1_PREDICATE_TYPE: &str = "https://airgate.dev/medium/v1";
 /// in-toto predicate type of a split medium's chunk index.
 pub const CHUNKS_PREDICATE_TYPE: &str = "https://airgate.dev/medium-chunks/v1";
 /// DSSE payload type.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// in-toto Statement type.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
-/// Largest manifest accepted.
-pub const MAX_MANIFEST_BYTES: usize = 64 << 20;
+/// Largest manifest accepted: it is read into memory before its signature
+/// is checked, so this bounds what an outsider's medium can make the
+/// importer hold (about 20,000 artifacts per medium).
+pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
 
 /// What an entry of the medium is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +70,9 @@ impl EntryKind {
 pub struct ManifestEntry {
     /// Entry name inside the tar.
     pub name: String,
-    /// Lowercase hex SHA-256.
+    /// Lowercase hex SHA-256: signed once, as the statement subject's digest
+    /// (not repeated in the predicate), and filled in from it on reading.
+    #[serde(skip)]
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
@@ -94,9 +102,11 @@ pub struct ArtifactRecord {
     pub name: String,
     /// Its bundle entry (`bundles/<name>.sigstore.json`, `.sigstore` or `.sigs`).
     pub bundle: String,
-    /// Hex SHA-256.
+    /// Hex SHA-256 (from its entry's subject; not repeated in the predicate).
+    #[serde(skip)]
     pub sha256: String,
-    /// Size in bytes.
+    /// Size in bytes (from its entry; not repeated in the predicate).
+    #[serde(skip)]
     pub size: u64,
     /// Where it came from: `directory` or `collector:<name>`.
     pub origin: String,
@@ -164,8 +174,6 @@ pub struct MediumPredicate {
     pub tuf: TufVersions,
     /// Hex SHA-256 of the trusted root derived from it.
     pub trusted_root_sha256: String,
-    /// Hex SHA-256 of `policy.toml`.
-    pub policy_sha256: String,
     /// Every entry except the manifest, sorted by name.
     pub entries: Vec<ManifestEntry>,
     /// Accepted artifacts, sorted by name.
@@ -247,6 +255,9 @@ pub enum ManifestError {
     /// Subjects and entries disagree, or the pack digest is wrong.
     #[error("{0}")]
     Inconsistent(String),
+    /// A medium of the earlier layout (manifest last).
+    #[error("the medium is in airgate's earlier format (medium/v1, manifest last), which is refused because its entries are read before its signature: re-export it with this airgate")]
+    Version,
 }
 
 /// The pack digest: SHA-256 over `name NUL sha256 NUL size LF` for every entry, sorted.
@@ -308,11 +319,12 @@ fn open_envelope<P: for<'de> Deserialize<'de>>(
     exporters: &[EnrolledExporter],
 ) -> Result<(Statement<P>, EnrolledExporter, [u8; 32]), ManifestError> {
     let malformed = |detail: String| ManifestError::Malformed { what, detail };
-    let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+    let envelope: Envelope =
+        crate::strict_json::from_slice(bytes).map_err(|e| malformed(format!("envelope: {e}")))?;
     if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(malformed(format!(
-            "payload type {:?}",
-            envelope.payload_type
+            "payload type {}",
+            quoted(&envelope.payload_type)
         )));
     }
     let [signature] = envelope.signatures.as_slice() else {
@@ -326,30 +338,51 @@ fn open_envelope<P: for<'de> Deserialize<'de>>(
         .find(|e| hex::encode(e.key.key_id()) == signature.keyid)
         .ok_or_else(|| ManifestError::UnknownKey {
             what,
-            keyid: signature.keyid.clone(),
+            keyid: quoted(&signature.keyid),
         })?;
-    let payload =
-        b64_decode(&envelope.payload).ok_or_else(|| malformed("payload is not base64".into()))?;
-    let sig =
-        b64_decode(&signature.sig).ok_or_else(|| malformed("signature is not base64".into()))?;
+    // Strict base64 (one alphabet, padded, no whitespace): one encoding of
+    // the signed bytes, so re-encoding cannot make another medium of them.
+    let payload = b64_decode_strict(&envelope.payload)
+        .ok_or_else(|| malformed("payload is not strict standard base64".into()))?;
+    let sig = b64_decode_strict(&signature.sig)
+        .ok_or_else(|| malformed("signature is not strict standard base64".into()))?;
+    drop(envelope.payload);
     if !exporter
         .key
         .verify_default(&pae(IN_TOTO_PAYLOAD_TYPE, &payload), &sig)
     {
         return Err(ManifestError::BadSignature {
             what,
-            keyid: signature.keyid.clone(),
+            keyid: quoted(&signature.keyid),
         });
     }
-    let statement: Statement<P> =
-        serde_json::from_slice(&payload).map_err(|e| malformed(e.to_string()))?;
+    let statement: Statement<P> = crate::strict_json::from_slice(&payload).map_err(|e| {
+        if what == "manifest" && payload_has_type(&payload, MEDIUM_V1_PREDICATE_TYPE) {
+            ManifestError::Version
+        } else {
+            malformed(format!("statement: {e}"))
+        }
+    })?;
     if statement.statement_type != STATEMENT_TYPE || statement.predicate_type != predicate_type {
+        if statement.predicate_type == MEDIUM_V1_PREDICATE_TYPE {
+            return Err(ManifestError::Version);
+        }
         return Err(malformed(format!(
-            "statement type {:?} / predicate type {:?}",
-            statement.statement_type, statement.predicate_type
+            "statement type {} / predicate type {}",
+            quoted(&statement.statement_type),
+            quoted(&statement.predicate_type)
         )));
     }
     Ok((statement, exporter.clone(), crate::crypto::sha256(&payload)))
+}
+
+fn payload_has_type(payload: &[u8], predicate_type: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Typed {
+        #[serde(rename = "predicateType")]
+        predicate_type: String,
+    }
+    serde_json::from_slice::<Typed>(payload).is_ok_and(|t| t.predicate_type == predicate_type)
 }
 
 /// Bundle entry suffixes (`bundles/<artifact name><suffix>`), in order of
@@ -409,7 +442,7 @@ pub fn verify_manifest(
     }
     let (statement, exporter, statement_sha256) =
         open_envelope::<MediumPredicate>(bytes, "manifest", MEDIUM_PREDICATE_TYPE, exporters)?;
-    let predicate = statement.predicate;
+    let mut predicate = statement.predicate;
     if predicate.exporter_key_id != hex::encode(exporter.key.key_id()) {
         return Err(ManifestError::Inconsistent(
             "manifest names a different exporter key than the one that signed it".into(),
@@ -420,23 +453,29 @@ pub fn verify_manifest(
             "subjects and entries differ in number".into(),
         ));
     }
-    let mut previous: Option<&str> = None;
-    for (subject, entry) in statement.subject.iter().zip(&predicate.entries) {
-        if subject.name != entry.name
-            || subject.digest.get("sha256") != Some(&entry.sha256)
-            || subject.digest.len() != 1
-        {
-            return Err(ManifestError::Inconsistent(format!(
-                "subject {:?} disagrees with its entry",
-                subject.name
-            )));
+    // The digest is signed once, as the subject's; the entry takes it.
+    for (subject, entry) in statement.subject.iter().zip(predicate.entries.iter_mut()) {
+        match subject.digest.get("sha256") {
+            Some(d) if subject.name == entry.name && subject.digest.len() == 1 => {
+                entry.sha256 = d.clone();
+            }
+            _ => {
+                return Err(ManifestError::Inconsistent(format!(
+                    "subject {} disagrees with its entry",
+                    quoted(&subject.name)
+                )))
+            }
         }
-        let name = EntryName::parse(&entry.name)
-            .map_err(|e| ManifestError::Inconsistent(format!("entry {:?}: {e}", entry.name)))?;
+    }
+    let mut previous: Option<&str> = None;
+    for entry in &predicate.entries {
+        let name = EntryName::parse(&entry.name).map_err(|e| {
+            ManifestError::Inconsistent(format!("entry {}: {e}", quoted(&entry.name)))
+        })?;
         if EntryKind::for_name(&name) != Some(entry.kind) {
             return Err(ManifestError::Inconsistent(format!(
-                "entry {:?} has the wrong kind",
-                entry.name
+                "entry {} has the wrong kind",
+                quoted(&entry.name)
             )));
         }
         if entry.sha256.len() != 64
@@ -446,14 +485,14 @@ pub fn verify_manifest(
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         {
             return Err(ManifestError::Inconsistent(format!(
-                "entry {:?} has a malformed digest",
-                entry.name
+                "entry {} has a malformed digest",
+                quoted(&entry.name)
             )));
         }
         if previous.is_some_and(|p| p >= entry.name.as_str()) {
             return Err(ManifestError::Inconsistent(format!(
-                "entries are not sorted or not unique at {:?}",
-                entry.name
+                "entries are not sorted or not unique at {}",
+                quoted(&entry.name)
             )));
         }
         previous = Some(&entry.name);
@@ -463,17 +502,17 @@ pub fn verify_manifest(
             "pack digest does not match the entries".into(),
         ));
     }
-    let by_name: std::collections::HashMap<&str, &ManifestEntry> = predicate
+    let by_name: std::collections::HashMap<String, (String, u64)> = predicate
         .entries
         .iter()
-        .map(|e| (e.name.as_str(), e))
+        .map(|e| (e.name.clone(), (e.sha256.clone(), e.size)))
         .collect();
     let mut recorded = std::collections::HashSet::new();
-    for artifact in &predicate.artifacts {
-        if !recorded.insert(artifact.name.as_str()) {
+    for artifact in &mut predicate.artifacts {
+        if !recorded.insert(artifact.name.clone()) {
             return Err(ManifestError::Inconsistent(format!(
-                "artifact {:?} has two records",
-                artifact.name
+                "artifact {} has two records",
+                quoted(&artifact.name)
             )));
         }
         if !BUNDLE_SUFFIXES
@@ -481,21 +520,38 @@ pub fn verify_manifest(
             .any(|suffix| artifact.bundle == format!("bundles/{}{suffix}", artifact.name))
         {
             return Err(ManifestError::Inconsistent(format!(
-                "artifact {:?} names the bundle {:?}; its bundle must be bundles/{}{{.sigstore.json,.sigstore,.sigs}}",
-                artifact.name, artifact.bundle, artifact.name
+                "artifact {} names the bundle {}; its bundle must be bundles/<name>.sigstore.json, .sigstore or .sigs",
+                quoted(&artifact.name),
+                quoted(&artifact.bundle)
             )));
         }
         let entry_name = format!("artifacts/{}", artifact.name);
-        let listed = by_name
-            .get(entry_name.as_str())
-            .is_some_and(|e| e.sha256 == artifact.sha256 && e.size == artifact.size);
-        let bundle_listed = by_name.contains_key(artifact.bundle.as_str());
-        if !listed || !bundle_listed {
-            return Err(ManifestError::Inconsistent(format!(
-                "artifact {:?} or its bundle is not among the entries",
-                artifact.name
-            )));
+        match (
+            by_name.get(&entry_name),
+            by_name.contains_key(&artifact.bundle),
+        ) {
+            (Some((sha256, size)), true) => {
+                artifact.sha256 = sha256.clone();
+                artifact.size = *size;
+            }
+            _ => {
+                return Err(ManifestError::Inconsistent(format!(
+                    "artifact {} or its bundle is not among the entries",
+                    quoted(&artifact.name)
+                )))
+            }
         }
+    }
+    let artifact_entries = predicate
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Artifact)
+        .count();
+    if artifact_entries != predicate.artifacts.len() {
+        return Err(ManifestError::Inconsistent(format!(
+            "{artifact_entries} artifact entries but {} artifact records",
+            predicate.artifacts.len()
+        )));
     }
     Ok(VerifiedManifest {
         exporter,
@@ -634,7 +690,6 @@ mod tests {
                 targets: 14,
             },
             trusted_root_sha256: "cc".repeat(32),
-            policy_sha256: "dd".repeat(32),
             entries,
             artifacts: vec![ArtifactRecord {
                 name: "a.txt".into(),
@@ -681,7 +736,7 @@ mod tests {
         let (key, enrolled) = exporter();
         let m = sign_manifest(&predicate(&key), &key.key_id(), &|m| key.sign(m)).unwrap();
         let mut env: Envelope = serde_json::from_slice(&m).unwrap();
-        let mut payload = b64_decode(&env.payload).unwrap();
+        let mut payload = b64_decode_strict(&env.payload).unwrap();
         let pos = payload.windows(5).position(|w| w == b"a.txt").unwrap();
         payload[pos] = b'b';
         env.payload = b64_encode(&payload);
@@ -747,6 +802,97 @@ mod tests {
         let a = verify_manifest(&m, std::slice::from_ref(&enrolled)).unwrap();
         let b = verify_manifest(&pretty, &[enrolled]).unwrap();
         assert_eq!(a.statement_sha256, b.statement_sha256);
+    }
+
+    /// Signs `statement_json` as the exporter, as a raw envelope.
+    fn raw_envelope(key: &Ed25519SigningKey, statement_json: &[u8]) -> Vec<u8> {
+        let sig = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, statement_json));
+        format!(
+            r#"{{"payload":"{}","payloadType":"{IN_TOTO_PAYLOAD_TYPE}","signatures":[{{"keyid":"{}","sig":"{}"}}]}}"#,
+            b64_encode(statement_json),
+            hex::encode(key.key_id()),
+            b64_encode(&sig)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn manifest_with_duplicate_digest_key_in_a_subject() {
+        let (key, enrolled) = exporter();
+        let m = sign_manifest(&predicate(&key), &key.key_id(), &|m| key.sign(m)).unwrap();
+        let env: Envelope = serde_json::from_slice(&m).unwrap();
+        let payload = String::from_utf8(b64_decode_strict(&env.payload).unwrap()).unwrap();
+        // {"sha256":zeros,"sha256":real}: a last-wins parser reads the real one.
+        let real = format!(r#""sha256":"{}""#, "aa".repeat(32));
+        let doubled = payload.replacen(
+            &real,
+            &format!(r#""sha256":"{}",{real}"#, "00".repeat(32)),
+            1,
+        );
+        assert_ne!(doubled, payload);
+        let forged = raw_envelope(&key, doubled.as_bytes());
+        match verify_manifest(&forged, &[enrolled]) {
+            Err(ManifestError::Malformed { detail, .. }) => {
+                assert!(detail.contains("duplicate key"), "{detail}")
+            }
+            other => panic!("expected a duplicate-key refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn manifest_envelope_with_duplicate_payload_key() {
+        let (key, enrolled) = exporter();
+        let m = sign_manifest(&predicate(&key), &key.key_id(), &|m| key.sign(m)).unwrap();
+        let text = String::from_utf8(m).unwrap();
+        let doubled = text.replacen("{", r#"{"payload":"e30=","#, 1);
+        assert!(matches!(
+            verify_manifest(doubled.as_bytes(), &[enrolled]),
+            Err(ManifestError::Malformed { detail, .. }) if detail.contains("duplicate key")
+        ));
+    }
+
+    #[test]
+    fn manifest_payload_base64_with_line_breaks_or_url_alphabet() {
+        let (key, enrolled) = exporter();
+        let m = sign_manifest(&predicate(&key), &key.key_id(), &|m| key.sign(m)).unwrap();
+        let mut env: Envelope = serde_json::from_slice(&m).unwrap();
+        let wrapped: String = env
+            .payload
+            .as_bytes()
+            .chunks(76)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n");
+        env.payload = wrapped;
+        let rewrapped = serde_json::to_vec(&env).unwrap();
+        assert!(matches!(
+            verify_manifest(&rewrapped, std::slice::from_ref(&enrolled)),
+            Err(ManifestError::Malformed { detail, .. }) if detail.contains("base64")
+        ));
+        let mut env: Envelope = serde_json::from_slice(&m).unwrap();
+        env.signatures[0].sig = env.signatures[0].sig.replace('+', "-").replace('/', "_");
+        if env.signatures[0].sig
+            != serde_json::from_slice::<Envelope>(&m).unwrap().signatures[0].sig
+        {
+            let url = serde_json::to_vec(&env).unwrap();
+            assert!(matches!(
+                verify_manifest(&url, &[enrolled]),
+                Err(ManifestError::Malformed { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn medium_of_the_earlier_format_is_refused_by_name() {
+        let (key, enrolled) = exporter();
+        let m = sign_manifest(&predicate(&key), &key.key_id(), &|m| key.sign(m)).unwrap();
+        let env: Envelope = serde_json::from_slice(&m).unwrap();
+        let payload = String::from_utf8(b64_decode_strict(&env.payload).unwrap()).unwrap();
+        let v1 = payload.replace(MEDIUM_PREDICATE_TYPE, MEDIUM_V1_PREDICATE_TYPE);
+        assert!(matches!(
+            verify_manifest(&raw_envelope(&key, v1.as_bytes()), &[enrolled]),
+            Err(ManifestError::Version)
+        ));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::medium::manifest::{EntryKind, ManifestEntry};
+use crate::medium::manifest::{EntryKind, ManifestEntry, MANIFEST_NAME};
 use crate::medium::EntryName;
 
 /// I/O block size for streaming entries.
@@ -121,10 +121,12 @@ pub fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Writes a reproducible tar of entries, recording each entry's digest.
+/// Writes a reproducible tar: the signed manifest first, then the entries
+/// it lists, in its order, each hashed while written.
 pub struct MediumWriter<W: Write> {
     out: W,
-    entries: Vec<ManifestEntry>,
+    planned: Vec<(String, u64, EntryKind)>,
+    next: usize,
     written: u64,
 }
 
@@ -185,29 +187,36 @@ fn header_for(name: &str, size: u64, mode: u32) -> io::Result<(Vec<u8>, tar::Hea
 }
 
 impl<W: Write> MediumWriter<W> {
-    /// Starts a medium on `out` (give it a large buffer).
-    pub fn new(out: W) -> Self {
-        MediumWriter {
+    /// Starts a medium on `out` (give it a large buffer): writes the signed
+    /// `manifest` as the first entry; `planned` are the entries it lists
+    /// (name, size, kind), to be added in that order.
+    pub fn new(out: W, manifest: &[u8], planned: &[ManifestEntry]) -> io::Result<Self> {
+        let mut w = MediumWriter {
             out,
-            entries: Vec::new(),
+            planned: planned
+                .iter()
+                .map(|e| (e.name.clone(), e.size, e.kind))
+                .collect(),
+            next: 0,
             written: 0,
-        }
+        };
+        w.write_entry(
+            MANIFEST_NAME,
+            0o644,
+            manifest.len() as u64,
+            &mut &manifest[..],
+        )?;
+        Ok(w)
     }
 
-    /// Appends an entry of `size` bytes from `reader`, hashing while writing.
-    pub fn add(
+    fn write_entry(
         &mut self,
-        name: &EntryName,
-        kind: EntryKind,
+        name: &str,
+        mode: u32,
         size: u64,
         reader: &mut dyn Read,
-    ) -> io::Result<ManifestEntry> {
-        let mode = if kind == EntryKind::Collector {
-            0o755
-        } else {
-            0o644
-        };
-        let (prefix, header) = header_for(name.as_str(), size, mode)?;
+    ) -> io::Result<[u8; 32]> {
+        let (prefix, header) = header_for(name, size, mode)?;
         let mut out = Counting {
             inner: &mut self.out,
             count: &mut self.written,
@@ -217,51 +226,49 @@ impl<W: Write> MediumWriter<W> {
         let digest = copy_hashing(reader, &mut out, size)?;
         let pad = ((512 - size % 512) % 512) as usize;
         out.write_all(&[0u8; 512][..pad])?;
-        let entry = ManifestEntry {
-            name: name.as_str().to_string(),
-            sha256: hex::encode(digest),
-            size,
-            kind,
+        Ok(digest)
+    }
+
+    /// Appends the next planned entry from `reader` (exactly its planned
+    /// size), returning the SHA-256 of what was written: the caller checks
+    /// it against the manifest.
+    pub fn add(&mut self, name: &EntryName, reader: &mut dyn Read) -> io::Result<[u8; 32]> {
+        let Some((planned, size, kind)) = self.planned.get(self.next).cloned() else {
+            return Err(io::Error::other(format!(
+                "entry {} is not in the manifest",
+                crate::escape::quoted(name.as_str())
+            )));
         };
-        self.entries.push(entry.clone());
-        Ok(entry)
+        if planned != name.as_str() {
+            return Err(io::Error::other(format!(
+                "entry {} written where the manifest lists {}",
+                crate::escape::quoted(name.as_str()),
+                crate::escape::quoted(&planned)
+            )));
+        }
+        let mode = if kind == EntryKind::Collector {
+            0o755
+        } else {
+            0o644
+        };
+        self.next += 1;
+        self.write_entry(&planned, mode, size, reader)
     }
 
-    /// Appends an in-memory entry.
-    pub fn add_bytes(
-        &mut self,
-        name: &EntryName,
-        kind: EntryKind,
-        data: &[u8],
-    ) -> io::Result<ManifestEntry> {
-        self.add(name, kind, data.len() as u64, &mut &data[..])
-    }
-
-    /// Entries written so far, in write order.
-    pub fn entries(&self) -> &[ManifestEntry] {
-        &self.entries
-    }
-
-    /// Stops writing (no manifest, no end marker): flushes and returns the writer.
-    pub fn abandon(mut self) -> io::Result<W> {
-        self.out.flush()?;
-        Ok(self.out)
-    }
-
-    /// Writes the manifest (last entry) and the end-of-archive marker; returns the writer.
-    pub fn finish(mut self, manifest: &[u8]) -> io::Result<(W, u64)> {
-        let name = EntryName::parse(crate::medium::manifest::MANIFEST_NAME)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let (prefix, header) = header_for(name.as_str(), manifest.len() as u64, 0o644)?;
+    /// Writes the end-of-archive marker once every planned entry is written;
+    /// returns the writer and the bytes written.
+    pub fn finish(mut self) -> io::Result<(W, u64)> {
+        if self.next != self.planned.len() {
+            return Err(io::Error::other(format!(
+                "{} of the manifest's {} entries were written",
+                self.next,
+                self.planned.len()
+            )));
+        }
         let mut out = Counting {
             inner: &mut self.out,
             count: &mut self.written,
         };
-        out.write_all(&prefix)?;
-        out.write_all(header.as_bytes())?;
-        out.write_all(manifest)?;
-        let pad = (512 - manifest.len() % 512) % 512;
-        out.write_all(&[0u8; 512][..pad])?;
         out.write_all(&[0u8; 1024])?;
         out.flush()?;
         let written = self.written;
@@ -426,23 +433,32 @@ mod tests {
     }
 
     #[test]
-    fn tar_is_reproducible_and_readable() {
+    fn tar_is_reproducible_and_readable_manifest_first() {
+        let long = format!("artifacts/{}", "x".repeat(120));
+        let planned = vec![
+            ManifestEntry {
+                name: "artifacts/a.txt".into(),
+                sha256: String::new(),
+                size: 5,
+                kind: EntryKind::Artifact,
+            },
+            ManifestEntry {
+                name: long.clone(),
+                sha256: String::new(),
+                size: 9,
+                kind: EntryKind::Artifact,
+            },
+        ];
         let build = || {
-            let mut w = MediumWriter::new(Vec::new());
-            w.add_bytes(
+            let mut w = MediumWriter::new(Vec::new(), b"{}", &planned).unwrap();
+            w.add(
                 &EntryName::parse("artifacts/a.txt").unwrap(),
-                EntryKind::Artifact,
-                b"hello",
+                &mut &b"hello"[..],
             )
             .unwrap();
-            let long = format!("artifacts/{}", "x".repeat(120));
-            w.add_bytes(
-                &EntryName::parse(&long).unwrap(),
-                EntryKind::Artifact,
-                b"long name",
-            )
-            .unwrap();
-            w.finish(b"{}").unwrap().0
+            w.add(&EntryName::parse(&long).unwrap(), &mut &b"long name"[..])
+                .unwrap();
+            w.finish().unwrap().0
         };
         let a = build();
         assert_eq!(a, build());
@@ -452,8 +468,37 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names[0], "artifacts/a.txt");
-        assert_eq!(names[1], format!("artifacts/{}", "x".repeat(120)));
-        assert_eq!(names[2], "manifest.intoto.json");
+        assert_eq!(
+            names,
+            vec![MANIFEST_NAME.to_string(), "artifacts/a.txt".into(), long]
+        );
+    }
+
+    #[test]
+    fn writer_refuses_entries_the_manifest_does_not_plan() {
+        let planned = vec![ManifestEntry {
+            name: "artifacts/a.txt".into(),
+            sha256: String::new(),
+            size: 5,
+            kind: EntryKind::Artifact,
+        }];
+        let mut w = MediumWriter::new(Vec::new(), b"{}", &planned).unwrap();
+        assert!(w
+            .add(
+                &EntryName::parse("artifacts/b.txt").unwrap(),
+                &mut &b"hello"[..]
+            )
+            .is_err());
+        let w = MediumWriter::new(Vec::new(), b"{}", &planned).unwrap();
+        assert!(w.finish().is_err(), "an unwritten planned entry");
+        let mut w = MediumWriter::new(Vec::new(), b"{}", &planned).unwrap();
+        assert!(
+            w.add(
+                &EntryName::parse("artifacts/a.txt").unwrap(),
+                &mut &b"hell"[..]
+            )
+            .is_err(),
+            "a size other than planned"
+        );
     }
 }

@@ -1,17 +1,34 @@
-//! Reading a medium as a stream: every entry is checked (type, name, size,
-//! duplicates, order) and staged, hashed while written. Entries are staged
-//! under numbered names inside the staging directory, never under their own
-//! names, so nothing can be written outside it.
+//! Reading a medium as one stream, authenticating it before anything is
+//! staged: the first entry must be the signed manifest, which is verified
+//! against the enrolled exporters before another byte is read; every later
+//! entry must be the next one the manifest lists (name and size checked from
+//! its header, digest while it is read). Entries are staged under numbered
+//! names inside the staging directory, never under their own names.
+//!
+//! Memory before authentication is the manifest (at most
+//! [`MAX_MANIFEST_BYTES`]) plus the tar reader's buffer, whatever the medium.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::medium::manifest::{EntryKind, MANIFEST_NAME, MAX_MANIFEST_BYTES};
+use crate::escape::{quoted, quoted_bytes};
+use crate::judge::medium::{check_all_arrived, check_entry_digest, check_entry_header};
+use crate::judge::ImportRejected;
+use crate::medium::manifest::{
+    verify_manifest, EnrolledExporter, EntryKind, ManifestEntry, VerifiedManifest, MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+};
 use crate::medium::pack::{copy_hashing, BLOCK};
 use crate::medium::{EntryName, NameError};
+use crate::{Error, Result};
 
-/// Explicit limits on what a medium may contain.
+/// Most zero bytes accepted after the end-of-archive marker (GNU tar pads
+/// archives to 10 KiB records; airgate writes none).
+const MAX_TRAILING_ZEROS: u64 = 64 << 10;
+
+/// Explicit limits on what a medium may contain (checked against the
+/// authenticated manifest before anything is staged, and while reading).
 #[derive(Debug, Clone, Copy)]
 pub struct UnpackLimits {
     /// Most entries.
@@ -22,9 +39,7 @@ pub struct UnpackLimits {
     pub max_total_bytes: u64,
     /// Largest entry kept in memory (bundles, TUF files, lock, policy).
     pub max_small_entry_bytes: u64,
-    /// Largest total of the entries kept in memory. Everything is read
-    /// before the manifest (the last entry) authenticates it, so this bounds
-    /// what an unauthenticated medium can make the importer hold.
+    /// Largest total of the entries kept in memory.
     pub max_memory_bytes: u64,
 }
 
@@ -47,39 +62,42 @@ impl Default for UnpackLimits {
 #[non_exhaustive]
 pub enum MediumError {
     /// The tar ends early or is corrupt.
-    #[error("medium is truncated or corrupt{}: {detail}", .after.as_ref().map(|n| format!(" after entry {n:?}")).unwrap_or_default())]
+    #[error("medium is truncated or corrupt{}: {detail}", .after.as_ref().map(|n| format!(" after entry {n}")).unwrap_or_default())]
     Truncated {
-        /// The last entry read completely.
+        /// The last entry read completely (quoted).
         after: Option<String>,
         /// Detail.
         detail: String,
     },
     /// A link, device, directory or other non-regular entry.
-    #[error("medium entry {name:?} is a {kind}, not a regular file; links, devices and directories are refused")]
+    #[error("medium entry {name} is a {kind}, not a regular file; links, devices and directories are refused")]
     NotRegularFile {
-        /// Entry name.
+        /// Entry name (quoted).
         name: String,
         /// Its type.
         kind: String,
     },
+    /// A PAX extended header (airgate writes none; one could change a size or a name).
+    #[error("medium entry {0} carries a PAX extended header, which airgate media never have (it could change the entry's size or name)")]
+    Pax(String),
     /// An unsafe name.
-    #[error("medium entry {name:?} has an unsafe name: {error}")]
+    #[error("medium entry {name} has an unsafe name: {error}")]
     UnsafeName {
-        /// The raw name.
+        /// The raw name (quoted).
         name: String,
         /// Why.
         error: NameError,
     },
     /// A name outside the medium layout.
-    #[error("medium entry {0:?} is not part of the medium layout (artifacts/, bundles/, tuf/, collectors/, airgate.lock, policy.toml)")]
+    #[error("medium entry {0} is not part of the medium layout (artifacts/, bundles/, tuf/, collectors/, airgate.lock, policy.toml)")]
     UnknownEntry(String),
     /// The same name twice.
-    #[error("medium entry {0:?} appears twice")]
+    #[error("medium entry {0} appears twice")]
     Duplicate(String),
     /// Over a size limit.
-    #[error("medium entry {name:?} is {size} bytes, over the {limit}-byte limit")]
+    #[error("medium entry {name} is {size} bytes, over the {limit}-byte limit")]
     TooLarge {
-        /// Entry name.
+        /// Entry name (quoted).
         name: String,
         /// Its size.
         size: u64,
@@ -89,12 +107,15 @@ pub enum MediumError {
     /// Too many entries or bytes in total.
     #[error("medium exceeds the limit of {0}")]
     TooBig(String),
-    /// No manifest.
-    #[error("medium has no {MANIFEST_NAME} (truncated, or not an airgate medium)")]
-    NoManifest,
-    /// Something after the manifest.
-    #[error("medium entry {0:?} follows the manifest, which must be last")]
-    AfterManifest(String),
+    /// The first entry is not the manifest.
+    #[error("the first entry is {0}, not {MANIFEST_NAME}: not an airgate medium (or one of the earlier format, manifest last: re-export it)")]
+    ManifestNotFirst(String),
+    /// No entry at all.
+    #[error("medium is empty: no {MANIFEST_NAME}")]
+    Empty,
+    /// Bytes after the end of the archive.
+    #[error("medium has data after its end-of-archive marker")]
+    TrailingData,
     /// A local I/O error while staging.
     #[error("staging {path}: {source}")]
     Io {
@@ -114,14 +135,14 @@ pub enum StagedData {
     File(PathBuf),
 }
 
-/// One entry read from the medium.
+/// One entry read from the medium, its bytes matching the manifest.
 #[derive(Debug)]
 pub struct StagedEntry {
     /// Its validated name.
     pub name: EntryName,
     /// Its kind, from its name.
     pub kind: EntryKind,
-    /// SHA-256 of its content.
+    /// SHA-256 of its content (equal to the manifest's).
     pub sha256: [u8; 32],
     /// Its size.
     pub size: u64,
@@ -129,13 +150,26 @@ pub struct StagedEntry {
     pub data: StagedData,
 }
 
-/// A fully read medium.
+/// A medium read completely and authenticated.
 #[derive(Debug)]
 pub struct UnpackedMedium {
-    /// Entries in medium order (without the manifest).
+    /// The verified manifest.
+    pub manifest: VerifiedManifest,
+    /// Entries in manifest order.
     pub entries: Vec<StagedEntry>,
-    /// The manifest bytes.
-    pub manifest: Vec<u8>,
+}
+
+/// What to do once the manifest is authenticated.
+#[derive(Debug)]
+pub enum Proceed {
+    /// Stage the entries in this (empty, existing) directory.
+    Stage(PathBuf),
+    /// Stop reading (e.g. the medium was imported already).
+    Stop,
+}
+
+fn rejected(e: impl Into<ImportRejected>) -> Error {
+    Error::ImportRejected(Box::new(e.into()))
 }
 
 fn entry_type_name(t: tar::EntryType) -> String {
@@ -146,356 +180,295 @@ fn entry_type_name(t: tar::EntryType) -> String {
         tar::EntryType::Block => "block device".into(),
         tar::EntryType::Directory => "directory".into(),
         tar::EntryType::Fifo => "FIFO".into(),
+        tar::EntryType::XGlobalHeader => "PAX global header".into(),
+        tar::EntryType::GNUSparse => "GNU sparse file".into(),
         other => format!("{other:?} entry"),
     }
 }
 
-/// Reads a medium from `reader`, staging large entries in `staging_dir`.
+/// Reads a medium from `reader`. The manifest (first entry) is verified
+/// against `exporters`; then `decide` sees it and says where to stage, or to
+/// stop. Returns `None` when `decide` stopped.
 pub fn unpack(
     reader: impl Read,
-    staging_dir: &Path,
+    exporters: &[EnrolledExporter],
     limits: &UnpackLimits,
-) -> Result<UnpackedMedium, MediumError> {
+    decide: &mut dyn FnMut(&VerifiedManifest) -> Result<Proceed>,
+) -> Result<Option<UnpackedMedium>> {
     let mut archive = tar::Archive::new(reader);
-    let mut entries = Vec::new();
-    let mut names = BTreeSet::new();
-    let mut total = 0u64;
-    let mut in_memory = 0u64;
-    let mut manifest: Option<Vec<u8>> = None;
-    let mut last_name: Option<String> = None;
-    let mut created_shard: Option<usize> = None;
-    let truncated = |after: &Option<String>, e: std::io::Error| MediumError::Truncated {
-        after: after.clone(),
-        detail: e.to_string(),
+    let truncated = |after: Option<&str>, e: std::io::Error| {
+        rejected(MediumError::Truncated {
+            after: after.map(quoted),
+            detail: quoted(&e.to_string()),
+        })
     };
-    let iter = archive.entries().map_err(|e| truncated(&None, e))?;
-    for item in iter {
-        let mut entry = item.map_err(|e| truncated(&last_name, e))?;
-        let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let entry_type = entry.header().entry_type();
-        if !entry_type.is_file() {
-            return Err(MediumError::NotRegularFile {
-                name: raw_name,
-                kind: entry_type_name(entry_type),
-            });
-        }
-        if let Some(done) = &manifest {
-            let _ = done;
-            return Err(MediumError::AfterManifest(raw_name));
-        }
-        let name = EntryName::parse(&raw_name).map_err(|error| MediumError::UnsafeName {
-            name: raw_name.clone(),
+    let mut iter = archive.entries().map_err(|e| truncated(None, e))?;
+    let mut names = HashSet::new();
+
+    // 1. The manifest, authenticated before anything else is read.
+    let mut first = iter
+        .next()
+        .ok_or_else(|| rejected(MediumError::Empty))?
+        .map_err(|e| truncated(None, e))?;
+    let (name, size) = checked_header(&mut first, &mut names, None)?;
+    if name.as_str() != MANIFEST_NAME {
+        return Err(rejected(MediumError::ManifestNotFirst(quoted(
+            name.as_str(),
+        ))));
+    }
+    if size > MAX_MANIFEST_BYTES as u64 {
+        return Err(rejected(MediumError::TooLarge {
+            name: quoted(MANIFEST_NAME),
+            size,
+            limit: MAX_MANIFEST_BYTES as u64,
+        }));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    (&mut first)
+        .take(size)
+        .read_to_end(&mut bytes)
+        .map_err(|e| truncated(None, e))?;
+    if bytes.len() as u64 != size {
+        return Err(rejected(MediumError::Truncated {
+            after: None,
+            detail: "the manifest is cut short".into(),
+        }));
+    }
+    drop(first);
+    let manifest = verify_manifest(&bytes, exporters).map_err(rejected)?;
+    drop(bytes);
+    check_limits(&manifest.predicate.entries, limits)?;
+    let staging = match decide(&manifest)? {
+        Proceed::Stop => return Ok(None),
+        Proceed::Stage(dir) => dir,
+    };
+
+    // 2. Every entry the manifest lists, in its order.
+    let listed: HashSet<&str> = manifest
+        .predicate
+        .entries
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    let mut entries: Vec<StagedEntry> = Vec::new();
+    let mut stager = Stager::new(&staging);
+    for item in iter.by_ref() {
+        let after = entries.last().map(|e| e.name.as_str().to_string());
+        let mut entry = item.map_err(|e| truncated(after.as_deref(), e))?;
+        let (name, size) = checked_header(&mut entry, &mut names, after.as_deref())?;
+        let expected = manifest.predicate.entries.get(entries.len());
+        check_entry_header(expected, &|n| listed.contains(n), name.as_str(), size)
+            .map_err(rejected)?;
+        let Some(expected) = expected else {
+            return Err(rejected(MediumError::TooBig(
+                "the manifest's entries".into(),
+            )));
+        };
+        let (sha256, data) =
+            stager
+                .stage(&mut entry, expected, entries.len())
+                .map_err(|e| match e {
+                    StageError::Read(e) => truncated(after.as_deref(), e),
+                    StageError::Write(path, source) => rejected(MediumError::Io { path, source }),
+                })?;
+        check_entry_digest(expected, &sha256).map_err(rejected)?;
+        entries.push(StagedEntry {
+            name,
+            kind: expected.kind,
+            sha256,
+            size,
+            data,
+        });
+    }
+    check_all_arrived(&manifest.predicate.entries, entries.len()).map_err(rejected)?;
+    check_trailing(archive.into_inner())?;
+    Ok(Some(UnpackedMedium { manifest, entries }))
+}
+
+/// Checks one tar header: a regular file without PAX headers, a safe name
+/// seen once; returns the name and size.
+fn checked_header<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    names: &mut HashSet<String>,
+    after: Option<&str>,
+) -> Result<(EntryName, u64)> {
+    let raw = entry.path_bytes().into_owned();
+    let entry_type = entry.header().entry_type();
+    if !entry_type.is_file() {
+        return Err(rejected(MediumError::NotRegularFile {
+            name: quoted_bytes(&raw),
+            kind: entry_type_name(entry_type),
+        }));
+    }
+    let pax = entry.pax_extensions().map_err(|e| {
+        rejected(MediumError::Truncated {
+            after: after.map(quoted),
+            detail: quoted(&e.to_string()),
+        })
+    })?;
+    if pax.is_some() {
+        return Err(rejected(MediumError::Pax(quoted_bytes(&raw))));
+    }
+    let header_size = entry.header().size().map_err(|e| {
+        rejected(MediumError::Truncated {
+            after: after.map(quoted),
+            detail: quoted(&e.to_string()),
+        })
+    })?;
+    if header_size != entry.size() {
+        return Err(rejected(MediumError::Pax(quoted_bytes(&raw))));
+    }
+    let text = std::str::from_utf8(&raw).map_err(|_| {
+        rejected(MediumError::UnsafeName {
+            name: quoted_bytes(&raw),
+            error: NameError::BadCharacter('\u{FFFD}'),
+        })
+    })?;
+    let name = EntryName::parse(text).map_err(|error| {
+        rejected(MediumError::UnsafeName {
+            name: quoted(text),
             error,
-        })?;
-        if !names.insert(name.clone()) {
-            return Err(MediumError::Duplicate(raw_name));
-        }
-        if names.len() > limits.max_entries {
-            return Err(MediumError::TooBig(format!(
-                "{} entries",
-                limits.max_entries
-            )));
-        }
-        let size = entry
-            .header()
-            .size()
-            .map_err(|e| truncated(&last_name, e))?;
-        total = total.saturating_add(size);
-        if total > limits.max_total_bytes {
-            return Err(MediumError::TooBig(format!(
-                "{} bytes in total (at {raw_name:?}); raise [import] max-medium-size in the high-side policy if this medium is expected",
-                limits.max_total_bytes
-            )));
-        }
-        if name.as_str() == MANIFEST_NAME {
-            if size > MAX_MANIFEST_BYTES as u64 {
-                return Err(MediumError::TooLarge {
-                    name: raw_name,
-                    size,
-                    limit: MAX_MANIFEST_BYTES as u64,
-                });
-            }
-            let mut bytes = Vec::with_capacity(size as usize);
-            (&mut entry)
-                .take(size)
-                .read_to_end(&mut bytes)
-                .map_err(|e| truncated(&last_name, e))?;
-            if bytes.len() as u64 != size {
-                return Err(MediumError::Truncated {
-                    after: last_name,
-                    detail: "manifest cut short".into(),
-                });
-            }
-            manifest = Some(bytes);
-            last_name = Some(raw_name);
-            continue;
-        }
-        let kind = EntryKind::for_name(&name)
-            .ok_or_else(|| MediumError::UnknownEntry(raw_name.clone()))?;
-        let big = matches!(kind, EntryKind::Artifact | EntryKind::Collector);
+        })
+    })?;
+    if name.as_str() != MANIFEST_NAME && EntryKind::for_name(&name).is_none() {
+        return Err(rejected(MediumError::UnknownEntry(quoted(text))));
+    }
+    if !names.insert(name.as_str().to_string()) {
+        return Err(rejected(MediumError::Duplicate(quoted(text))));
+    }
+    Ok((name, header_size))
+}
+
+/// The authenticated manifest's entries within the importer's limits.
+fn check_limits(entries: &[ManifestEntry], limits: &UnpackLimits) -> Result<()> {
+    if entries.len() > limits.max_entries {
+        return Err(rejected(MediumError::TooBig(format!(
+            "{} entries",
+            limits.max_entries
+        ))));
+    }
+    let (mut total, mut memory) = (0u64, 0u64);
+    for e in entries {
+        let big = is_big(e.kind);
         let limit = if big {
             limits.max_entry_bytes
         } else {
             limits.max_small_entry_bytes
         };
-        if size > limit {
-            return Err(MediumError::TooLarge {
-                name: raw_name,
-                size,
+        if e.size > limit {
+            return Err(rejected(MediumError::TooLarge {
+                name: quoted(&e.name),
+                size: e.size,
                 limit,
-            });
+            }));
         }
+        total = total.saturating_add(e.size);
         if !big {
-            in_memory = in_memory.saturating_add(size);
-            if in_memory > limits.max_memory_bytes {
-                return Err(MediumError::TooBig(format!(
-                    "{} bytes of bundles, TUF metadata and other in-memory entries (at {raw_name:?}); raise [import] max-metadata-size in the high-side policy if this medium is expected",
-                    limits.max_memory_bytes
-                )));
-            }
+            memory = memory.saturating_add(e.size);
         }
-        let (sha256, data) = if big {
-            // At most 256 files per directory: directory lookups stay cheap even on
-            // filesystems without hashed directory indexes.
-            let shard_number = entries.len() / 256;
-            let shard = staging_dir.join(format!("{shard_number:05}"));
-            if created_shard != Some(shard_number) {
-                std::fs::create_dir_all(&shard).map_err(|e| MediumError::Io {
-                    path: shard.clone(),
-                    source: e,
-                })?;
-                created_shard = Some(shard_number);
-            }
-            let path = shard.join(format!("entry-{:07}", entries.len()));
-            let io = |e: std::io::Error| MediumError::Io {
-                path: path.clone(),
-                source: e,
-            };
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(io)?;
-            let mut out = BufWriter::with_capacity(BLOCK, file);
-            let digest = copy_hashing(&mut entry, &mut out, size).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::InvalidData
-                    || e.kind() == std::io::ErrorKind::UnexpectedEof
-                {
-                    truncated(&last_name, e)
-                } else {
-                    MediumError::Io {
-                        path: path.clone(),
-                        source: e,
-                    }
-                }
-            })?;
-            out.flush().map_err(io)?;
-            (digest, StagedData::File(path))
-        } else {
-            let mut bytes = Vec::with_capacity(size as usize);
-            let digest =
-                copy_hashing(&mut entry, &mut bytes, size).map_err(|e| truncated(&last_name, e))?;
-            (digest, StagedData::Memory(bytes))
-        };
-        entries.push(StagedEntry {
-            name,
-            kind,
-            sha256,
-            size,
-            data,
-        });
-        last_name = Some(raw_name);
     }
-    let manifest = manifest.ok_or(MediumError::NoManifest)?;
-    Ok(UnpackedMedium { entries, manifest })
+    if total > limits.max_total_bytes {
+        return Err(rejected(MediumError::TooBig(format!(
+            "{} bytes in total; raise [import] max-medium-size in the high-side policy if this medium is expected",
+            limits.max_total_bytes
+        ))));
+    }
+    if memory > limits.max_memory_bytes {
+        return Err(rejected(MediumError::TooBig(format!(
+            "{} bytes of bundles, TUF metadata and other in-memory entries; raise [import] max-metadata-size in the high-side policy if this medium is expected",
+            limits.max_memory_bytes
+        ))));
+    }
+    Ok(())
+}
+
+fn is_big(kind: EntryKind) -> bool {
+    matches!(kind, EntryKind::Artifact | EntryKind::Collector)
+}
+
+/// After the end-of-archive marker: zeros only, and few of them.
+fn check_trailing(mut rest: impl Read) -> Result<()> {
+    let mut buf = vec![0u8; 8192];
+    let mut seen = 0u64;
+    loop {
+        let n = match rest.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(rejected(MediumError::Truncated {
+                    after: None,
+                    detail: quoted(&e.to_string()),
+                }))
+            }
+        };
+        seen += n as u64;
+        if seen > MAX_TRAILING_ZEROS || buf[..n].iter().any(|b| *b != 0) {
+            return Err(rejected(MediumError::TrailingData));
+        }
+    }
+}
+
+enum StageError {
+    Read(std::io::Error),
+    Write(PathBuf, std::io::Error),
+}
+
+/// Writes artifacts and collectors to numbered files in sharded directories
+/// (at most 256 per directory); keeps small entries in memory.
+struct Stager<'a> {
+    dir: &'a Path,
+    created_shard: Option<usize>,
+}
+
+impl<'a> Stager<'a> {
+    fn new(dir: &'a Path) -> Self {
+        Stager {
+            dir,
+            created_shard: None,
+        }
+    }
+
+    fn stage(
+        &mut self,
+        entry: &mut dyn Read,
+        expected: &ManifestEntry,
+        index: usize,
+    ) -> std::result::Result<([u8; 32], StagedData), StageError> {
+        let size = expected.size;
+        if !is_big(expected.kind) {
+            let mut bytes = Vec::with_capacity(size as usize);
+            let digest = copy_hashing(entry, &mut bytes, size).map_err(StageError::Read)?;
+            return Ok((digest, StagedData::Memory(bytes)));
+        }
+        let shard_number = index / 256;
+        let shard = self.dir.join(format!("{shard_number:05}"));
+        if self.created_shard != Some(shard_number) {
+            std::fs::create_dir_all(&shard).map_err(|e| StageError::Write(shard.clone(), e))?;
+            self.created_shard = Some(shard_number);
+        }
+        let path = shard.join(format!("entry-{index:07}"));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| StageError::Write(path.clone(), e))?;
+        let mut out = BufWriter::with_capacity(BLOCK, file);
+        let digest = copy_hashing(entry, &mut out, size).map_err(|e| {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) {
+                StageError::Read(e)
+            } else {
+                StageError::Write(path.clone(), e)
+            }
+        })?;
+        out.flush()
+            .map_err(|e| StageError::Write(path.clone(), e))?;
+        Ok((digest, StagedData::File(path)))
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::medium::pack::MediumWriter;
-
-    fn medium(extra: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
-        let mut w = MediumWriter::new(Vec::new());
-        w.add_bytes(
-            &EntryName::parse("artifacts/a.txt").unwrap(),
-            EntryKind::Artifact,
-            b"hello",
-        )
-        .unwrap();
-        let (mut bytes, _) = w.finish(b"{}").unwrap();
-        // Drop the end-of-archive marker, append extra entries, re-terminate.
-        bytes.truncate(bytes.len() - 1024);
-        let mut b = tar::Builder::new(bytes);
-        extra(&mut b);
-        b.into_inner().unwrap()
-    }
-
-    fn raw_header(name: &str, kind: tar::EntryType, size: u64) -> tar::Header {
-        let mut h = tar::Header::new_gnu();
-        {
-            let gnu = h.as_gnu_mut().unwrap();
-            let n = name.as_bytes();
-            gnu.name[..n.len()].copy_from_slice(n);
-        }
-        h.set_entry_type(kind);
-        h.set_size(size);
-        h.set_mode(0o644);
-        h.set_cksum();
-        h
-    }
-
-    #[test]
-    fn a_valid_medium_unpacks() {
-        let dir = tempfile::tempdir().unwrap();
-        let bytes = medium(|_| {});
-        let m = unpack(&bytes[..], dir.path(), &UnpackLimits::default()).unwrap();
-        assert_eq!(m.entries.len(), 1);
-        assert_eq!(m.manifest, b"{}");
-    }
-
-    #[test]
-    fn symlink_and_hardlink_entries_are_refused() {
-        for kind in [
-            tar::EntryType::Symlink,
-            tar::EntryType::Link,
-            tar::EntryType::Char,
-        ] {
-            let dir = tempfile::tempdir().unwrap();
-            let mut w = tar::Builder::new(Vec::new());
-            let mut h = raw_header("artifacts/link", kind, 0);
-            h.set_link_name("/etc/passwd").unwrap();
-            h.set_cksum();
-            w.append(&h, &[][..]).unwrap();
-            let bytes = w.into_inner().unwrap();
-            assert!(matches!(
-                unpack(&bytes[..], dir.path(), &UnpackLimits::default()),
-                Err(MediumError::NotRegularFile { .. })
-            ));
-        }
-    }
-
-    #[test]
-    fn path_traversal_names_are_refused() {
-        for name in ["../escape", "/abs/path", "artifacts/../../x"] {
-            let dir = tempfile::tempdir().unwrap();
-            let mut w = tar::Builder::new(Vec::new());
-            let h = raw_header(name, tar::EntryType::Regular, 1);
-            w.append(&h, &b"x"[..]).unwrap();
-            let bytes = w.into_inner().unwrap();
-            assert!(
-                matches!(
-                    unpack(&bytes[..], dir.path(), &UnpackLimits::default()),
-                    Err(MediumError::UnsafeName { .. })
-                ),
-                "{name}"
-            );
-            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        }
-    }
-
-    #[test]
-    fn entries_after_the_manifest_and_duplicates_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let bytes = medium(|b| {
-            let h = raw_header("artifacts/late", tar::EntryType::Regular, 1);
-            b.append(&h, &b"x"[..]).unwrap();
-        });
-        assert!(matches!(
-            unpack(&bytes[..], dir.path(), &UnpackLimits::default()),
-            Err(MediumError::AfterManifest(_))
-        ));
-        let mut w = tar::Builder::new(Vec::new());
-        for _ in 0..2 {
-            let h = raw_header("artifacts/a", tar::EntryType::Regular, 1);
-            w.append(&h, &b"x"[..]).unwrap();
-        }
-        let bytes = w.into_inner().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            unpack(&bytes[..], dir.path(), &UnpackLimits::default()),
-            Err(MediumError::Duplicate(_))
-        ));
-    }
-
-    #[test]
-    fn truncated_media_are_refused_at_every_cut() {
-        let bytes = medium(|_| {});
-        for cut in (0..bytes.len() - 1024).step_by(97) {
-            let dir = tempfile::tempdir().unwrap();
-            let r = unpack(&bytes[..cut], dir.path(), &UnpackLimits::default());
-            assert!(
-                matches!(
-                    r,
-                    Err(MediumError::Truncated { .. } | MediumError::NoManifest)
-                ),
-                "cut {cut}: {r:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn oversized_entries_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let bytes = medium(|_| {});
-        let limits = UnpackLimits {
-            max_entry_bytes: 4,
-            ..UnpackLimits::default()
-        };
-        assert!(matches!(
-            unpack(&bytes[..], dir.path(), &limits),
-            Err(MediumError::TooLarge { .. })
-        ));
-    }
-
-    #[test]
-    fn unknown_top_level_entries_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = tar::Builder::new(Vec::new());
-        let h = raw_header("etc/cron.d/evil", tar::EntryType::Regular, 1);
-        w.append(&h, &b"x"[..]).unwrap();
-        let bytes = w.into_inner().unwrap();
-        assert!(matches!(
-            unpack(&bytes[..], dir.path(), &UnpackLimits::default()),
-            Err(MediumError::UnknownEntry(_))
-        ));
-    }
-
-    #[test]
-    fn medium_over_the_in_memory_limit_is_refused_while_reading() {
-        let mut b = tar::Builder::new(Vec::new());
-        for i in 0..4 {
-            let data = vec![b'x'; 3000];
-            let h = raw_header(
-                &format!("bundles/a{i}.txt.sigstore.json"),
-                tar::EntryType::Regular,
-                data.len() as u64,
-            );
-            b.append(&h, &data[..]).unwrap();
-        }
-        let bytes = b.into_inner().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let limits = UnpackLimits {
-            max_memory_bytes: 8000,
-            ..UnpackLimits::default()
-        };
-        match unpack(&bytes[..], dir.path(), &limits) {
-            Err(MediumError::TooBig(what)) => {
-                assert!(what.contains("in-memory"), "{what}");
-                assert!(what.contains("bundles/a2.txt.sigstore.json"), "{what}");
-            }
-            other => panic!("expected TooBig, got {other:?}"),
-        }
-        // The same entries within the limit are read (the medium then fails
-        // on its missing manifest).
-        let limits = UnpackLimits {
-            max_memory_bytes: 20_000,
-            ..UnpackLimits::default()
-        };
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            unpack(&bytes[..], dir.path(), &limits),
-            Err(MediumError::NoManifest)
-        ));
-    }
-}
+mod tests;

@@ -18,9 +18,16 @@ use private_ca::{ca::files, Curve, PrivateCa, SigningKey};
 
 use crate::bundle::{TransparencyLog, TrustedRoot};
 use crate::crypto::VerifyingKey;
+use crate::judge::medium::{ImportedVersion, LastImport};
 use crate::medium::manifest::EnrolledExporter;
-use crate::tlog::{open_database, Log, LogError};
+use crate::signing::{LeafSignature, SignedBatch, SigningRequest};
+use crate::tlog::{open_database, Log, LogError, LogReader};
 use crate::{Error, Result};
+
+mod plan;
+pub mod queries;
+
+pub use plan::{Committed, ImportPlan, MediumRecord, PlannedArtifact, ReportFn};
 
 /// The SQLite database inside a state directory.
 pub const DATABASE: &str = "state.db";
@@ -85,12 +92,9 @@ CREATE TRIGGER IF NOT EXISTS artifacts_no_delete BEFORE DELETE ON artifacts
 /// Holds an exclusive lock on the directory while it lives.
 pub struct StateDir {
     dir: PathBuf,
-    /// The private CA.
-    pub ca: PrivateCa,
-    /// The transparency log (holding its key).
-    pub log: Log,
-    /// The state database.
-    pub conn: Connection,
+    ca: PrivateCa,
+    log: Log,
+    conn: Connection,
     _lock: File,
 }
 
@@ -201,6 +205,61 @@ impl StateDir {
     /// The high side's policy file.
     pub fn policy_path(&self) -> PathBuf {
         self.dir.join(POLICY)
+    }
+
+    /// The private CA.
+    pub fn ca(&self) -> &PrivateCa {
+        &self.ca
+    }
+
+    /// The transparency log's identity (its key stays inside).
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// A reader over the log.
+    pub fn log_reader(&self) -> LogReader<'_> {
+        LogReader::new(&self.conn)
+    }
+
+    /// Signs every request with a fresh leaf and logs them as one batch, in
+    /// one transaction.
+    pub fn sign(
+        &mut self,
+        requests: &[SigningRequest],
+        now: std::time::SystemTime,
+    ) -> Result<SignedBatch> {
+        let tx = self.conn.transaction().map_err(LogError::from)?;
+        let signed = crate::signing::sign_batch(&self.ca, &self.log, &tx, requests, now)?;
+        tx.commit().map_err(LogError::from)?;
+        Ok(signed)
+    }
+
+    /// Logs signatures made elsewhere (with leaves of this CA) as one batch.
+    pub fn log_signatures(
+        &mut self,
+        signatures: &[LeafSignature],
+        now: std::time::SystemTime,
+    ) -> Result<SignedBatch> {
+        let tx = self.conn.transaction().map_err(LogError::from)?;
+        let signed = crate::signing::log_and_bundle(&self.log, &tx, signatures, now)?;
+        tx.commit().map_err(LogError::from)?;
+        Ok(signed)
+    }
+
+    /// The import that carried the medium with this identity, if any.
+    pub fn find_import(&self, medium_id: &str) -> Result<Option<i64>> {
+        queries::import_by_medium(&self.conn, medium_id)
+    }
+
+    /// The latest medium imported from `exporter` (by signed export time).
+    pub fn last_import_from(&self, exporter: &str) -> Result<Option<LastImport>> {
+        queries::last_import_from(&self.conn, exporter)
+    }
+
+    /// The version of `name` served now (the latest import of it).
+    pub fn current_version(&self, name: &str) -> Result<Option<ImportedVersion>> {
+        queries::current_version(&self.conn, name)
     }
 
     /// Removes what an interrupted import left: its staging directory, and blobs
@@ -432,8 +491,7 @@ pub fn sync_filesystem(path: &Path) -> Result<()> {
 /// Read-only view of a state directory: the database and the public trusted root.
 pub struct StateReader {
     dir: PathBuf,
-    /// The state database.
-    pub conn: Connection,
+    conn: Connection,
     /// The private trusted root (public material).
     pub trusted_root: TrustedRoot,
     /// Raw `trusted_root.json`.
@@ -478,6 +536,21 @@ impl StateReader {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// A reader over the log.
+    pub fn log_reader(&self) -> LogReader<'_> {
+        LogReader::new(&self.conn)
+    }
+
+    /// The first artifact by name and its current `.sigs`.
+    pub fn first_artifact(&self) -> Result<Option<(String, Vec<u8>)>> {
+        queries::first_artifact(&self.conn)
+    }
+
+    /// The `.sigs` array and SHA-256 of the version of `name` served now.
+    pub fn artifact_sigs(&self, name: &str) -> Result<Option<(Vec<u8>, String)>> {
+        queries::current_sigs(&self.conn, name)
     }
 
     /// The transparency log entry of the trusted root (airgate's private log).

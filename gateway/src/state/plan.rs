@@ -1,0 +1,219 @@
+//! An import plan (everything decided and signed, nothing written) and its
+//! commit: one transaction that appends the log batch, records the import
+//! and its artifacts, updates the TUF state, moves the blobs into the store
+//! and commits last. A failure anywhere leaves the state as it was.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use rusqlite::params;
+
+use crate::medium::manifest::{TufVersions, UpstreamSigner};
+use crate::signing::{log_and_bundle, LeafSignature};
+use crate::state::{blob_path, recover_staging, sync_filesystem, Staging, StateDir};
+use crate::tlog::LogError;
+use crate::{Error, Result};
+
+/// What the `imports` table records of a medium: verified facts only.
+#[derive(Debug, Clone)]
+pub struct MediumRecord {
+    /// SHA-256 of the signed manifest statement.
+    pub medium_id: String,
+    /// The enrolled exporter whose key signed it.
+    pub exporter: String,
+    /// Its signed export time.
+    pub export_time: String,
+    /// When the high side imported it (its real clock).
+    pub imported_at: String,
+    /// The verified pack digest.
+    pub pack_digest: String,
+    /// SHA-256 of the carried `policy.toml` entry, as read.
+    pub medium_policy_sha256: String,
+    /// SHA-256 of the high side's policy file.
+    pub policy_sha256: String,
+    /// TUF role versions of the verified snapshot.
+    pub tuf_versions: TufVersions,
+}
+
+/// One artifact to store.
+#[derive(Debug, Clone)]
+pub struct PlannedArtifact {
+    /// Its name.
+    pub name: String,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Size.
+    pub size: u64,
+    /// The verified upstream signer.
+    pub upstream: UpstreamSigner,
+    /// The upstream bundle that verified, byte for byte.
+    pub upstream_bundle_json: Vec<u8>,
+    /// Its staged file.
+    pub staged: PathBuf,
+    /// The import whose version of this name it replaces (allowed by policy).
+    pub replaces_import: Option<i64>,
+}
+
+/// An import, decided and signed; [`StateDir::commit_import`] writes it.
+#[derive(Debug)]
+pub struct ImportPlan {
+    /// The medium's record.
+    pub medium: MediumRecord,
+    /// The identity our leaves name.
+    pub signer_identity: String,
+    /// The artifacts, in order.
+    pub artifacts: Vec<PlannedArtifact>,
+    /// Our signature of each, aligned with `artifacts`.
+    pub signatures: Vec<LeafSignature>,
+    /// The TUF state after this import.
+    pub tuf_state: tuf_repo::TufState,
+    /// The high side's clock (integrated time of the log batch).
+    pub now: SystemTime,
+}
+
+/// What a committed import wrote.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// Its import number.
+    pub import_id: i64,
+    /// Our log index of each artifact, in plan order.
+    pub log_indexes: Vec<u64>,
+    /// The checkpointed tree size after it.
+    pub checkpoint_size: u64,
+    /// The signed checkpoint after it (C2SP signed note).
+    pub checkpoint: String,
+}
+
+/// Report serializer: given the log indexes and checkpoint size, the
+/// import report to store.
+pub type ReportFn<'a> = &'a dyn Fn(&[u64], u64) -> Result<String>;
+
+impl StateDir {
+    /// Commits an import plan in one transaction; blobs move into the store
+    /// just before the commit, recorded first so a crash can undo them.
+    pub fn commit_import(
+        &mut self,
+        plan: ImportPlan,
+        mut staging: Staging,
+        report: ReportFn<'_>,
+    ) -> Result<Committed> {
+        if plan.signatures.len() != plan.artifacts.len() {
+            return Err(Error::internal(
+                "committing an import",
+                "signatures and artifacts differ in number",
+            ));
+        }
+        let state_dir = self.dir.clone();
+        let tx = self.conn.transaction().map_err(LogError::from)?;
+        let signed = log_and_bundle(&self.log, &tx, &plan.signatures, plan.now)?;
+        let log_indexes: Vec<u64> = signed.artifacts.iter().map(|s| s.log_index).collect();
+        let report_json = report(&log_indexes, signed.checkpoint.size)?;
+        let m = &plan.medium;
+        tx.execute(
+            "INSERT INTO imports (medium_id, exporter, export_time, imported_at, pack_digest, medium_policy_sha256, policy_sha256, tuf_versions, checkpoint_size, report) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                m.medium_id,
+                m.exporter,
+                m.export_time,
+                m.imported_at,
+                m.pack_digest,
+                m.medium_policy_sha256,
+                m.policy_sha256,
+                serde_json::to_string(&m.tuf_versions)
+                    .map_err(|e| Error::internal("serializing TUF versions", e))?,
+                signed.checkpoint.size as i64,
+                report_json,
+            ],
+        )
+        .map_err(LogError::from)?;
+        let import_id = tx.last_insert_rowid();
+        let mut new_blobs: Vec<(String, PathBuf)> = Vec::new();
+        let mut seen = HashSet::new();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO artifacts (name, import_id, sha256, size, upstream_identity, upstream_issuer, upstream_log_index, upstream_log_url, signer_identity, log_index, sigs) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .map_err(LogError::from)?;
+            for (a, s) in plan.artifacts.iter().zip(&signed.artifacts) {
+                let sigs = sigs_array(&a.upstream_bundle_json, &s.bundle_json)?;
+                insert
+                    .execute(params![
+                        a.name,
+                        import_id,
+                        a.sha256,
+                        a.size as i64,
+                        a.upstream.identity,
+                        a.upstream.issuer,
+                        a.upstream.log_index as i64,
+                        a.upstream.log_url,
+                        plan.signer_identity,
+                        s.log_index as i64,
+                        sigs,
+                    ])
+                    .map_err(|e| duplicate_record(e, &a.name))?;
+                if !blob_path(&state_dir, &a.sha256).exists() && seen.insert(a.sha256.clone()) {
+                    new_blobs.push((a.sha256.clone(), a.staged.clone()));
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO tuf_state (id, state) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET state = excluded.state",
+            [serde_json::to_string(&plan.tuf_state)
+                .map_err(|e| Error::internal("serializing the TUF state", e))?],
+        )
+        .map_err(LogError::from)?;
+        staging.record_new_blobs(&new_blobs.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>())?;
+        let finished = (|| {
+            for (hex, path) in &new_blobs {
+                staging.move_into_store(path, hex)?;
+            }
+            sync_filesystem(&state_dir)?;
+            tx.commit().map_err(LogError::from)?;
+            Ok::<(), Error>(())
+        })();
+        if let Err(error) = finished {
+            drop(staging);
+            if let Err(cleanup) = recover_staging(&state_dir, &self.conn) {
+                tracing::warn!(%cleanup, "cleaning up after a failed import; the next open retries");
+            }
+            return Err(error);
+        }
+        staging.committed();
+        Ok(Committed {
+            import_id,
+            log_indexes,
+            checkpoint_size: signed.checkpoint.size,
+            checkpoint: signed.checkpoint.note,
+        })
+    }
+}
+
+/// `.sigs` = [the upstream bundle that verified, byte for byte, ours].
+fn sigs_array(upstream: &[u8], ours: &[u8]) -> Result<Vec<u8>> {
+    let upstream: &serde_json::value::RawValue = serde_json::from_slice(upstream)
+        .map_err(|e| Error::internal("reading a verified upstream bundle", e))?;
+    let ours: &serde_json::value::RawValue =
+        serde_json::from_slice(ours).map_err(|e| Error::internal("reading our bundle", e))?;
+    serde_json::to_vec(&[upstream, ours]).map_err(|e| Error::internal("serializing .sigs", e))
+}
+
+fn duplicate_record(e: rusqlite::Error, name: &str) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Error::internal(
+                "recording an artifact",
+                format!(
+                    "{} is recorded twice by one import",
+                    crate::escape::quoted(name)
+                ),
+            )
+        }
+        other => Error::Log(other.into()),
+    }
+}
