@@ -32,13 +32,7 @@ pub fn danger_as_of(value: Option<&str>) -> anyhow::Result<chrono::DateTime<chro
     match value {
         None => Ok(chrono::Utc::now()),
         Some(text) => {
-            let at = chrono::DateTime::parse_from_rfc3339(text)
-                .map_err(|e| {
-                    gateway::Error::Usage(format!(
-                        "--danger-as-of {text:?} is not an RFC 3339 time: {e}"
-                    ))
-                })?
-                .with_timezone(&chrono::Utc);
+            let at = parse_time(text, "--danger-as-of")?;
             eprintln!(
                 "WARNING: --danger-as-of: evaluating time-dependent checks as of {}, NOT the current time",
                 at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -46,6 +40,34 @@ pub fn danger_as_of(value: Option<&str>) -> anyhow::Result<chrono::DateTime<chro
             Ok(at)
         }
     }
+}
+
+/// Parses a time given on the command line: RFC 3339 (`2026-08-22T00:00:00Z`),
+/// a date (`2026-08-22`, midnight UTC), or seconds since 1970 (as
+/// `SOURCE_DATE_EPOCH` gives them).
+pub fn parse_time(text: &str, flag: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
+    let t = text.trim();
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        if let Some(at) = day.and_hms_opt(0, 0, 0) {
+            return Ok(chrono::Utc.from_utc_datetime(&at));
+        }
+    }
+    if let Some(at) = t
+        .parse::<i64>()
+        .ok()
+        .and_then(|secs| chrono::Utc.timestamp_opt(secs, 0).single())
+    {
+        return Ok(at);
+    }
+    Err(gateway::Error::Usage(format!(
+        "{flag} {} is not a time: give RFC 3339 (2026-08-22T00:00:00Z), a date (2026-08-22) or seconds since 1970",
+        gateway::escape::quoted(text)
+    ))
+    .into())
 }
 
 /// A byte progress bar on a TTY (none when stderr is not a terminal or for --json).

@@ -56,6 +56,8 @@ fn export_args(policy: &Path, artifacts: &Path, key: &Path, out: &Path) -> Vec<S
         out.display().to_string(),
         "--danger-as-of".into(),
         AS_OF.into(),
+        "--export-time".into(),
+        AS_OF.into(),
     ]
 }
 
@@ -101,7 +103,7 @@ fn export_as_of_today_refuses_the_expired_production_metadata() {
     let (tmp, artifacts, policy, key) = production_setup(BEACON);
     let out_path = tmp.path().join("m.tar");
     let mut args = export_args(&policy, &artifacts, &key, &out_path);
-    args.truncate(args.len() - 2);
+    args.truncate(args.len() - 4);
     let out = airgate(&args);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));

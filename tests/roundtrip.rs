@@ -420,22 +420,36 @@ fn split_medium_missing_and_swapped_chunks() {
 }
 
 #[test]
-fn expired_tuf_snapshot_beyond_the_transit_window() {
-    let m = media();
-    let late = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
+fn medium_older_than_the_transit_window_or_from_the_future() {
+    let world = World::new(1);
+    let old = (chrono::Utc::now() - chrono::Duration::days(40)).to_rfc3339();
+    let stale = world.export_at("stale.tar", &old);
     refused(
-        &m.world,
-        &[&m.good],
-        &["--danger-as-of", &late],
+        &world,
+        &[&stale],
+        &[],
         "older than the 30-day transit window",
     );
-    let early = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
-    refused(
-        &m.world,
-        &[&m.good],
-        &["--danger-as-of", &early],
-        "is in the future",
+    refused(&world, &[&stale], &[], "max-transit-age-days");
+    let future = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let early = world.export_at("future.tar", &future);
+    refused(&world, &[&early], &[], "is in the future");
+}
+
+#[test]
+fn import_offers_no_danger_as_of() {
+    let m = media();
+    let before = state_fingerprint(&m.world.high);
+    let late = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
+    let out = m.world.import(&[&m.good], &["--danger-as-of", &late]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("real clock"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("max-transit-age-days"),
+        "{}",
+        stderr(&out)
     );
+    assert_eq!(before, state_fingerprint(&m.world.high));
 }
 
 #[test]
@@ -445,8 +459,7 @@ fn tuf_rollback_relative_to_state() {
     // export time is a minute later than medium A's, so the export-order
     // check passes and the TUF state is what refuses it.
     let later = (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339();
-    let (older, out) = world.export("older.tar", &["--danger-as-of", &later]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let older = world.export_at("older.tar", &later);
     // The upstream republishes; medium A carries newer metadata.
     let trusted_root = std::fs::read(world.upstream.ca_dir.join("trusted_root.json")).unwrap();
     gateway::tuf_repo::publish(
@@ -486,7 +499,7 @@ fn replayed_medium_with_reencoded_manifest_is_already_imported() {
     assert!(out.status.success(), "{}", stderr(&out));
     // Same signed statement, different envelope bytes.
     let replay = variant(&m, "replay-reencoded.tar", &mut |entries| {
-        let (h, data) = entries.last_mut().unwrap();
+        let (h, data) = entries.first_mut().unwrap();
         let value: Value = serde_json::from_slice(data).unwrap();
         *data = serde_json::to_vec_pretty(&value).unwrap();
         h.set_size(data.len() as u64);
@@ -513,8 +526,7 @@ fn medium_exported_before_the_last_import_is_refused() {
     let (first, out) = world.export("first.tar", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let later = (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339();
-    let (second, out) = world.export("second.tar", &["--danger-as-of", &later]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let second = world.export_at("second.tar", &later);
     // Delivered out of order: the second arrives first.
     let out = world.import(&[&second], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -522,8 +534,7 @@ fn medium_exported_before_the_last_import_is_refused() {
     refused(&world, &[&first], &[], "import #1 from exporter \"low-1\"");
     // A newer export is accepted.
     let newest = (chrono::Utc::now() + chrono::Duration::seconds(120)).to_rfc3339();
-    let (third, out) = world.export("third.tar", &["--danger-as-of", &newest]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let third = world.export_at("third.tar", &newest);
     let out = world.import(&[&third], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -5,6 +5,7 @@ mod common;
 mod conformance;
 mod export;
 mod import_crash;
+mod import_v2;
 mod interop;
 mod log_crash;
 mod roundtrip;

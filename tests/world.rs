@@ -172,3 +172,93 @@ pub fn state_fingerprint(dir: &Path) -> String {
     out.push_str(&files.join("\n"));
     out
 }
+
+/// A tar entry as the tests rewrite it.
+pub type Entry = (tar::Header, Vec<u8>);
+
+/// Reads every entry of a medium (names and bytes; headers rebuilt plain).
+pub fn read_entries(path: &Path) -> Vec<Entry> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_path(&name).unwrap();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_cksum();
+            (h, data)
+        })
+        .collect()
+}
+
+/// Writes entries as a tar.
+pub fn write_entries(path: &Path, entries: &[Entry]) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for (h, data) in entries {
+        b.append(h, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap();
+}
+
+/// The statement a manifest envelope signs, as JSON.
+pub fn statement_of(manifest: &[u8]) -> serde_json::Value {
+    let env: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    let payload = gateway::encoding::b64_decode(env["payload"].as_str().unwrap()).unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
+
+/// A DSSE envelope over `payload`, signed with the exporter key at `key`.
+pub fn envelope(key: &Path, payload: &[u8]) -> Vec<u8> {
+    let key = Ed25519SigningKey::load(key, "exporter").unwrap();
+    let sig = key.sign(&gateway::bundle::pae(
+        "application/vnd.in-toto+json",
+        payload,
+    ));
+    serde_json::to_vec(&serde_json::json!({
+        "payload": gateway::encoding::b64_encode(payload),
+        "payloadType": "application/vnd.in-toto+json",
+        "signatures": [{"keyid": hex::encode(key.key_id()), "sig": gateway::encoding::b64_encode(&sig)}],
+    }))
+    .unwrap()
+}
+
+impl World {
+    /// A genuine medium re-signed by the enrolled exporter after `edit`
+    /// changed its statement: what an exporter could sign, for rules that
+    /// do not rest on the signature (export order, transit window, claims).
+    pub fn resign(
+        &self,
+        src: &Path,
+        name: &str,
+        edit: &mut dyn FnMut(&mut serde_json::Value),
+    ) -> PathBuf {
+        let mut entries = read_entries(src);
+        let mut statement = statement_of(&entries[0].1);
+        edit(&mut statement);
+        let manifest = envelope(&self.key, &serde_json::to_vec(&statement).unwrap());
+        entries[0].0.set_size(manifest.len() as u64);
+        entries[0].0.set_cksum();
+        entries[0].1 = manifest;
+        let out = self.media.join(name);
+        write_entries(&out, &entries);
+        out
+    }
+
+    /// A genuine export re-signed with another export time (RFC 3339).
+    pub fn export_at(&self, name: &str, export_time: &str) -> PathBuf {
+        let (medium, out) = self.export(&format!("{name}.orig"), &[]);
+        assert!(out.status.success(), "{}", crate::common::stderr(&out));
+        let time = export_time.to_string();
+        self.resign(&medium, name, &mut |s| {
+            s["predicate"]["exportTime"] = serde_json::Value::String(time.clone());
+        })
+    }
+}

@@ -124,8 +124,11 @@ pub struct ExportRequest<'a> {
     pub tuf_snapshot: Option<PathBuf>,
     /// A TUF mirror overriding the policy's.
     pub tuf_mirror: Option<String>,
-    /// The export time (and the time expiry is evaluated at).
+    /// The export time (the real clock: signed into the manifest).
     pub now: DateTime<Utc>,
+    /// The time TUF expiry, bundles and collectors are evaluated at: `now`,
+    /// or a past time (`--danger-as-of`), which never changes what is signed.
+    pub verify_at: DateTime<Utc>,
     /// Environment lookup for collector secrets.
     pub env: &'a (dyn Fn(&str) -> Option<String> + Sync),
     /// Progress callback: (bytes done, bytes total).
@@ -358,7 +361,7 @@ pub fn trust_root(
                 &url,
                 pinned_root,
                 &dir,
-                req.now,
+                req.verify_at,
                 &tuf_repo::Limits::default(),
             )?;
             dir
@@ -367,7 +370,7 @@ pub fn trust_root(
     let snapshot = tuf_repo::verify_snapshot(
         pinned_root,
         &dir,
-        req.now,
+        req.verify_at,
         None,
         &tuf_repo::Limits::default(),
     )?;
@@ -481,7 +484,14 @@ fn run_collectors(
                 target: target.clone(),
             })?;
         let bytes = files::read_limited(&config.path, crate::collector::MAX_BINARY_BYTES as usize)?;
-        let verified = verify_collector(&config.name, bytes, locked, platform, verifier, req.now)?;
+        let verified = verify_collector(
+            &config.name,
+            bytes,
+            locked,
+            platform,
+            verifier,
+            req.verify_at,
+        )?;
         let output = work.join(format!("collector-{}", config.name));
         std::fs::create_dir_all(&output).map_err(|e| Error::io(&output, e))?;
         let run = run_collector(&verified, config, &output, req.env)?;
@@ -927,7 +937,7 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
         verifier: &tuf.verifier,
         policy: &low.policy,
         policy_keys: &low.policy_keys,
-        now: req.now,
+        now: req.verify_at,
     };
     let (mut judged, mut rejected) =
         judge_candidates(&judge, std::mem::take(&mut found.candidates));

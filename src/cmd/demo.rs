@@ -132,6 +132,7 @@ impl DemoArgs {
             tuf_snapshot: None,
             tuf_mirror: None,
             now: now.into(),
+            verify_at: now.into(),
             env: &no_env,
             progress: &no_progress,
         })?;

@@ -52,9 +52,15 @@ pub struct ExportArgs {
     /// Print the export report as JSON on stdout.
     #[arg(long)]
     json: bool,
-    /// DANGER: export as of this RFC 3339 time (recorded as the export time) instead of now.
+    /// DANGER: evaluate TUF expiry, bundles and collectors as of this RFC 3339
+    /// time; the signed export time stays the real clock.
     #[arg(long, value_name = "TIME")]
     danger_as_of: Option<String>,
+    /// The export time to sign (RFC 3339, a date, or seconds since 1970, as
+    /// SOURCE_DATE_EPOCH gives them): for byte-reproducible media. Default:
+    /// the real clock.
+    #[arg(long, value_name = "TIME", env = "SOURCE_DATE_EPOCH")]
+    export_time: Option<String>,
 }
 
 /// Parses sizes like `4096`, `700K`, `700M`, `4G`.
@@ -76,7 +82,24 @@ pub fn parse_size(text: &str) -> Option<u64> {
 impl ExportArgs {
     /// Runs the export.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let now = crate::output::danger_as_of(self.danger_as_of.as_deref())?;
+        let verify_at = crate::output::danger_as_of(self.danger_as_of.as_deref())?;
+        let now = match &self.export_time {
+            None => chrono::Utc::now(),
+            Some(text) => {
+                let at = crate::output::parse_time(text, "--export-time")?;
+                if at
+                    > chrono::Utc::now()
+                        + chrono::Duration::seconds(gateway::import::CLOCK_SKEW_SECS)
+                {
+                    return Err(Error::Usage(format!(
+                        "--export-time {} is in the future; the high side would refuse the medium",
+                        gateway::escape::quoted(text)
+                    ))
+                    .into());
+                }
+                at
+            }
+        };
         let config = match &self.config {
             Some(path) => {
                 let text = files::read_limited(path, 1 << 20)?;
@@ -129,6 +152,7 @@ impl ExportArgs {
             tuf_snapshot: self.tuf_snapshot.clone(),
             tuf_mirror: self.tuf_mirror.clone(),
             now,
+            verify_at,
             env: &env,
             progress: &progress,
         };

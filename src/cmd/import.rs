@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use gateway::escape::quoted;
 use gateway::import::{import, Decision, ImportReport, ImportRequest};
 use gateway::state::StateDir;
 use gateway::Error;
@@ -26,10 +27,14 @@ pub struct ImportArgs {
     /// Print the import report as JSON on stdout.
     #[arg(long)]
     json: bool,
-    /// DANGER: evaluate the transit window and "future" checks as of this RFC 3339 time.
-    #[arg(long, value_name = "TIME")]
+    /// Not offered: import signs and records with the real clock (refused with why).
+    #[arg(long, value_name = "TIME", hide = true)]
     danger_as_of: Option<String>,
 }
+
+/// Why `import` has no `--danger-as-of`.
+const NO_DANGER_AS_OF: &str = "import has no --danger-as-of: it signs and records with the real clock (a backdated leaf, log entry or record would be unverifiable and permanent). \
+TUF expiry is already evaluated at the medium's signed export time; to accept a medium older than the transit window, raise [import] max-transit-age-days in STATE/policy.toml after review";
 
 fn print_report(report: &ImportReport) {
     if report.already_imported {
@@ -40,7 +45,7 @@ fn print_report(report: &ImportReport) {
         return;
     }
     println!(
-        "{}medium {} from exporter {} (exported {}), TUF root v{} timestamp v{}",
+        "{}medium {} from exporter {} (exported {}), verified TUF root v{} timestamp v{}",
         if report.dry_run { "DRY RUN: " } else { "" },
         report.medium_id,
         report.exporter,
@@ -56,12 +61,12 @@ fn print_report(report: &ImportReport) {
                 a.sha256,
                 a.upstream
                     .as_ref()
-                    .map(|u| u.identity.as_str())
-                    .unwrap_or("?"),
+                    .map(|u| quoted(&u.identity))
+                    .unwrap_or_default(),
                 a.upstream
                     .as_ref()
-                    .map(|u| u.issuer.as_str())
-                    .unwrap_or("?"),
+                    .map(|u| quoted(&u.issuer))
+                    .unwrap_or_default(),
                 a.upstream.as_ref().map(|u| u.log_index).unwrap_or_default(),
                 a.log_index
                     .map(|i| format!(" -> our log index {i}"))
@@ -84,12 +89,19 @@ fn print_report(report: &ImportReport) {
             report.artifacts.len()
         );
     }
+    if let Some(note) = &report.checkpoint {
+        println!("signed checkpoint (keep a copy outside this host; `airgate log verify --checkpoint FILE` proves the log grew from it):");
+        print!("{note}");
+    }
 }
 
 impl ImportArgs {
     /// Runs the import.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let now = crate::output::danger_as_of(self.danger_as_of.as_deref())?;
+        if self.danger_as_of.is_some() {
+            return Err(Error::Usage(NO_DANGER_AS_OF.into()).into());
+        }
+        let now = chrono::Utc::now();
         let mut state = StateDir::open(&self.state)?;
         let request = ImportRequest {
             media: self.media.clone(),
