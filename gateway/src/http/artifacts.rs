@@ -78,7 +78,7 @@ pub(crate) async fn artifact(
     }
     let name = parse_name(&raw)?;
     let lookup = name.as_str().to_owned();
-    let row = with_db(&state, move |c| db::artifact(c, &lookup))
+    let row = with_db(&state, move |c| Ok(db::artifact(c, &lookup)?))
         .await?
         .ok_or_else(|| {
             let wanted = raw.strip_suffix(SIGS_SUFFIX).unwrap_or(&raw);
@@ -157,7 +157,7 @@ async fn cached_sigs(state: &AppState, name: String) -> Result<Option<Sigs>, Api
         return Ok(hit);
     }
     let lookup = name.clone();
-    let sigs = with_db(state, move |c| db::sigs(c, &lookup))
+    let sigs = with_db(state, move |c| Ok(db::sigs(c, &lookup)?))
         .await?
         .map(|bytes| Sigs {
             etag: etag(&hex::encode(crate::crypto::sha256(&bytes))),

@@ -75,9 +75,7 @@ impl HotCache {
             *watcher = super::db::open_read_only(&self.path).ok();
         }
         let conn = watcher.as_ref()?;
-        let read = conn
-            .prepare_cached("PRAGMA data_version")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)));
+        let read = crate::state::queries::data_version(conn);
         match read {
             Ok(v) => Some(v),
             Err(e) => {

@@ -57,6 +57,15 @@ impl From<LogError> for ApiError {
     }
 }
 
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Log(l) => l.into(),
+            other => ApiError::internal("querying the state database", &other),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (

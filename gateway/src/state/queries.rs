@@ -87,3 +87,191 @@ pub fn first_artifact(conn: &Connection) -> Result<Option<(String, Vec<u8>)>> {
     .optional()
     .map_err(|e| LogError::from(e).into())
 }
+
+fn sql(e: rusqlite::Error) -> Error {
+    Error::Log(LogError::from(e))
+}
+
+/// SQLite's change counter for this connection's view (`PRAGMA data_version`).
+pub fn data_version(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .map_err(sql)
+}
+
+/// The newest import's record of one artifact.
+#[derive(Debug, Clone)]
+pub struct ArtifactRow {
+    /// Artifact name.
+    pub name: String,
+    /// The import that carried this version.
+    pub import_id: i64,
+    /// Hex SHA-256.
+    pub sha256: String,
+    /// Size.
+    pub size: u64,
+    /// Verified upstream identity.
+    pub upstream_identity: String,
+    /// Verified upstream issuer.
+    pub upstream_issuer: String,
+    /// Verified upstream log index.
+    pub upstream_log_index: i64,
+    /// The identity our leaf names.
+    pub signer_identity: String,
+    /// Our log index.
+    pub log_index: i64,
+}
+
+const ARTIFACT_COLUMNS: &str = "a.name, a.import_id, a.sha256, a.size, a.upstream_identity, \
+     a.upstream_issuer, a.upstream_log_index, a.signer_identity, a.log_index";
+
+fn artifact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ArtifactRow> {
+    Ok(ArtifactRow {
+        name: r.get(0)?,
+        import_id: r.get(1)?,
+        sha256: r.get(2)?,
+        size: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+        upstream_identity: r.get(4)?,
+        upstream_issuer: r.get(5)?,
+        upstream_log_index: r.get(6)?,
+        signer_identity: r.get(7)?,
+        log_index: r.get(8)?,
+    })
+}
+
+/// The latest record of artifact `name`.
+pub fn artifact(conn: &Connection, name: &str) -> Result<Option<ArtifactRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = ?1 ORDER BY a.import_id DESC LIMIT 1"
+    ))
+    .and_then(|mut s| s.query_row([name], artifact_row).optional())
+    .map_err(sql)
+}
+
+/// The `.sigs` JSON array of the latest record of artifact `name`.
+pub fn sigs(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>> {
+    conn.prepare_cached(
+        "SELECT sigs FROM artifacts WHERE name = ?1 ORDER BY import_id DESC LIMIT 1",
+    )
+    .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+    .map_err(sql)
+}
+
+/// A dashboard search: a name substring or a digest prefix.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// LIKE pattern for the name (escaped with `\`).
+    name_like: String,
+    /// Lowercase hex prefix of the sha256, if the query looks like one.
+    digest_prefix: Option<String>,
+}
+
+impl Search {
+    /// Builds a search from user text (`sha256:` prefixes are accepted).
+    pub fn new(query: &str) -> Self {
+        let q = query.trim();
+        let mut escaped = String::with_capacity(q.len() + 2);
+        escaped.push('%');
+        for c in q.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        escaped.push('%');
+        let hexish = q.strip_prefix("sha256:").unwrap_or(q).to_ascii_lowercase();
+        let digest_prefix = (!hexish.is_empty()
+            && hexish.len() <= 64
+            && hexish.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some(hexish);
+        Search {
+            name_like: escaped,
+            digest_prefix,
+        }
+    }
+}
+
+/// An artifact record and, when asked for, its `.sigs` bytes.
+pub type WithSigs = (ArtifactRow, Option<Vec<u8>>);
+
+/// Latest records of every artifact (or those matching `search`), by name,
+/// at most `limit`; with the `.sigs` bytes when `with_sigs`.
+pub fn artifacts(
+    conn: &Connection,
+    search: Option<&Search>,
+    limit: usize,
+    with_sigs: bool,
+) -> Result<Vec<WithSigs>> {
+    let sigs_col = if with_sigs { ", a.sigs" } else { ", NULL" };
+    let filter = if search.is_some() {
+        "AND (a.name LIKE ?1 ESCAPE '\\' OR (?2 IS NOT NULL AND substr(a.sha256, 1, length(?2)) = ?2))"
+    } else {
+        ""
+    };
+    let sql_text = format!(
+        "SELECT {ARTIFACT_COLUMNS}{sigs_col} FROM artifacts a \
+         WHERE a.import_id = (SELECT MAX(b.import_id) FROM artifacts b WHERE b.name = a.name) {filter} \
+         ORDER BY a.name LIMIT {}",
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    );
+    let mut stmt = conn.prepare_cached(&sql_text).map_err(sql)?;
+    let map = |r: &rusqlite::Row<'_>| Ok((artifact_row(r)?, r.get::<_, Option<Vec<u8>>>(9)?));
+    let rows = match search {
+        Some(s) => stmt.query_map(rusqlite::params![s.name_like, s.digest_prefix], map),
+        None => stmt.query_map([], map),
+    }
+    .map_err(sql)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+}
+
+/// Number of distinct artifact names.
+pub fn artifact_count(conn: &Connection) -> Result<u64> {
+    conn.prepare_cached("SELECT COUNT(DISTINCT name) FROM artifacts")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(sql)
+}
+
+/// One import, as the dashboard lists it.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    /// Import number.
+    pub id: i64,
+    /// The medium's identity.
+    pub medium_id: String,
+    /// The exporter.
+    pub exporter: String,
+    /// Signed export time.
+    pub export_time: String,
+    /// When it was imported.
+    pub imported_at: String,
+    /// Checkpointed tree size after it.
+    pub checkpoint_size: i64,
+    /// Artifacts it carried.
+    pub artifacts: i64,
+}
+
+/// The newest `limit` imports, newest first.
+pub fn imports(conn: &Connection, limit: usize) -> Result<Vec<ImportRow>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT i.id, i.medium_id, i.exporter, i.export_time, i.imported_at, i.checkpoint_size, \
+             (SELECT COUNT(*) FROM artifacts a WHERE a.import_id = i.id) \
+             FROM imports i ORDER BY i.id DESC LIMIT ?1",
+        )
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(ImportRow {
+                id: r.get(0)?,
+                medium_id: r.get(1)?,
+                exporter: r.get(2)?,
+                export_time: r.get(3)?,
+                imported_at: r.get(4)?,
+                checkpoint_size: r.get(5)?,
+                artifacts: r.get(6)?,
+            })
+        })
+        .map_err(sql)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+}
