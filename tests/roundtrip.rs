@@ -131,11 +131,29 @@ fn reimported(world: &World, name: &str) -> (PathBuf, PathBuf) {
 #[test]
 #[ignore = "interop: real clients, run by tests/run-all.sh"]
 fn sigstore_python_verifies_the_reimported_artifact_offline() {
-    let world = World::new(2);
-    let (medium, out) = world.export("media.tar", &[]);
+    // Every option a user may reach for: a split medium with its chunk index
+    // named, a dry run, then the real import with --json.
+    let world = World::new(4);
+    let (base, out) = world.export("media.tar", &["--split", "2K", "--sync"]);
     assert!(out.status.success(), "export: {}", stderr(&out));
-    let out = world.import(&[&medium], &[]);
+    let chunks: Vec<PathBuf> = (0..)
+        .map(|i| PathBuf::from(format!("{}.{i:03}", base.display())))
+        .take_while(|p| p.exists())
+        .collect();
+    let chunk_refs: Vec<&Path> = chunks.iter().map(PathBuf::as_path).collect();
+    let index = format!("{}.chunks.json", base.display());
+    let before = state_fingerprint(&world.high);
+    let out = world.import(&chunk_refs, &["--dry-run", "--chunk-index", &index]);
+    assert!(out.status.success(), "dry run: {}", stderr(&out));
+    assert_eq!(
+        before,
+        state_fingerprint(&world.high),
+        "a dry run stores nothing"
+    );
+    let out = world.import(&chunk_refs, &["--json", "--chunk-index", &index]);
     assert!(out.status.success(), "import: {}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["checkpoint"].as_str().unwrap().contains("\n\n"));
     let (artifact, ours) = reimported(&world, "pkg-00001.tar.gz");
     python_verify(
         &world.high.join("trust_config.json"),
