@@ -11,7 +11,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Prints an error (with its chain) and a hint, and picks the exit code.
 pub fn report_error(err: &anyhow::Error) -> ExitCode {
     let gateway_error = err.chain().find_map(|e| e.downcast_ref::<gateway::Error>());
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", message(err));
     // A failed bundle verification is one line naming the failed check (the
     // cosign-like contract of `airgate verify`); other errors get a hint.
     let one_line = matches!(gateway_error, Some(gateway::Error::Bundle { .. }));
@@ -25,6 +25,24 @@ pub fn report_error(err: &anyhow::Error) -> ExitCode {
         Some(e) if e.is_rejection() => ExitCode::from(EXIT_REJECTED),
         _ => ExitCode::from(EXIT_USAGE),
     }
+}
+
+/// The error and its causes on one line, each cause once (a cause whose
+/// text an outer message already carries is not repeated), with every
+/// control character escaped: no input reaches the terminal raw.
+pub fn message(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if part.is_empty() || text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    gateway::escape::sanitized(&text)
 }
 
 /// Parses an RFC 3339 time for `--danger-as-of` and warns loudly on stderr.

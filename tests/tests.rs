@@ -7,6 +7,7 @@ mod export;
 mod import_crash;
 mod import_v2;
 mod interop;
+mod log_audit;
 mod log_crash;
 mod roundtrip;
 mod serve;

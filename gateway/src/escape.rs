@@ -31,6 +31,29 @@ pub fn quoted_bytes(bytes: &[u8]) -> String {
     }
 }
 
+/// A TOML parse error as one bounded line: the parser's message, the line
+/// and column, and the offending line quoted and cut (a megabyte line is
+/// never echoed).
+pub fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = quoted(error.message());
+    let Some(span) = error.span() else {
+        return format!("TOML: {message}");
+    };
+    let start = span.start.min(text.len());
+    let before = &text.as_bytes()[..start];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = text.get(line_start..start).map_or(0, |t| t.chars().count()) + 1;
+    let line_text = text[line_start..].split('\n').next().unwrap_or_default();
+    format!(
+        "TOML line {line}, column {column}: {message} (in {})",
+        quoted(line_text)
+    )
+}
+
 /// `text` with control and format characters escaped but not quoted (for
 /// multi-line output such as a TOML parser's message): newlines are kept.
 pub fn sanitized(text: &str) -> String {
@@ -80,6 +103,16 @@ mod tests {
     #[test]
     fn invalid_utf8_is_hex_escaped() {
         assert_eq!(quoted_bytes(b"a\xff\x1b"), "\"a\\xff\\x1b\"");
+    }
+
+    #[test]
+    fn toml_error_on_a_megabyte_line_is_short() {
+        let text = format!("a = 1\nb = \"{}\u{1b}[2K", "x".repeat(1 << 20));
+        let e = toml::from_str::<toml::Table>(&text).unwrap_err();
+        let msg = toml_error(&text, &e);
+        assert!(msg.len() < 1000, "{}", msg.len());
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(!msg.contains('\u{1b}'));
     }
 
     #[test]

@@ -67,8 +67,12 @@ pub struct ExportConfig {
 impl ExportConfig {
     /// Parses `airgate.toml`, resolving relative paths against `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self> {
-        let mut config: ExportConfig =
-            toml::from_str(text).map_err(|e| Error::Usage(format!("export configuration: {e}")))?;
+        let mut config: ExportConfig = toml::from_str(text).map_err(|e| {
+            Error::Usage(format!(
+                "export configuration: {}",
+                crate::escape::toml_error(text, &e)
+            ))
+        })?;
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);

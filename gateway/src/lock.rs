@@ -27,7 +27,7 @@ use crate::encoding::{b64_decode, b64_encode};
 /// The only lockfile version.
 pub const LOCK_VERSION: u32 = 1;
 /// Largest lockfile accepted.
-pub const MAX_LOCK_BYTES: usize = 16 << 20;
+pub const MAX_LOCK_BYTES: usize = crate::policy::MAX_POLICY_BYTES;
 const HEADER: &str =
     "# airgate.lock: collectors pinned by `airgate lock`. Review changes like code.\n";
 
@@ -140,7 +140,8 @@ impl Lockfile {
 
     /// Parses lock TOML, refusing invalid or non-canonical files.
     pub fn parse(text: &str) -> Result<Self, LockError> {
-        let lock: Lockfile = toml::from_str(text).map_err(|e| LockError::Toml(e.to_string()))?;
+        let lock: Lockfile = toml::from_str(text)
+            .map_err(|e| LockError::Toml(crate::escape::toml_error(text, &e)))?;
         if lock.version != LOCK_VERSION {
             return Err(LockError::Version(lock.version));
         }
@@ -153,8 +154,8 @@ impl Lockfile {
 
     /// Parses without requiring canonical form (for `airgate lock fmt`).
     pub fn parse_lenient(text: &str) -> Result<Self, LockError> {
-        let mut lock: Lockfile =
-            toml::from_str(text).map_err(|e| LockError::Toml(e.to_string()))?;
+        let mut lock: Lockfile = toml::from_str(text)
+            .map_err(|e| LockError::Toml(crate::escape::toml_error(text, &e)))?;
         if lock.version != LOCK_VERSION {
             return Err(LockError::Version(lock.version));
         }

@@ -291,8 +291,8 @@ fn matcher(exact: Option<String>, regex: Option<String>, what: &str) -> Result<M
 impl Policy {
     /// Parses policy TOML. Relative paths resolve against `base_dir`.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self, PolicyError> {
-        let toml: PolicyToml =
-            toml::from_str(text).map_err(|e| PolicyError::Toml(e.to_string()))?;
+        let toml: PolicyToml = toml::from_str(text)
+            .map_err(|e| PolicyError::Toml(crate::escape::toml_error(text, &e)))?;
         let trust = match toml.trust {
             None => None,
             Some(t) => {

@@ -79,6 +79,16 @@ pub struct CaConfig {
 }
 
 impl CaConfig {
+    /// Reads and validates `ca.json` from a state directory (public; no key needed).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config_path = dir.join(files::CONFIG);
+        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+        let config: CaConfig = serde_json::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {e}", config_path.display())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// A configuration with airgate defaults for `name`.
     pub fn with_defaults(name: &str) -> Self {
         CaConfig {
@@ -487,11 +497,7 @@ fn read_cert(path: &Path) -> Result<Vec<u8>> {
 impl PrivateCa {
     /// Loads the CA from the directory a ceremony wrote (the root key is not needed).
     pub fn load(dir: &Path) -> Result<Self> {
-        let config_path = dir.join(files::CONFIG);
-        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-        let config: CaConfig = serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {e}", config_path.display())))?;
-        config.validate()?;
+        let config = CaConfig::load(dir)?;
         let root_der = read_cert(&dir.join(files::ROOT_CERT))?;
         let intermediate_der = read_cert(&dir.join(files::INTERMEDIATE_CERT))?;
         let intermediate_key = SigningKey::load(

@@ -244,6 +244,8 @@ impl LogBench {
         cert: &[u8],
         sig: &[u8],
     ) -> anyhow::Result<ExitCode> {
+        // The state's own tables first, as every state directory has them.
+        drop(gateway::state::StateDir::open(state_dir)?);
         let mut conn = open_database(&state_dir.join(gateway::state::DATABASE))?;
         log.initialize(&conn)?;
         let mut stdout = std::io::stdout();

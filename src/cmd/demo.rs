@@ -258,11 +258,7 @@ impl DemoArgs {
         }
 
         step(7, "Audit the private transparency log (airgate log verify)");
-        let tlog = reader.tlog()?;
-        let audit = reader
-            .log_reader()
-            .verify_all(&tlog.key, &tlog.checkpoint_name())
-            .map_err(Error::from)?;
+        let audit = reader.audit()?;
         println!(
             "      log OK: {} entries, {} checkpoints, root {}",
             audit.size,

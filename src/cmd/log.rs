@@ -45,8 +45,20 @@ enum LogCommand {
         /// Newer size.
         new: u64,
     },
-    /// Recompute the tree from storage and check every checkpoint, SET and node.
-    Verify(StateOnly),
+    /// Audit everything the state holds about the log (entries, nodes,
+    /// checkpoints, metadata, import and artifact records, SQLite integrity),
+    /// and prove it grew from checkpoints kept elsewhere (--checkpoint).
+    Verify {
+        #[command(flatten)]
+        state: StateOnly,
+        /// A signed checkpoint kept outside this host (printed by import,
+        /// served at /checkpoint): the log must contain it and be consistent
+        /// with it. Repeatable.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<PathBuf>,
+    },
+    /// The latest signed checkpoint (C2SP signed note), to keep elsewhere.
+    Checkpoint(StateOnly),
 }
 
 #[derive(Args)]
@@ -64,7 +76,8 @@ impl LogArgs {
     /// Runs the subcommand.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let dir = match &self.command {
-            LogCommand::Info(s) | LogCommand::Verify(s) => &s.state,
+            LogCommand::Info(s) | LogCommand::Checkpoint(s) => &s.state,
+            LogCommand::Verify { state, .. } => &state.state,
             LogCommand::Entry { state, .. }
             | LogCommand::Prove { state, .. }
             | LogCommand::Consistency { state, .. } => &state.state,
@@ -116,18 +129,37 @@ impl LogArgs {
                     "hashes": hashes(&proof),
                 })
             }
-            LogCommand::Verify(_) => {
-                let tlog = state.tlog()?;
-                let audit = reader
-                    .verify_all(&tlog.key, &tlog.checkpoint_name())
-                    .map_err(Error::from)?;
+            LogCommand::Verify { checkpoint, .. } => {
+                let audit = state.audit()?;
                 println!(
-                    "log OK: {} entries, {} nodes and {} checkpoints verified; root {}",
+                    "log OK: {} entries, {} nodes and {} checkpoints verified, import and artifact records consistent; root {}",
                     audit.size,
                     audit.nodes,
                     audit.checkpoints,
                     hex::encode(audit.root_hash)
                 );
+                for path in checkpoint {
+                    let text = gateway::files::read_limited(&path, 64 << 10)?;
+                    let note = String::from_utf8(text)
+                        .map_err(|_| Error::Usage(format!("{}: not UTF-8 text", path.display())))?;
+                    let kept = state.verify_kept_checkpoint(&note).map_err(|e| {
+                        anyhow::Error::from(e).context(format!("checkpoint {}", path.display()))
+                    })?;
+                    println!(
+                        "consistent with the checkpoint kept in {} (tree size {} -> {})",
+                        path.display(),
+                        kept.kept_size,
+                        kept.size
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            LogCommand::Checkpoint(_) => {
+                let checkpoint = reader
+                    .latest_checkpoint()
+                    .map_err(Error::from)?
+                    .ok_or_else(|| Error::Usage("the log is empty: no checkpoint yet".into()))?;
+                print!("{}", checkpoint.note);
                 return Ok(ExitCode::SUCCESS);
             }
         };

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use gateway::http::{
     BearerToken, HttpLimits, RateLimit, Server, ServerConfig, TufRefresher, Writes,
 };
-use gateway::{files, tuf_repo, Error};
+use gateway::{files, Error};
 
 /// Serve artifacts, signatures, the private TUF repository, the log and a dashboard.
 #[derive(Args)]
@@ -21,7 +21,7 @@ pub struct ServeArgs {
     state: PathBuf,
     /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    listen: String,
     /// Enable `POST /api/v1/import`, authorized by the bearer token in this file
     /// (16 to 4096 printable characters; keep the file mode 0600).
     #[arg(long, value_name = "FILE")]
@@ -45,6 +45,16 @@ pub struct ServeArgs {
     /// Most connections served at once.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_connections: usize,
+    /// Most open connections per client address (behind a proxy all clients
+    /// share one: raise it there).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_connections_per_client: usize,
+    /// Slowest average upload accepted for POST /api/v1/import, after --upload-grace.
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
+    min_upload_rate: u64,
+    /// How long an upload may take before --min-upload-rate applies.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    upload_grace: Duration,
     /// Longest a client may take to send a request's headers (also how long
     /// a kept-alive connection may wait for its next request).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
@@ -69,8 +79,58 @@ enum LogFormat {
     Json,
 }
 
+/// A duration flag: a whole number with s, m, h or d; a bare number is seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    tuf_repo::parse_duration(text).map_err(|e| e.to_string())
+    let t = text.trim();
+    let bad = || {
+        format!(
+            "{} is not a duration: give a whole number of seconds, or one with s, m, h or d (10, 10s, 5m, 1h)",
+            gateway::escape::quoted(text)
+        )
+    };
+    let (digits, scale) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 'h')) => (&t[..i], 3_600),
+        Some((i, 'd')) => (&t[..i], 86_400),
+        Some((_, c)) if c.is_ascii_digit() => (t, 1),
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
+}
+
+/// Binds the listen address (a host name such as `localhost` is resolved;
+/// the first address that binds wins).
+fn bind(listen: &str) -> anyhow::Result<std::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = listen
+        .to_socket_addrs()
+        .map_err(|e| {
+            Error::Usage(format!(
+                "--listen {}: not HOST:PORT ({e})",
+                gateway::escape::quoted(listen)
+            ))
+        })?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => {
+                l.set_nonblocking(true)?;
+                return Ok(l);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::Usage(format!(
+        "cannot listen on {}: {}",
+        gateway::escape::quoted(listen),
+        last.map_or_else(|| "no address".to_string(), |e| e.to_string())
+    ))
+    .into())
 }
 
 /// A duration that must not be zero (a zero timeout would drop every
@@ -206,6 +266,9 @@ impl ServeArgs {
             limits: HttpLimits {
                 max_import_bytes: self.max_import_size,
                 max_connections: self.max_connections.max(1),
+                max_connections_per_client: self.max_connections_per_client.max(1),
+                min_upload_rate: self.min_upload_rate,
+                upload_grace: self.upload_grace,
                 header_read_timeout: self.header_read_timeout,
                 idle_timeout: self.idle_timeout,
                 ..HttpLimits::default()
@@ -215,6 +278,8 @@ impl ServeArgs {
         };
         let server = Server::new(config)
             .with_context(|| format!("serving the state directory {}", self.state.display()))?;
+        // The port first: a port in use fails before anything is re-signed.
+        let std_listener = bind(&self.listen)?;
         let refresher = TufRefresher::new(&self.state, self.tuf_refresh_interval)
             .context("--tuf-refresh-interval")?;
         // Fresh metadata before the first request.
@@ -227,9 +292,7 @@ impl ServeArgs {
             .build()
             .context("starting the async runtime")?;
         runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(self.listen)
-                .await
-                .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", self.listen)))?;
+            let listener = tokio::net::TcpListener::from_std(std_listener)?;
             let addr = listener.local_addr()?;
             println!("airgate serve: listening on http://{addr}");
             tracing::info!(
@@ -261,6 +324,18 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_number_durations_are_seconds() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        for bad in ["", "ten", "10x", "-1", "1.5s", "s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn sizes_take_binary_suffixes() {

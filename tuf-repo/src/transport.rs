@@ -227,8 +227,44 @@ impl GuardedTransport {
             }
             data.extend_from_slice(&chunk);
         }
+        if let Err(detail) = check_role_type(&rel, &data) {
+            let mut record = self.lock();
+            if record.violation.is_none() {
+                record.violation = Some(Error::malformed(rel.clone(), &detail));
+            }
+            return Err(TransportError::new_with_cause(
+                TransportErrorKind::Other,
+                url.as_str(),
+                detail,
+            ));
+        }
         self.lock().files.insert(rel, data.clone());
         Ok(data)
+    }
+}
+
+/// A metadata file must say which role it is (`signed._type`, as python-tuf
+/// checks): binding a role to its file's position alone lets one role's
+/// signed metadata be served as another's.
+pub(crate) fn check_role_type(rel: &str, data: &[u8]) -> Result<(), String> {
+    let Some(role) = role_of(rel) else {
+        return Ok(());
+    };
+    let expected = match role {
+        Role::Root => "root",
+        Role::Timestamp => "timestamp",
+        Role::Snapshot => "snapshot",
+        Role::Targets | Role::Delegated(_) => "targets",
+    };
+    let doc: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| format!("is not JSON: {e}"))?;
+    match doc.get("signed").and_then(|s| s.get("_type")) {
+        Some(serde_json::Value::String(t)) if t == expected => Ok(()),
+        Some(serde_json::Value::String(t)) => Err(format!(
+            "signed._type is {t:?}, but the file holds the {expected} role"
+        )),
+        Some(other) => Err(format!("signed._type is not a string ({other})")),
+        None => Err(format!("signed._type is missing (expected {expected:?})")),
     }
 }
 
@@ -299,6 +335,25 @@ mod tests {
             Some(Role::Delegated("registry.npmjs.org".into()))
         );
         assert_eq!(role_of("targets/abc.trusted_root.json"), None);
+    }
+
+    #[test]
+    fn role_type_missing_wrong_or_not_a_string() {
+        let doc = |t: &str| format!(r#"{{"signed":{t},"signatures":[]}}"#);
+        assert!(check_role_type("2.root.json", doc(r#"{"_type":"root"}"#).as_bytes()).is_ok());
+        assert!(check_role_type("targets/x.json", b"not json at all").is_ok());
+        for (file, signed) in [
+            ("2.root.json", r#"{"_type":"targets"}"#),
+            ("timestamp.json", r#"{"_type":"snapshot"}"#),
+            ("3.snapshot.json", r#"{}"#),
+            ("4.targets.json", r#"{"_type":4}"#),
+            ("8.registry.npmjs.org.json", r#"{"_type":"root"}"#),
+        ] {
+            assert!(
+                check_role_type(file, doc(signed).as_bytes()).is_err(),
+                "{file} {signed}"
+            );
+        }
     }
 
     #[test]

@@ -91,7 +91,28 @@ async fn spool_and_import(
     let mut file = tokio::fs::File::from_std(std_file);
     let mut stream = body.into_data_stream();
     let mut received: u64 = 0;
-    while let Some(chunk) = next_chunk(&mut stream).await {
+    let started = tokio::time::Instant::now();
+    let rate = state.limits.min_upload_rate.max(1);
+    loop {
+        // A total deadline: the grace, plus what was received at the
+        // slowest rate accepted.
+        let allowed = state.limits.upload_grace
+            + std::time::Duration::from_secs_f64(received as f64 / rate as f64);
+        let Ok(next) = tokio::time::timeout_at(started + allowed, next_chunk(&mut stream)).await
+        else {
+            tracing::warn!(bytes = received, "import: upload too slow; refused");
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the upload is too slow: {received} bytes in {} s (at least {rate} bytes/s are required after {} s)",
+                    started.elapsed().as_secs(),
+                    state.limits.upload_grace.as_secs()
+                ),
+            ));
+        };
+        let Some(chunk) = next else {
+            break;
+        };
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request(format!("the request body could not be read: {e}"))
         })?;

@@ -172,7 +172,21 @@ pub(crate) async fn guard_and_log(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let mut response = if target.len() > limits.max_uri_bytes {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    let mut response = if hosts != 1 {
+        let mut r = ApiError::bad_request(format!(
+            "a request needs exactly one Host header (it has {hosts})"
+        ))
+        .into_response();
+        close(&mut r);
+        r
+    } else if chunked && req.uri().path() != IMPORT_PATH {
+        let mut r = ApiError::bad_request("request bodies of unknown length are refused here")
+            .into_response();
+        close(&mut r);
+        r
+    } else if target.len() > limits.max_uri_bytes {
         ApiError::new(
             StatusCode::URI_TOO_LONG,
             format!(
@@ -191,6 +205,11 @@ pub(crate) async fn guard_and_log(
     } else {
         next.run(req).await
     };
+    if chunked {
+        // A body of unknown length: the connection's next bytes are not
+        // checked for framing, so no further request is read from it.
+        close(&mut response);
+    }
     let h = response.headers_mut();
     h.insert(
         "x-content-type-options",
@@ -218,60 +237,226 @@ pub(crate) async fn guard_and_log(
     response
 }
 
+/// Open connections per client address; a slot is released when its
+/// [`ClientSlot`] drops.
+#[derive(Default)]
+struct ClientTable {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One client connection counted in the [`ClientTable`].
+pub(crate) struct ClientSlot {
+    table: Arc<ClientTable>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .table
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl ClientTable {
+    /// A slot for `ip`, unless it holds `max` connections already.
+    fn admit(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+fn close(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+}
+
 /// A TCP listener that serves at most N connections at once (a further
-/// connection waits in the kernel's backlog until one closes), turns off
-/// Nagle's algorithm on each, and gives each an idle deadline.
+/// connection waits in the kernel's backlog until one closes) and at most M
+/// per client address (a further one from the same client is closed at
+/// once, so one client cannot make the others wait), turns off Nagle's
+/// algorithm on each, and gives each an idle deadline.
 pub(crate) struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    clients: Arc<ClientTable>,
+    max_per_client: usize,
     idle_timeout: Duration,
 }
 
 impl LimitedListener {
-    pub(crate) fn new(inner: TcpListener, max_connections: usize, idle_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        inner: TcpListener,
+        max_connections: usize,
+        max_per_client: usize,
+        idle_timeout: Duration,
+    ) -> Self {
         LimitedListener {
             inner,
             permits: Arc::new(Semaphore::new(max_connections.max(1))),
+            clients: Arc::default(),
+            max_per_client: max_per_client.max(1),
             idle_timeout,
         }
     }
 
-    /// The next connection, once a slot is free. Accept errors (such as
-    /// running out of file descriptors) are retried after a pause.
+    /// The next admitted connection, once a slot is free. Accept errors
+    /// (such as running out of file descriptors) are retried after a pause.
     pub(crate) async fn accept(&mut self) -> (LimitedStream, SocketAddr) {
-        let permit = match self.permits.clone().acquire_owned().await {
-            Ok(p) => p,
-            // The semaphore is never closed.
-            Err(_) => std::future::pending().await,
+        loop {
+            let permit = match self.permits.clone().acquire_owned().await {
+                Ok(p) => p,
+                // The semaphore is never closed.
+                Err(_) => std::future::pending().await,
+            };
+            let (stream, addr) = Listener::accept(&mut self.inner).await;
+            let Some(slot) = self.clients.admit(addr.ip(), self.max_per_client) else {
+                tracing::warn!(target: "airgate::http", client = %addr, limit = self.max_per_client, "connection refused: too many open connections from this client");
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            return (
+                LimitedStream::new(stream, permit, slot, self.idle_timeout),
+                addr,
+            );
+        }
+    }
+}
+
+/// Where a connection is in its request stream, for the line-ending check.
+#[derive(Debug)]
+enum Framing {
+    /// Reading a request's header block (kept, bounded, to find its length).
+    Header { block: Vec<u8> },
+    /// Skipping this many body bytes.
+    Body(u64),
+    /// A body of unknown length (chunked): no further request on this
+    /// connection is parsed (the server answers it with `Connection: close`).
+    Unchecked,
+}
+
+/// Longest header block looked at; hyper refuses longer ones itself.
+const MAX_HEADER_BLOCK: usize = 64 << 10;
+
+impl Framing {
+    /// Checks bytes a client sent: every header line must end in CRLF
+    /// (a bare LF is refused: parsers disagree on it, which is how requests
+    /// are smuggled past a proxy).
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), &'static str> {
+        while !data.is_empty() {
+            match self {
+                Framing::Unchecked => return Ok(()),
+                Framing::Body(n) => {
+                    let skip = (*n).min(data.len() as u64) as usize;
+                    *n -= skip as u64;
+                    data = &data[skip..];
+                    if *n == 0 {
+                        *self = Framing::Header { block: Vec::new() };
+                    }
+                }
+                Framing::Header { block } => {
+                    let (byte, rest) = (data[0], &data[1..]);
+                    data = rest;
+                    if byte == b'\n' && block.last() != Some(&b'\r') {
+                        return Err("a request line ends in a bare LF; HTTP requires CRLF");
+                    }
+                    if block.len() < MAX_HEADER_BLOCK {
+                        block.push(byte);
+                    }
+                    if block == b"\r\n" {
+                        // An empty line before a request line is ignored (RFC 9112).
+                        block.clear();
+                    } else if block.ends_with(b"\r\n\r\n") {
+                        *self = next_after_headers(block);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// After a header block: its body's length, from Content-Length (none is
+/// zero), or unchecked for Transfer-Encoding.
+fn next_after_headers(block: &[u8]) -> Framing {
+    let text = String::from_utf8_lossy(block);
+    let mut length = 0u64;
+    for line in text.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
         };
-        let (stream, addr) = Listener::accept(&mut self.inner).await;
-        let _ = stream.set_nodelay(true);
-        (LimitedStream::new(stream, permit, self.idle_timeout), addr)
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Framing::Unchecked;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            match value.trim().parse::<u64>() {
+                Ok(n) => length = n,
+                // hyper refuses it; nothing of this connection is read further.
+                Err(_) => return Framing::Unchecked,
+            }
+        }
+    }
+    if length == 0 {
+        Framing::Header { block: Vec::new() }
+    } else {
+        Framing::Body(length)
     }
 }
 
 /// A connection holding one of the listener's permits, failing with
-/// `TimedOut` once no byte has moved either way for the idle timeout.
+/// `TimedOut` once no byte has moved either way for the idle timeout, and
+/// with `InvalidData` on a bare-LF header line.
 pub(crate) struct LimitedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    _slot: ClientSlot,
     idle_timeout: Duration,
     last_progress: tokio::time::Instant,
     /// Fires at or before `last_progress + idle_timeout`; re-armed lazily
     /// (progress only stamps `last_progress`, so a busy stream costs no
     /// timer updates).
     deadline: Pin<Box<tokio::time::Sleep>>,
+    framing: Framing,
 }
 
 impl LimitedStream {
-    fn new(stream: TcpStream, permit: OwnedSemaphorePermit, idle_timeout: Duration) -> Self {
+    fn new(
+        stream: TcpStream,
+        permit: OwnedSemaphorePermit,
+        slot: ClientSlot,
+        idle_timeout: Duration,
+    ) -> Self {
         let now = tokio::time::Instant::now();
         LimitedStream {
             stream,
             _permit: permit,
+            _slot: slot,
             idle_timeout,
             last_progress: now,
             deadline: Box::pin(tokio::time::sleep_until(now + idle_timeout)),
+            framing: Framing::Header { block: Vec::new() },
         }
     }
 
@@ -310,6 +495,10 @@ impl AsyncRead for LimitedStream {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     self.progressed();
+                    let new = &buf.filled()[before..];
+                    if let Err(why) = self.framing.feed(new) {
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, why)));
+                    }
                 }
                 Poll::Ready(Ok(()))
             }
@@ -380,7 +569,7 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let mut limited = LimitedListener::new(listener, 1, idle);
+        let mut limited = LimitedListener::new(listener, 1, 1, idle);
         let (server, _) = limited.accept().await;
         (server, client)
     }
@@ -433,6 +622,67 @@ mod tests {
             }
         };
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn bare_lf_in_a_header_block_is_refused() {
+        let mut f = Framing::Header { block: Vec::new() };
+        assert!(f.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").is_ok());
+        assert!(f.feed(b"GET / HTTP/1.1\nHost: a\r\n\r\n").is_err());
+        let mut f = Framing::Header { block: Vec::new() };
+        assert!(f.feed(b"GET / HTTP/1.1\r\nHost: a\n\r\n").is_err());
+    }
+
+    #[test]
+    fn body_bytes_are_skipped_and_the_next_request_is_checked() {
+        let mut f = Framing::Header { block: Vec::new() };
+        // A body containing a bare LF is data, not a header line.
+        f.feed(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\na\nb\nc")
+            .unwrap();
+        assert!(matches!(f, Framing::Header { .. }));
+        assert!(f.feed(b"GET / HTTP/1.1\nHost: a\r\n\r\n").is_err());
+        // Split across reads.
+        let mut f = Framing::Header { block: Vec::new() };
+        for b in b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\n" {
+            f.feed(std::slice::from_ref(b)).unwrap();
+        }
+        assert!(f.feed(b"Host: b\n").is_err());
+        // After a chunked body nothing more is parsed.
+        let mut f = Framing::Header { block: Vec::new() };
+        f.feed(b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap();
+        assert!(matches!(f, Framing::Unchecked));
+    }
+
+    #[tokio::test]
+    async fn one_client_gets_at_most_its_share_of_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut limited = LimitedListener::new(listener, 100, 2, Duration::from_secs(5));
+        let c1 = TcpStream::connect(addr).await.unwrap();
+        let (s1, _) = limited.accept().await;
+        let c2 = TcpStream::connect(addr).await.unwrap();
+        let (s2, _) = limited.accept().await;
+        // A third from the same address is closed at once...
+        let mut c3 = TcpStream::connect(addr).await.unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), limited.accept())
+                .await
+                .is_err(),
+            "a third connection was admitted"
+        );
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            c3.read(&mut buf).await.unwrap_or(0),
+            0,
+            "the third connection was closed"
+        );
+        // ...and a slot frees when one of the client's connections ends.
+        drop(s1);
+        let _c4 = TcpStream::connect(addr).await.unwrap();
+        let (_s4, _) = limited.accept().await;
+        drop((c1, c2, s2));
     }
 
     #[test]

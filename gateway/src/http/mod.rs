@@ -124,6 +124,14 @@ pub struct HttpLimits {
     pub max_uri_bytes: usize,
     /// Most connections served at once (further ones wait to be accepted).
     pub max_connections: usize,
+    /// Most connections one client address may hold open (further ones are
+    /// closed at once, so one client cannot make the others wait).
+    pub max_connections_per_client: usize,
+    /// An upload may take this long plus its size at `min_upload_rate`.
+    pub upload_grace: Duration,
+    /// Slowest average upload rate accepted after the grace (bytes/s): a
+    /// total deadline, so a trickling upload cannot hold the server.
+    pub min_upload_rate: u64,
     /// Longest a client may take to send a request's headers, counted from
     /// when the server starts waiting for them (on a kept-alive connection,
     /// the end of the previous response), so it also bounds keep-alive idling.
@@ -135,13 +143,17 @@ pub struct HttpLimits {
 
 impl Default for HttpLimits {
     /// Imports up to 16 GiB, other bodies 64 KiB, URIs 4 KiB, 1024
-    /// connections, headers within 10 s, connections idle at most 30 s.
+    /// connections (64 per client), headers within 10 s, connections idle
+    /// at most 30 s, uploads at 1 MiB/s on average after 60 s.
     fn default() -> Self {
         HttpLimits {
             max_import_bytes: 16 << 30,
             max_request_bytes: 64 << 10,
             max_uri_bytes: 4096,
             max_connections: 1024,
+            max_connections_per_client: 64,
+            upload_grace: Duration::from_secs(60),
+            min_upload_rate: 1 << 20,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
         }
@@ -245,6 +257,7 @@ impl Server {
             .route("/api/v1/log/proof", get(log::consistency))
             .route("/api/v1/log/publicKey", get(log::public_key))
             .route("/checkpoint", get(log::checkpoint))
+            .route("/healthz", get(health))
             .route("/api/v1/import", post(import::upload))
             .fallback(error::no_route)
             .with_state(shared.clone())
@@ -285,6 +298,7 @@ impl Server {
         let mut listener = limits::LimitedListener::new(
             listener,
             self.limits.max_connections,
+            self.limits.max_connections_per_client,
             self.limits.idle_timeout,
         );
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -323,6 +337,24 @@ impl Server {
                 Ok(())
             }
         }
+    }
+}
+
+/// `GET /healthz`: 200 with the log size when the database answers, else 503
+/// (for load balancers; no state is changed).
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match db::with_db(&state, |c| Ok(crate::tlog::LogReader::new(c).size()?)).await {
+        Ok(size) => {
+            axum::Json(serde_json::json!({"status": "ok", "logSize": size})).into_response()
+        }
+        Err(_) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "unavailable"})),
+        )
+            .into_response(),
     }
 }
 

@@ -553,6 +553,77 @@ impl StateReader {
         queries::current_sigs(&self.conn, name)
     }
 
+    /// Audits everything the database holds: the log (see
+    /// [`LogReader::verify_all`]) with its metadata checked against the
+    /// trusted root's log key and `ca.json`'s log URL, and every import and
+    /// artifact record against the log (checkpoints and entries they name).
+    pub fn audit(&self) -> Result<crate::tlog::LogAudit> {
+        let tlog = self.tlog()?;
+        let config = private_ca::CaConfig::load(&self.dir)?;
+        if tlog.base_url != config.tlog_url {
+            return Err(LogError::Tampered(format!(
+                "trusted_root.json names the log {}, ca.json {}",
+                crate::escape::quoted(&tlog.base_url),
+                crate::escape::quoted(&config.tlog_url)
+            ))
+            .into());
+        }
+        let origin = crate::tlog::origin_for(&tlog.key.key_id(), &config.tlog_url);
+        let reader = self.log_reader();
+        let audit = reader.verify_all(&tlog.key, &tlog.checkpoint_name(), &origin)?;
+        self.audit_records(&reader, audit.size)?;
+        Ok(audit)
+    }
+
+    fn audit_records(&self, reader: &LogReader<'_>, size: u64) -> Result<()> {
+        let tampered = |m: String| Error::Log(LogError::Tampered(m));
+        for (id, cp) in queries::import_checkpoint_sizes(&self.conn)? {
+            if cp > size {
+                return Err(tampered(format!(
+                    "import #{id} recorded the log at size {cp}, but the log has {size} entries: entries were removed"
+                )));
+            }
+            reader.checkpoint(cp).map_err(|_| {
+                tampered(format!(
+                    "import #{id} recorded a checkpoint at size {cp} that the log does not hold"
+                ))
+            })?;
+        }
+        for r in queries::artifact_log_references(&self.conn)? {
+            let name = crate::escape::quoted(&r.name);
+            if r.log_index >= size {
+                return Err(tampered(format!(
+                    "artifact {name} of import #{} names log entry {}, but the log has {size} entries: entries were removed",
+                    r.import_id, r.log_index
+                )));
+            }
+            let entry = reader.entry(r.log_index)?;
+            if hex::encode(entry.artifact_sha256) != r.sha256 {
+                return Err(tampered(format!(
+                    "artifact {name} of import #{} is sha256 {}, but log entry {} is about {}",
+                    r.import_id,
+                    r.sha256,
+                    r.log_index,
+                    hex::encode(entry.artifact_sha256)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Proves the log grew from a checkpoint kept outside this host.
+    pub fn verify_kept_checkpoint(&self, note: &str) -> Result<crate::tlog::KeptCheckpoint> {
+        let tlog = self.tlog()?;
+        let config = private_ca::CaConfig::load(&self.dir)?;
+        let origin = crate::tlog::origin_for(&tlog.key.key_id(), &config.tlog_url);
+        Ok(self.log_reader().verify_kept_checkpoint(
+            note,
+            &tlog.key,
+            &tlog.checkpoint_name(),
+            &origin,
+        )?)
+    }
+
     /// The transparency log entry of the trusted root (airgate's private log).
     pub fn tlog(&self) -> Result<&TransparencyLog> {
         self.trusted_root.tlogs.first().ok_or_else(|| {

@@ -275,3 +275,51 @@ pub fn imports(conn: &Connection, limit: usize) -> Result<Vec<ImportRow>> {
         .map_err(sql)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(sql)
 }
+
+/// Every import's number and recorded checkpoint size.
+pub fn import_checkpoint_sizes(conn: &Connection) -> Result<Vec<(i64, u64)>> {
+    let mut stmt = conn
+        .prepare("SELECT id, checkpoint_size FROM imports ORDER BY id")
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(sql)?;
+    rows.map(|r| {
+        let (id, size) = r.map_err(sql)?;
+        Ok((id, u64::try_from(size).unwrap_or(u64::MAX)))
+    })
+    .collect()
+}
+
+/// One artifact record's reference into the log.
+#[derive(Debug, Clone)]
+pub struct LogReference {
+    /// Artifact name.
+    pub name: String,
+    /// The import that recorded it.
+    pub import_id: i64,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Our log index.
+    pub log_index: u64,
+}
+
+/// Every artifact record's log reference.
+pub fn artifact_log_references(conn: &Connection) -> Result<Vec<LogReference>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT name, import_id, sha256, log_index FROM artifacts ORDER BY import_id, name",
+        )
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(LogReference {
+                name: r.get(0)?,
+                import_id: r.get(1)?,
+                sha256: r.get(2)?,
+                log_index: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(u64::MAX),
+            })
+        })
+        .map_err(sql)?;
+    rows.map(|r| r.map_err(sql)).collect()
+}

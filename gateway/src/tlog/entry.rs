@@ -93,6 +93,26 @@ pub fn set_payload(body: &[u8], integrated_time: i64, log_id: &[u8], log_index: 
     .into_bytes()
 }
 
+/// What the `kind` and `artifact_sha256` columns of an entry must be, read
+/// from its signed body: the kind, and for hashedrekord the digest it
+/// records (a dsse body records only the payload's hash, so the subject
+/// digest is not derivable from it). `None` for a body of neither kind.
+pub fn derived_columns(body: &[u8]) -> Option<(EntryKind, Option<[u8; 32]>)> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let kind = EntryKind::from_kind(value.get("kind")?.as_str()?)?;
+    match kind {
+        EntryKind::HashedRekord => {
+            let hash = value.pointer("/spec/data/hash")?;
+            if hash.get("algorithm")?.as_str()? != "sha256" {
+                return None;
+            }
+            let digest = crate::encoding::hex32(hash.get("value")?.as_str()?)?;
+            Some((kind, Some(digest)))
+        }
+        EntryKind::Dsse => Some((kind, None)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

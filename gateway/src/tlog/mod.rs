@@ -7,6 +7,6 @@ pub mod merkle;
 pub mod store;
 
 pub use store::{
-    open_database, AppendedBatch, AppendedEntry, Log, LogAudit, LogError, LogReader, NewEntry,
-    StoredCheckpoint, StoredEntry,
+    open_database, origin_for, verify_note, AppendedBatch, AppendedEntry, KeptCheckpoint, Log,
+    LogAudit, LogError, LogReader, NewEntry, StoredCheckpoint, StoredEntry,
 };

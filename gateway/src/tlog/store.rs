@@ -186,14 +186,24 @@ fn blob32(v: Vec<u8>, what: &str) -> Result<Hash, LogError> {
         .map_err(|_| LogError::Tampered(format!("{what} is not 32 bytes")))
 }
 
+/// The checkpoint origin line of the log with this ID served at `base_url`
+/// (`<host> - <tree ID>`, the tree ID from the log ID as Rekor derives it).
+pub fn origin_for(log_id: &[u8; 32], base_url: &str) -> String {
+    let mut tree_id = [0u8; 8];
+    tree_id.copy_from_slice(&log_id[..8]);
+    format!(
+        "{} - {}",
+        host_of(base_url),
+        u64::from_be_bytes(tree_id) >> 1
+    )
+}
+
 impl Log {
     /// A log signing with `signer`, served at `base_url` (its host names checkpoint signatures).
     pub fn new(signer: SigningKey, base_url: &str) -> Self {
         let log_id = signer.key_id();
         let name = host_of(base_url);
-        let mut tree_id = [0u8; 8];
-        tree_id.copy_from_slice(&log_id[..8]);
-        let origin = format!("{name} - {}", u64::from_be_bytes(tree_id) >> 1);
+        let origin = origin_for(&log_id, base_url);
         Log {
             signer,
             log_id,
@@ -612,16 +622,84 @@ impl<'c> LogReader<'c> {
         }
     }
 
-    /// Recomputes the whole tree from the stored bodies and checks every stored
-    /// node, SET, checkpoint signature and the consistency of successive checkpoints.
-    pub fn verify_all(&self, key: &VerifyingKey, name: &str) -> Result<LogAudit, LogError> {
+    /// Recomputes the whole tree from the stored bodies and checks everything
+    /// the database holds about it: SQLite's own integrity check; the log's
+    /// metadata (ID and origin) against the key and the expected origin; every
+    /// entry's SET and its derived columns (kind, artifact digest) against its
+    /// body; every perfect-subtree node present and equal to the recomputed one;
+    /// every checkpoint's signature, root and consistency with the previous one,
+    /// and a checkpoint at the current size (every batch ends with one).
+    pub fn verify_all(
+        &self,
+        key: &VerifyingKey,
+        name: &str,
+        origin: &str,
+    ) -> Result<LogAudit, LogError> {
+        self.integrity_check()?;
+        self.check_meta(key, origin)?;
+        let tree = self.verify_entries(key)?;
+        let size = tree.size();
+        let nodes = self.verify_nodes(&tree)?;
+        let (checkpoints, latest) = self.verify_checkpoints(&tree, key, name, origin)?;
+        if size > 0 && latest != Some(size) {
+            return Err(LogError::Tampered(format!(
+                "the log has {size} entries but its latest signed checkpoint is at size {}: checkpoints were removed",
+                latest.map_or("(none)".to_string(), |s| s.to_string())
+            )));
+        }
+        Ok(LogAudit {
+            size,
+            nodes,
+            checkpoints,
+            root_hash: tree.root(size)?,
+        })
+    }
+
+    /// `PRAGMA integrity_check` must answer exactly "ok".
+    fn integrity_check(&self) -> Result<(), LogError> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let problems: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        if problems != ["ok"] {
+            return Err(LogError::Tampered(format!(
+                "the database fails PRAGMA integrity_check: {}",
+                crate::escape::quoted(&problems.join("; "))
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_meta(&self, key: &VerifyingKey, origin: &str) -> Result<(), LogError> {
+        let expected_id = hex::encode(key.key_id());
+        match self.log_id()? {
+            Some(id) if id == expected_id => {}
+            Some(id) => {
+                return Err(LogError::Tampered(format!(
+                    "tlog_meta log_id is {}, not the log key's {expected_id}",
+                    crate::escape::quoted(&id)
+                )))
+            }
+            None => return Err(LogError::Tampered("tlog_meta has no log_id".into())),
+        }
+        match self.origin()? {
+            Some(o) if o == origin => Ok(()),
+            Some(o) => Err(LogError::Tampered(format!(
+                "tlog_meta origin is {}, not {}",
+                crate::escape::quoted(&o),
+                crate::escape::quoted(origin)
+            ))),
+            None => Err(LogError::Tampered("tlog_meta has no origin".into())),
+        }
+    }
+
+    /// Every entry, in order: contiguous, SET valid, derived columns equal
+    /// to what its body says. Returns the recomputed tree.
+    fn verify_entries(&self, key: &VerifyingKey) -> Result<merkle::MemoryTree, LogError> {
         let log_id = key.key_id();
-        let mut hint = [0u8; 4];
-        hint.copy_from_slice(&log_id[..4]);
-        let size = self.size()?;
         let mut tree = merkle::MemoryTree::new();
         let mut stmt = self.conn.prepare(
-            "SELECT idx, body, integrated_time, set_signature FROM tlog_entries ORDER BY idx",
+            "SELECT idx, body, integrated_time, set_signature, kind, artifact_sha256 FROM tlog_entries ORDER BY idx",
         )?;
         let mut rows = stmt.query([])?;
         let mut expected_index = 0u64;
@@ -640,15 +718,22 @@ impl<'c> LogReader<'c> {
                     "entry {index}: signed entry timestamp does not match its body"
                 )));
             }
+            let kind: String = row.get(4)?;
+            let digest = blob32(row.get(5)?, "artifact digest")?;
+            check_derived(index, &body, &kind, &digest)?;
             tree.push(merkle::leaf_hash(&body));
             expected_index += 1;
         }
-        // Every stored node must equal the recomputed one.
+        Ok(tree)
+    }
+
+    /// Every node of every perfect subtree must be stored and equal the recomputed one.
+    fn verify_nodes(&self, tree: &merkle::MemoryTree) -> Result<u64, LogError> {
         let mut nodes = self
             .conn
             .prepare("SELECT level, idx, hash FROM tlog_nodes")?;
         let mut node_rows = nodes.query([])?;
-        let mut node_count = 0u64;
+        let mut count = 0u64;
         while let Some(row) = node_rows.next()? {
             let level: u32 = row.get(0)?;
             let index = row.get::<_, i64>(1)? as u64;
@@ -658,39 +743,60 @@ impl<'c> LogReader<'c> {
                     "node level {level} index {index} differs from the tree recomputed from the entries"
                 )));
             }
-            node_count += 1;
+            count += 1;
         }
+        let expected = expected_node_count(tree.size());
+        if count != expected {
+            return Err(LogError::Tampered(format!(
+                "{count} stored nodes, but a tree of {} entries has {expected}: nodes were removed",
+                tree.size()
+            )));
+        }
+        Ok(count)
+    }
+
+    /// Every checkpoint: signature, row vs note, root vs entries, origin, and
+    /// consistency with the previous one. Returns the count and the latest size.
+    fn verify_checkpoints(
+        &self,
+        tree: &merkle::MemoryTree,
+        key: &VerifyingKey,
+        name: &str,
+        origin: &str,
+    ) -> Result<(u64, Option<u64>), LogError> {
+        let log_id = key.key_id();
+        let mut hint = [0u8; 4];
+        hint.copy_from_slice(&log_id[..4]);
+        let size = tree.size();
         let mut checkpoints = self.conn.prepare(
             "SELECT tree_size, root_hash, note FROM tlog_checkpoints ORDER BY tree_size",
         )?;
         let mut cp_rows = checkpoints.query([])?;
         let mut previous: Option<(u64, Hash)> = None;
-        let mut checkpoint_count = 0u64;
+        let mut count = 0u64;
         while let Some(row) = cp_rows.next()? {
             let cp_size = row.get::<_, i64>(0)? as u64;
             let root = blob32(row.get(1)?, "checkpoint root")?;
             let note_text: String = row.get(2)?;
             if cp_size > size {
                 return Err(LogError::Tampered(format!(
-                    "checkpoint at size {cp_size} exceeds the log size {size}"
+                    "checkpoint at size {cp_size} exceeds the log size {size}: entries were removed"
                 )));
             }
-            let note = SignedNote::parse(&note_text)
-                .map_err(|e| LogError::Tampered(format!("checkpoint {cp_size}: {e}")))?;
-            if note.verify(name, hint, key) != SignatureCheck::Valid {
-                return Err(LogError::Tampered(format!(
-                    "checkpoint {cp_size}: signature does not verify"
-                )));
-            }
-            let parsed = Checkpoint::parse(&note.text)
+            let parsed = verify_note(&note_text, name, hint, key)
                 .map_err(|e| LogError::Tampered(format!("checkpoint {cp_size}: {e}")))?;
             if parsed.size != cp_size || parsed.root_hash != root {
                 return Err(LogError::Tampered(format!(
                     "checkpoint {cp_size}: signed note disagrees with its row"
                 )));
             }
-            let recomputed = tree.root(cp_size)?;
-            if recomputed != root {
+            if parsed.origin != origin {
+                return Err(LogError::Tampered(format!(
+                    "checkpoint {cp_size}: origin {} is not this log's",
+                    crate::escape::quoted(&parsed.origin)
+                )));
+            }
+            if tree.root(cp_size)? != root {
                 return Err(LogError::Tampered(format!(
                     "checkpoint {cp_size}: signed root hash does not match the entries"
                 )));
@@ -707,15 +813,130 @@ impl<'c> LogReader<'c> {
                 )?;
             }
             previous = Some((cp_size, root));
-            checkpoint_count += 1;
+            count += 1;
         }
-        Ok(LogAudit {
+        Ok((count, previous.map(|(s, _)| s)))
+    }
+
+    /// Proves that this log grew from a checkpoint kept elsewhere: its
+    /// signature is the log's, its size is not beyond the log, and the tree
+    /// recomputed from the entries has its root at its size (so a consistency
+    /// proof from it to now exists and verifies).
+    pub fn verify_kept_checkpoint(
+        &self,
+        note_text: &str,
+        key: &VerifyingKey,
+        name: &str,
+        origin: &str,
+    ) -> Result<KeptCheckpoint, LogError> {
+        let log_id = key.key_id();
+        let mut hint = [0u8; 4];
+        hint.copy_from_slice(&log_id[..4]);
+        let kept = verify_note(note_text, name, hint, key)
+            .map_err(|e| LogError::Tampered(format!("the kept checkpoint {e}")))?;
+        if kept.origin != origin {
+            return Err(LogError::Tampered(format!(
+                "the kept checkpoint is of log {}, not {}",
+                crate::escape::quoted(&kept.origin),
+                crate::escape::quoted(origin)
+            )));
+        }
+        let size = self.size()?;
+        if kept.size > size {
+            return Err(LogError::Tampered(format!(
+                "the kept checkpoint is at tree size {}, but the log now has {size} entries: the log was truncated (or replaced) after it was signed",
+                kept.size
+            )));
+        }
+        let root_then = self.root(kept.size)?;
+        if root_then != kept.root_hash {
+            return Err(LogError::Tampered(format!(
+                "the log's root at size {} is {}, not the kept checkpoint's {}: the log was rewritten after it was signed",
+                kept.size,
+                hex::encode(root_then),
+                hex::encode(kept.root_hash)
+            )));
+        }
+        let root_now = self.root(size)?;
+        if kept.size > 0 && kept.size < size {
+            let proof = self.consistency_proof(kept.size, size)?;
+            merkle::verify_consistency(kept.size, size, &kept.root_hash, &root_now, &proof)
+                .map_err(|e| {
+                    LogError::Tampered(format!("consistency from the kept checkpoint: {e}"))
+                })?;
+        }
+        Ok(KeptCheckpoint {
+            kept_size: kept.size,
             size,
-            nodes: node_count,
-            checkpoints: checkpoint_count,
-            root_hash: tree.root(size)?,
+            root_hash: root_now,
         })
     }
+}
+
+/// What [`LogReader::verify_kept_checkpoint`] proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptCheckpoint {
+    /// The kept checkpoint's size.
+    pub kept_size: u64,
+    /// The log's size now.
+    pub size: u64,
+    /// The log's root now.
+    pub root_hash: Hash,
+}
+
+/// Parses a signed note and checks the log's signature on it.
+pub fn verify_note(
+    note_text: &str,
+    name: &str,
+    hint: [u8; 4],
+    key: &VerifyingKey,
+) -> Result<Checkpoint, String> {
+    let note = SignedNote::parse(note_text).map_err(|e| format!("is malformed: {e}"))?;
+    match note.verify(name, hint, key) {
+        SignatureCheck::Valid => {}
+        SignatureCheck::NoMatchingSignature => {
+            return Err(format!(
+                "carries no signature by the log {}",
+                crate::escape::quoted(name)
+            ))
+        }
+        SignatureCheck::Invalid => return Err("signature does not verify".into()),
+    }
+    Checkpoint::parse(&note.text).map_err(|e| format!("is malformed: {e}"))
+}
+
+/// How many perfect-subtree nodes a tree of `size` leaves stores.
+fn expected_node_count(size: u64) -> u64 {
+    (0..64u32)
+        .map(|level| size >> level)
+        .take_while(|n| *n > 0)
+        .sum()
+}
+
+/// The stored kind and artifact digest must be what the body says.
+fn check_derived(index: u64, body: &[u8], kind: &str, digest: &[u8; 32]) -> Result<(), LogError> {
+    let (body_kind, body_digest) = crate::tlog::entry::derived_columns(body).ok_or_else(|| {
+        LogError::Tampered(format!(
+            "entry {index}: its body is not a hashedrekord or dsse entry"
+        ))
+    })?;
+    if kind != body_kind.kind() {
+        return Err(LogError::Tampered(format!(
+            "entry {index}: kind column is {}, its signed body is {}",
+            crate::escape::quoted(kind),
+            body_kind.kind()
+        )));
+    }
+    if let Some(body_digest) = body_digest {
+        if &body_digest != digest {
+            return Err(LogError::Tampered(format!(
+                "entry {index}: artifact_sha256 column is {}, its signed body records {}",
+                hex::encode(digest),
+                hex::encode(body_digest)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What `verify_all` checked.
@@ -738,10 +959,11 @@ mod tests {
     use private_ca::Curve;
 
     fn entry(i: u64) -> NewEntry {
+        let digest = crate::crypto::sha256(&i.to_be_bytes());
         NewEntry {
             kind: EntryKind::HashedRekord,
-            body: format!("{{\"entry\":{i}}}").into_bytes(),
-            artifact_sha256: crate::crypto::sha256(&i.to_be_bytes()),
+            body: crate::tlog::entry::hashedrekord_body(&digest, b"signature", b"certificate"),
+            artifact_sha256: digest,
         }
     }
 
@@ -816,7 +1038,7 @@ mod tests {
                 .unwrap();
             }
         }
-        let audit = reader.verify_all(&key, log.name()).unwrap();
+        let audit = reader.verify_all(&key, log.name(), log.origin()).unwrap();
         assert_eq!(audit.size, next);
         assert_eq!(audit.checkpoints, sizes.len() as u64);
     }
@@ -848,7 +1070,7 @@ mod tests {
         )
         .unwrap();
         let err = LogReader::new(&conn)
-            .verify_all(&log.public_key().unwrap(), log.name())
+            .verify_all(&log.public_key().unwrap(), log.name(), log.origin())
             .unwrap_err();
         assert!(matches!(err, LogError::Tampered(_)), "{err}");
     }
@@ -866,7 +1088,7 @@ mod tests {
         assert_eq!(reader.size().unwrap(), 3);
         assert!(reader.checkpoint(5).is_err());
         reader
-            .verify_all(&log.public_key().unwrap(), log.name())
+            .verify_all(&log.public_key().unwrap(), log.name(), log.origin())
             .unwrap();
     }
 

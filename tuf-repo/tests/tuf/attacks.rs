@@ -541,3 +541,26 @@ fn online_keys_unchanged_timestamp_cannot_start_over() {
         other => panic!("expected timestamp rollback, got {other}"),
     }
 }
+
+#[test]
+fn role_type_of_another_role_or_missing() {
+    for (file, from, to) in [
+        (
+            "timestamp.json",
+            "\"_type\": \"timestamp\"",
+            "\"_type\": \"snapshot\"",
+        ),
+        ("timestamp.json", "\"_type\": \"timestamp\"", "\"_type\": 7"),
+        ("timestamp.json", "\"_type\": \"timestamp\",", ""),
+    ] {
+        let repo = TestRepo::build(1, Generation::default());
+        let text = String::from_utf8(repo.read(file)).unwrap();
+        let changed = text.replacen(from, to, 1);
+        assert_ne!(text, changed, "{file}: {from}");
+        repo.write(file, changed.as_bytes());
+        match refused(&repo, None) {
+            Error::Malformed { what, detail } if what == file && detail.contains("_type") => {}
+            other => panic!("{file} {to:?}: expected a _type refusal, got {other}"),
+        }
+    }
+}
