@@ -405,3 +405,69 @@ fn collector_signed_by_someone_other_than_the_locked_signer_is_refused() {
     assert!(!s.marker.exists(), "the collector must not run");
     let _ = SIMULATED_IDENTITY;
 }
+
+#[test]
+fn frozen_refuses_every_difference_between_configuration_and_lock() {
+    let cases: [(&str, &dyn Fn(&str) -> String); 5] = [
+        ("source", &|t: &str| {
+            t.replace(
+                "https://example.invalid/fetch/v1.0.0",
+                "https://example.invalid/other",
+            )
+        }),
+        ("version removed", &|t: &str| {
+            t.replace("version = \"1.0.0\"\n", "")
+        }),
+        ("signer-identity removed", &|t: &str| {
+            t.lines()
+                .filter(|l| !l.starts_with("signer-identity"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }),
+        ("signer-issuer removed", &|t: &str| {
+            t.lines()
+                .filter(|l| !l.starts_with("signer-issuer"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }),
+        ("another bundle", &|t: &str| {
+            t.replace(
+                "bundle = \"fetch.sh.sigstore.json\"",
+                "bundle = \"other.sigstore.json\"",
+            )
+        }),
+    ];
+    for (what, edit) in cases {
+        let s = collector_setup("1.0.0");
+        lock_add(&s);
+        // Another valid bundle for the same binary (signed again).
+        let dir = s.config.parent().unwrap();
+        let first = std::fs::read(dir.join("fetch.sh.sigstore.json")).unwrap();
+        s.world
+            .upstream
+            .sign_files_as(
+                std::slice::from_ref(&s.binary),
+                COLLECTOR_ID,
+                SystemTime::now(),
+            )
+            .unwrap();
+        std::fs::rename(
+            dir.join("fetch.sh.sigstore.json"),
+            dir.join("other.sigstore.json"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("fetch.sh.sigstore.json"), first).unwrap();
+        let text = std::fs::read_to_string(&s.config).unwrap();
+        let edited = edit(&text);
+        assert_ne!(edited, text, "{what}");
+        std::fs::write(&s.config, edited).unwrap();
+        let out = export_with_collectors(&s, &["--frozen"]);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--frozen"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        assert!(!s.marker.exists(), "{what}: the collector must not run");
+    }
+}

@@ -399,3 +399,43 @@ impl World {
         out
     }
 }
+
+#[test]
+fn control_characters_from_a_medium_never_reach_the_terminal() {
+    let world = World::new(1);
+    let (good, out) = world.export("good.tar", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let paint = "\u{1b}[2K\rimported 3 artifact(s)";
+    let mut bad_media = Vec::new();
+    // A tar numeric field holding an escape sequence.
+    let mut bytes = std::fs::read(&good).unwrap();
+    bytes[124..136].copy_from_slice(b"\x1b[2K\rimports");
+    let numeric = world.media.join("numeric.tar");
+    std::fs::write(&numeric, &bytes).unwrap();
+    bad_media.push(numeric);
+    // An unknown key id.
+    let mut entries = read_entries(&good);
+    let mut env: Value = serde_json::from_slice(&entries[0].1).unwrap();
+    env["signatures"][0]["keyid"] = Value::String(paint.into());
+    entries[0].1 = serde_json::to_vec(&env).unwrap();
+    let len = entries[0].1.len() as u64;
+    entries[0].0.set_size(len);
+    entries[0].0.set_cksum();
+    let keyid = world.media.join("keyid.tar");
+    write_entries(&keyid, &entries);
+    bad_media.push(keyid);
+    // A signed export time.
+    let time = world.resign(&good, "time.tar", &mut |s| {
+        s["predicate"]["exportTime"] = Value::String(paint.into());
+    });
+    bad_media.push(time);
+    for medium in &bad_media {
+        let out = world.import(&[medium.as_path()], &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            !err.contains('\u{1b}') && !err.contains('\r'),
+            "raw control characters: {err:?}"
+        );
+    }
+}

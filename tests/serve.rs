@@ -943,3 +943,167 @@ fn serve_refuses_a_zero_timeout() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("at least 1s"), "{}", stderr(&out));
 }
+
+#[test]
+fn serve_health_endpoint_and_localhost_listen_address() {
+    let demo = Demo::new();
+    let server = Served::start_on(&demo.high, "localhost:0", &[]);
+    let r = server.get("/healthz");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], "ok");
+    assert!(r.json()["logSize"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn serve_refuses_requests_without_one_host_header_or_with_bare_lf() {
+    let demo = Demo::new();
+    let server = Served::start(&demo.high, &[]);
+    let status = |raw: &[u8]| -> String {
+        let got = support::raw_exchange(server.addr, raw);
+        String::from_utf8_lossy(&got)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        status(b"GET /checkpoint HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").contains("200")
+    );
+    assert!(status(b"GET /checkpoint HTTP/1.1\r\nConnection: close\r\n\r\n").contains("400"));
+    assert!(
+        status(b"GET /checkpoint HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n")
+            .contains("400")
+    );
+    // Bare LF line endings: the connection is refused (closed) unanswered.
+    assert!(!status(b"GET /checkpoint HTTP/1.1\nHost: a\nConnection: close\n\n").contains("200"));
+    assert!(
+        !status(b"GET /checkpoint HTTP/1.1\r\nHost: a\nConnection: close\r\n\r\n").contains("200")
+    );
+    // A chunked body where none is expected: 400, connection closed.
+    assert!(status(
+        b"GET /checkpoint HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    )
+    .contains("400"));
+}
+
+#[test]
+fn serve_one_client_cannot_make_others_wait() {
+    let demo = Demo::new();
+    let server = Served::start(
+        &demo.high,
+        &[
+            "--max-connections",
+            "10",
+            "--max-connections-per-client",
+            "4",
+        ],
+    );
+    // 40 idle connections from 127.0.0.1 (more than all 10 slots)...
+    let idle: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    // ...and another client (127.0.0.2, also loopback) is served at once.
+    let sock = socket_from("127.0.0.2", server.addr);
+    let start = std::time::Instant::now();
+    let mut sock = sock;
+    use std::io::{Read, Write};
+    sock.write_all(b"GET /checkpoint HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    sock.read_to_end(&mut got).unwrap();
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "waited {:?}",
+        start.elapsed()
+    );
+    drop(idle);
+}
+
+/// A TCP connection to `to` from the loopback address `from`.
+fn socket_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+    // std cannot bind before connect; a connect from another loopback source
+    // goes through a socket bound with tokio's TcpSocket.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let stream = socket.connect(to).await.unwrap();
+        let std = stream.into_std().unwrap();
+        std.set_nonblocking(false).unwrap();
+        std
+    })
+}
+
+#[test]
+fn serve_cuts_an_upload_that_trickles() {
+    let demo = Demo::new();
+    let token = "s3cret-token-0123456789abcdef";
+    let token_file = demo.scratch("secrets").join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let server = Served::start(
+        &demo.high,
+        &[
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--upload-grace",
+            "1",
+            "--min-upload-rate",
+            "1K",
+        ],
+    );
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(format!("POST /api/v1/import HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\nContent-Length: 100000\r\n\r\n").as_bytes()).unwrap();
+    let start = std::time::Instant::now();
+    // One byte per 300 ms: under every idle timeout, far under the rate.
+    let mut writer = s.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..60 {
+            if writer.write_all(b"x").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(s);
+    let _ = trickle.join();
+}
+
+#[test]
+fn serve_port_in_use_fails_before_anything_is_re_signed() {
+    let demo = Demo::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let before = std::fs::read(demo.high.join("tuf-repo/timestamp.json")).unwrap();
+    let out = airgate([
+        "serve",
+        "--state",
+        demo.high.to_str().unwrap(),
+        "--listen",
+        &addr,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot listen"), "{}", stderr(&out));
+    assert_eq!(
+        before,
+        std::fs::read(demo.high.join("tuf-repo/timestamp.json")).unwrap()
+    );
+}

@@ -73,6 +73,11 @@ impl Served {
     /// Starts `airgate serve --state STATE --listen 127.0.0.1:0 EXTRA...` and
     /// waits for the line announcing its address.
     pub fn start(state: &Path, extra: &[&str]) -> Served {
+        Served::start_on(state, "127.0.0.1:0", extra)
+    }
+
+    /// Starts `airgate serve` listening on `listen`.
+    pub fn start_on(state: &Path, listen: &str, extra: &[&str]) -> Served {
         let log = state.parent().unwrap().join(format!(
             "serve-{}.log",
             SERVERS.fetch_add(1, Ordering::Relaxed)
@@ -81,7 +86,7 @@ impl Served {
             .arg("serve")
             .arg("--state")
             .arg(state)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -100,7 +105,11 @@ impl Served {
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
         };
-        let addr: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
+        let addr: SocketAddr = url
+            .strip_prefix("http://")
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|e| panic!("{url:?}: {e}"));
         Served {
             child,
             addr,
@@ -180,6 +189,18 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8(self.body.clone()).unwrap()
     }
+}
+
+/// Raw bytes sent on a fresh connection; what came back (until close).
+pub fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    raw
 }
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`); the
