@@ -4,6 +4,7 @@
 mod common;
 mod conformance;
 mod export;
+mod fuzz;
 mod import_crash;
 mod import_v2;
 mod interop;
