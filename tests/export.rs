@@ -408,7 +408,8 @@ fn collector_signed_by_someone_other_than_the_locked_signer_is_refused() {
 
 #[test]
 fn frozen_refuses_every_difference_between_configuration_and_lock() {
-    let cases: [(&str, &dyn Fn(&str) -> String); 5] = [
+    type Edit<'a> = &'a dyn Fn(&str) -> String;
+    let cases: [(&str, Edit); 5] = [
         ("source", &|t: &str| {
             t.replace(
                 "https://example.invalid/fetch/v1.0.0",
