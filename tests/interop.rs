@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use gateway::der;
 use gateway::private_ca::{ca::files, Curve, LeafRequest, SigningIdentity, SigningKey};
 use gateway::signing::{LeafSignature, SigningRequest};
 use gateway::state::StateDir;
@@ -149,26 +148,20 @@ fn flip_checkpoint_signature(v: &mut Value) {
 /// A certificate identical to `cert_der` but with one byte of its embedded SCT's
 /// signature flipped, re-signed by the intermediate: valid chain, invalid SCT.
 fn with_tampered_sct(cert_der: &[u8], intermediate: &SigningKey) -> Vec<u8> {
+    use der::{Decode, Encode};
     let cert = gateway::x509::Certificate::from_der(cert_der).unwrap();
-    let list = cert.sct_list().unwrap().unwrap();
-    let sct = &gateway::bundle::sct::parse_sct_list(&list).unwrap()[0];
-    let outer = der::parse_single(cert_der, der::SEQUENCE, "cert").unwrap();
-    let mut r = outer.reader();
-    let tbs = r.read(der::SEQUENCE, "tbs").unwrap();
-    let algorithm = r.read(der::SEQUENCE, "alg").unwrap();
-    let mut new_tbs = tbs.raw.to_vec();
+    let sct = cert.embedded_scts().unwrap().unwrap().remove(0);
+    let mut parsed = x509_cert::Certificate::from_der(cert_der).unwrap();
+    let mut new_tbs = parsed.tbs_certificate.to_der().unwrap();
     let pos = new_tbs
         .windows(sct.signature.len())
         .position(|w| w == sct.signature.as_slice())
         .expect("SCT signature inside the TBS");
     new_tbs[pos + sct.signature.len() - 1] ^= 0x01;
     let signature = intermediate.sign(&new_tbs).unwrap();
-    let mut bits = vec![0u8];
-    bits.extend(signature);
-    let mut body = new_tbs;
-    body.extend_from_slice(algorithm.raw);
-    body.extend(der::encode_tlv(der::BIT_STRING, &bits));
-    der::encode_tlv(der::SEQUENCE, &body)
+    parsed.tbs_certificate = x509_cert::TbsCertificate::from_der(&new_tbs).unwrap();
+    parsed.signature = der::asn1::BitString::from_bytes(&signature).unwrap();
+    parsed.to_der().unwrap()
 }
 
 #[test]

@@ -10,7 +10,9 @@ use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use sha2::{Digest as _, Sha256};
 
-use crate::der;
+use der::asn1::{ObjectIdentifier, UintRef};
+use der::Decode;
+use x509_cert::spki::SubjectPublicKeyInfoRef;
 
 /// The kind of a public key, read from its SubjectPublicKeyInfo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,33 +214,22 @@ impl VerifyingKey {
 
     /// Parses a DER SubjectPublicKeyInfo.
     pub fn from_spki_der(spki: &[u8]) -> Result<Self, KeyError> {
-        let malformed = |e: der::DerError| KeyError::Malformed(e.to_string());
-        let outer =
-            der::parse_single(spki, der::SEQUENCE, "SubjectPublicKeyInfo").map_err(malformed)?;
-        let mut r = outer.reader();
-        let algorithm = r
-            .read(der::SEQUENCE, "AlgorithmIdentifier")
-            .map_err(malformed)?;
-        let bits = r
-            .read(der::BIT_STRING, "subjectPublicKey")
-            .map_err(malformed)?;
-        r.finish("SubjectPublicKeyInfo").map_err(malformed)?;
-        let mut ar = algorithm.reader();
-        let oid = ar.read(der::OID, "algorithm").map_err(malformed)?;
-        let oid = der::oid_to_string(oid.content)
-            .ok_or_else(|| KeyError::Malformed("invalid algorithm OID".into()))?;
-        let kind = match oid.as_str() {
+        let malformed = |e: der::Error| KeyError::Malformed(e.to_string());
+        let info = SubjectPublicKeyInfoRef::from_der(spki).map_err(malformed)?;
+        let kind = match info.algorithm.oid.to_string().as_str() {
             "1.2.840.10045.2.1" => {
-                let curve = ar.read(der::OID, "namedCurve").map_err(malformed)?;
-                match der::oid_to_string(curve.content).as_deref() {
-                    Some("1.2.840.10045.3.1.7") => KeyKind::EcdsaP256,
-                    Some("1.3.132.0.34") => KeyKind::EcdsaP384,
-                    Some("1.3.132.0.35") => KeyKind::EcdsaP521,
+                let curve = info
+                    .algorithm
+                    .parameters
+                    .ok_or_else(|| KeyError::Malformed("EC key without namedCurve".into()))?
+                    .decode_as::<ObjectIdentifier>()
+                    .map_err(malformed)?;
+                match curve.to_string().as_str() {
+                    "1.2.840.10045.3.1.7" => KeyKind::EcdsaP256,
+                    "1.3.132.0.34" => KeyKind::EcdsaP384,
+                    "1.3.132.0.35" => KeyKind::EcdsaP521,
                     other => {
-                        return Err(KeyError::UnsupportedAlgorithm(format!(
-                            "EC curve {}",
-                            other.unwrap_or("(invalid)")
-                        )))
+                        return Err(KeyError::UnsupportedAlgorithm(format!("EC curve {other}")))
                     }
                 }
             }
@@ -246,14 +237,12 @@ impl VerifyingKey {
             "1.2.840.113549.1.1.1" => KeyKind::Rsa,
             other => return Err(KeyError::UnsupportedAlgorithm(other.to_string())),
         };
-        let (unused_bits, key_bytes) = bits
-            .content
-            .split_first()
-            .ok_or_else(|| KeyError::Malformed("empty subjectPublicKey".into()))?;
-        if *unused_bits != 0 {
-            return Err(KeyError::Malformed(
-                "subjectPublicKey has unused bits".into(),
-            ));
+        let key_bytes = info
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| KeyError::Malformed("subjectPublicKey has unused bits".into()))?;
+        if key_bytes.is_empty() {
+            return Err(KeyError::Malformed("empty subjectPublicKey".into()));
         }
         let key = VerifyingKey::new(kind, spki.to_vec(), key_bytes.to_vec());
         // Validate the key bytes once with the default scheme.
@@ -271,8 +260,8 @@ impl VerifyingKey {
 
     /// Builds an RSA key from a PKCS#1 RSAPublicKey (as some trusted roots carry).
     pub fn from_pkcs1_rsa(der_bytes: &[u8]) -> Result<Self, KeyError> {
-        der::parse_single(der_bytes, der::SEQUENCE, "RSAPublicKey")
-            .map_err(|e| KeyError::Malformed(e.to_string()))?;
+        RsaPublicKey::from_der(der_bytes)
+            .map_err(|e| KeyError::Malformed(format!("RSAPublicKey: {e}")))?;
         let key = VerifyingKey::new(KeyKind::Rsa, der_bytes.to_vec(), der_bytes.to_vec());
         key.prepared(SignatureScheme::RsaPkcs1(HashAlgorithm::Sha256))
             .ok_or(KeyError::Rejected("RSA"))?;
@@ -341,21 +330,32 @@ impl VerifyingKey {
 }
 
 /// Encodes DER as PEM with 64-column lines and a trailing newline.
-pub use private_ca::pem::encode as pem_encode;
+pub use private_ca::pem_encode;
 
-/// Decodes the first PEM block with a label.
-pub use private_ca::pem::decode as pem_decode;
+/// Decodes the single PEM block in `text` (surrounding whitespace allowed) when
+/// its label is `label`, via the `pem` crate; `None` when the text holds no
+/// block, several blocks, or another label. Line length is not enforced: Go's
+/// `encoding/pem` writes what Rekor stores, and real entries carry long lines.
+pub fn pem_decode(text: &str, label: &str) -> Option<Vec<u8>> {
+    let mut blocks = pem::parse_many(text.trim().as_bytes()).ok()?;
+    if blocks.len() != 1 {
+        return None;
+    }
+    let block = blocks.pop()?;
+    (block.tag() == label).then(|| block.into_contents())
+}
 
-/// Decodes every PEM block with a label.
-pub use private_ca::pem::decode_all as pem_decode_all;
+/// PKCS#1 RSAPublicKey (RFC 8017 appendix A.1.1), decoded only to check its shape.
+#[derive(der::Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+}
 
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
-
-/// Reads the SubjectPublicKeyInfo out of a DER certificate without a full parse.
-pub use private_ca::der_cert::spki as spki_from_certificate;
 
 #[cfg(test)]
 mod tests {
@@ -364,16 +364,19 @@ mod tests {
     use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 
     fn p256_spki(public_point: &[u8]) -> Vec<u8> {
-        let mut alg = der::encode_tlv(der::OID, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]);
-        alg.extend(der::encode_tlv(
-            der::OID,
-            &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
-        ));
-        let mut body = der::encode_tlv(der::SEQUENCE, &alg);
-        let mut bits = vec![0u8];
-        bits.extend_from_slice(public_point);
-        body.extend(der::encode_tlv(der::BIT_STRING, &bits));
-        der::encode_tlv(der::SEQUENCE, &body)
+        use der::Encode;
+        use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+        let ec = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+        let p256 = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+        SubjectPublicKeyInfoOwned {
+            algorithm: AlgorithmIdentifierOwned {
+                oid: ec,
+                parameters: Some(der::Any::from(&p256)),
+            },
+            subject_public_key: der::asn1::BitString::from_bytes(public_point).unwrap(),
+        }
+        .to_der()
+        .unwrap()
     }
 
     #[test]

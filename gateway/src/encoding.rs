@@ -46,88 +46,26 @@ pub fn hex32(text: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-/// Serializes a JSON value per RFC 8785 (JSON Canonicalization Scheme).
+/// Serializes a JSON value per RFC 8785 (JSON Canonicalization Scheme), with
+/// `serde_json_canonicalizer`.
 ///
-/// Only integers are supported as numbers; a float is refused, since
-/// nothing airgate signs carries one and float formatting is where JCS
-/// implementations disagree.
+/// A float is refused: nothing airgate signs carries one, and a float in a
+/// body to be signed means the input is not what it claims to be.
 pub fn canonical_json(value: &serde_json::Value) -> Result<Vec<u8>, &'static str> {
-    let mut out = Vec::with_capacity(256);
-    write_canonical(value, &mut out)?;
-    Ok(out)
+    if has_float(value) {
+        return Err("floating-point numbers are not supported in canonical JSON");
+    }
+    serde_json_canonicalizer::to_vec(value).map_err(|_| "value cannot be canonicalized")
 }
 
-fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) -> Result<(), &'static str> {
+fn has_float(value: &serde_json::Value) -> bool {
     use serde_json::Value;
     match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                out.extend_from_slice(i.to_string().as_bytes());
-            } else if let Some(u) = n.as_u64() {
-                out.extend_from_slice(u.to_string().as_bytes());
-            } else {
-                return Err("floating-point numbers are not supported in canonical JSON");
-            }
-        }
-        Value::String(s) => write_string(s, out),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, out)?;
-            }
-            out.push(b']');
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push(b'{');
-            for (i, key) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(key, out);
-                out.push(b':');
-                if let Some(v) = map.get(*key) {
-                    write_canonical(v, out)?;
-                }
-            }
-            out.push(b'}');
-        }
+        Value::Number(n) => !(n.is_i64() || n.is_u64()),
+        Value::Array(items) => items.iter().any(has_float),
+        Value::Object(map) => map.values().any(has_float),
+        _ => false,
     }
-    Ok(())
-}
-
-fn write_string(s: &str, out: &mut Vec<u8>) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut run_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            0x08 => Some(b"\\b"),
-            0x0c => Some(b"\\f"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            0x00..=0x1f => None,
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[run_start..i]);
-        match escape {
-            Some(e) => out.extend_from_slice(e),
-            None => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
-        }
-        run_start = i + 1;
-    }
-    out.extend_from_slice(&bytes[run_start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]

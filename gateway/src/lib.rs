@@ -24,7 +24,6 @@ pub mod tlog;
 pub mod x509;
 
 pub use private_ca;
-pub use private_ca::der;
 pub use tuf_repo;
 
 pub use error::{Error, Result};

@@ -8,8 +8,10 @@ use chrono::{DateTime, Utc};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
-use crate::crypto::{KeyError, SignatureScheme, VerifyingKey};
-use crate::der::{self, Reader};
+use crate::crypto::{HashAlgorithm, KeyError, SignatureScheme, VerifyingKey};
+use der::asn1::{ContextSpecific, ObjectIdentifier, Utf8StringRef};
+use der::{Any, Decode, Encode, Tag, TagNumber, Tagged};
+use x509_cert::ext::pkix::sct::{self as ct, SignedCertificateTimestampList};
 
 /// OID of the Fulcio OIDC issuer extension (raw string value, deprecated).
 pub const OID_FULCIO_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
@@ -84,7 +86,7 @@ pub enum CertificateParseError {
 #[derive(Debug, Clone)]
 pub struct Certificate {
     der: Vec<u8>,
-    tbs: std::ops::Range<usize>,
+    tbs: Vec<u8>,
     signature_oid: String,
     signature: Vec<u8>,
     issuer: Vec<u8>,
@@ -118,9 +120,8 @@ impl Certificate {
         if !rest.is_empty() {
             return Err(CertificateParseError::TrailingData);
         }
-        let tbs_range = tbs_range(der_bytes)
-            .ok_or_else(|| CertificateParseError::Malformed("TBSCertificate not found".into()))?;
         let tbs = &cert.tbs_certificate;
+        let tbs_der = tbs.as_ref().to_vec();
         let key = VerifyingKey::from_spki_der(tbs.subject_pki.raw)?;
 
         let mut is_ca = false;
@@ -137,8 +138,7 @@ impl Certificate {
         let mut seen = std::collections::HashSet::new();
 
         for ext in tbs.extensions() {
-            let oid =
-                der::oid_to_string(ext.oid.as_bytes()).unwrap_or_else(|| ext.oid.to_id_string());
+            let oid = dotted(&ext.oid);
             if !seen.insert(oid.clone()) {
                 return Err(CertificateParseError::Malformed(format!(
                     "duplicate extension {oid}"
@@ -200,7 +200,7 @@ impl Certificate {
 
         Ok(Certificate {
             der: der_bytes.to_vec(),
-            tbs: tbs_range,
+            tbs: tbs_der,
             signature_oid: cert.signature_algorithm.algorithm.to_id_string(),
             signature: cert.signature_value.data.to_vec(),
             issuer: tbs.issuer.as_raw().to_vec(),
@@ -230,7 +230,7 @@ impl Certificate {
 
     /// The DER TBSCertificate.
     pub fn tbs(&self) -> &[u8] {
-        self.der.get(self.tbs.clone()).unwrap_or_default()
+        &self.tbs
     }
 
     /// The subject public key.
@@ -333,13 +333,11 @@ impl Certificate {
         self.issuer == self.subject
     }
 
-    /// The OIDC issuer: extension .1.8 (UTF8String), falling back to .1.1 (raw).
+    /// The OIDC issuer: extension .1.8 (DER UTF8String), falling back to .1.1 (raw).
     pub fn oidc_issuer(&self) -> Option<String> {
         if let Some(ext) = self.extension(OID_FULCIO_ISSUER_V2) {
-            if let Ok(element) = der::parse_single(&ext.value, der::UTF8_STRING, "issuer") {
-                if let Ok(text) = std::str::from_utf8(element.content) {
-                    return Some(text.to_string());
-                }
+            if let Ok(text) = Utf8StringRef::from_der(&ext.value) {
+                return Some(text.as_str().to_string());
             }
         }
         let ext = self.extension(OID_FULCIO_ISSUER_V1)?;
@@ -366,39 +364,193 @@ impl Certificate {
             .verify(scheme, self.tbs(), &self.signature)
     }
 
-    /// The embedded SCT list extension's TLS-encoded content, if present.
-    pub fn sct_list(&self) -> Option<Result<Vec<u8>, der::DerError>> {
+    /// The embedded SCTs (RFC 6962 section 3.3), parsed by `x509-cert`'s SCT
+    /// support; `None` when the certificate has no SCT list extension.
+    pub fn embedded_scts(&self) -> Option<Result<Vec<Sct>, String>> {
         let ext = self.extension(OID_SCT_LIST)?;
-        Some(
-            der::parse_single(&ext.value, der::OCTET_STRING, "SCT list")
-                .map(|e| e.content.to_vec()),
-        )
+        Some(parse_sct_list(&ext.value))
     }
 
     /// The TBSCertificate with the SCT list extension removed, as the CT log signed it
-    /// (RFC 6962 section 3.2, precertificate entry).
-    pub fn tbs_without_sct_list(&self) -> Result<Vec<u8>, der::DerError> {
-        tbs_without_extension(self.tbs(), OID_SCT_LIST)
+    /// (RFC 6962 section 3.2, precertificate entry). The TBS is walked with `der`'s
+    /// generic `Any` (so OIDs with arcs beyond 64 bits pass through untouched) and
+    /// must re-encode to the very bytes that were signed.
+    pub fn precert_tbs(&self) -> Result<Vec<u8>, String> {
+        precert_tbs(&self.tbs).map_err(|e| format!("TBSCertificate: {e}"))
     }
 }
 
-/// Locates the TBSCertificate (first element of the Certificate SEQUENCE).
-fn tbs_range(der_bytes: &[u8]) -> Option<std::ops::Range<usize>> {
-    let outer = der::parse_single(der_bytes, der::SEQUENCE, "Certificate").ok()?;
-    let tbs = outer.reader().read(der::SEQUENCE, "TBSCertificate").ok()?;
-    let header = der_bytes.len() - outer.content.len();
-    Some(header..header + tbs.raw.len())
+/// Removes the one SCT list extension from a DER TBSCertificate.
+fn precert_tbs(tbs: &[u8]) -> Result<Vec<u8>, String> {
+    let der_err = |e: der::Error| e.to_string();
+    let sct_oid = ObjectIdentifier::new_unwrap(OID_SCT_LIST);
+    let extensions_tag = Tag::ContextSpecific {
+        constructed: true,
+        number: TagNumber::N3,
+    };
+    let mut fields = Vec::<Any>::from_der(tbs).map_err(der_err)?;
+    if fields.to_der().map_err(der_err)? != tbs {
+        return Err("not canonical DER".into());
+    }
+    let at = fields
+        .iter()
+        .position(|f| f.tag() == extensions_tag)
+        .ok_or("no extensions")?;
+    let extensions = Vec::<Any>::from_der(fields[at].value()).map_err(der_err)?;
+    let before = extensions.len();
+    let mut kept = Vec::with_capacity(before);
+    for ext in extensions {
+        let parts = Vec::<Any>::from_der(&ext.to_der().map_err(der_err)?).map_err(der_err)?;
+        let is_sct = parts.first().is_some_and(|oid| {
+            oid.tag() == Tag::ObjectIdentifier && oid.value() == sct_oid.as_bytes()
+        });
+        if !is_sct {
+            kept.push(ext);
+        }
+    }
+    if kept.len() + 1 != before {
+        return Err("expected exactly one SCT list extension".into());
+    }
+    if kept.is_empty() {
+        fields.remove(at);
+    } else {
+        let encoded = kept.to_der().map_err(der_err)?;
+        fields[at] = Any::new(extensions_tag, encoded).map_err(der_err)?;
+    }
+    fields.to_der().map_err(der_err)
+}
+
+/// One signed certificate timestamp from a certificate's embedded SCT list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sct {
+    /// SHA-256 of the CT log's public key.
+    pub log_id: [u8; 32],
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: u64,
+    /// Opaque CT extensions (non-empty for static CT logs).
+    pub extensions: Vec<u8>,
+    /// The signature scheme named by the SCT, `None` when unsupported.
+    pub scheme: Option<SignatureScheme>,
+    /// The signature.
+    pub signature: Vec<u8>,
+}
+
+/// Parses the SCT list extension value (a DER OCTET STRING around the TLS list).
+fn parse_sct_list(ext_value: &[u8]) -> Result<Vec<Sct>, String> {
+    let list = SignedCertificateTimestampList::from_der(ext_value)
+        .map_err(|e| format!("SCT list: {e}"))?;
+    let serialized = list
+        .parse_timestamps()
+        .map_err(|e| format!("SCT list: {e:?}"))?;
+    serialized
+        .iter()
+        .map(|raw| {
+            let sct = raw.parse_timestamp().map_err(|e| format!("SCT: {e:?}"))?;
+            Ok(Sct {
+                log_id: sct.log_id.key_id,
+                timestamp_ms: sct.timestamp,
+                extensions: sct.extensions.as_slice().to_vec(),
+                scheme: sct_scheme(&sct.signature.algorithm),
+                signature: sct.signature.signature.as_slice().to_vec(),
+            })
+        })
+        .collect()
+}
+
+/// Maps a TLS SignatureAndHashAlgorithm to the schemes the verifier supports.
+fn sct_scheme(alg: &ct::SignatureAndHashAlgorithm) -> Option<SignatureScheme> {
+    use ct::{HashAlgorithm as H, SignatureAlgorithm as S};
+    match (&alg.hash, &alg.signature) {
+        (H::Sha256, S::Ecdsa) => Some(SignatureScheme::Ecdsa(HashAlgorithm::Sha256)),
+        (H::Sha384, S::Ecdsa) => Some(SignatureScheme::Ecdsa(HashAlgorithm::Sha384)),
+        (H::Sha256, S::Rsa) => Some(SignatureScheme::RsaPkcs1(HashAlgorithm::Sha256)),
+        (_, S::Ed25519) => Some(SignatureScheme::Ed25519),
+        _ => None,
+    }
+}
+
+/// The dotted form of an OID. `asn1-rs` with its `bigint` feature prints arcs of
+/// any size (airgate's own custody OID sits under the UUID arc 2.25, whose arc
+/// is 128 bits); without it such OIDs would print as hex and never match.
+fn dotted(oid: &asn1_rs::Oid<'_>) -> String {
+    oid.to_id_string()
 }
 
 /// Reads the UTF8String inside an otherName's `[0] EXPLICIT` value.
 fn other_name_utf8(value: &[u8]) -> Option<String> {
-    let mut reader = Reader::new(value);
-    let explicit = reader
-        .read(der::context_constructed(0), "otherName value")
-        .ok()?;
-    let inner = der::parse_single(explicit.content, der::UTF8_STRING, "otherName").ok()?;
-    std::str::from_utf8(inner.content).ok().map(str::to_string)
+    let explicit = ContextSpecific::<Utf8StringRef<'_>>::from_der(value).ok()?;
+    if explicit.tag_number.value() != 0 {
+        return None;
+    }
+    Some(explicit.value.as_str().to_string())
 }
 
-/// Re-encodes a DER TBSCertificate without the extension `oid`.
-pub use private_ca::der_cert::tbs_without_extension;
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ext(oid: &str, value: &[u8]) -> Any {
+        let parts = vec![
+            Any::from(&ObjectIdentifier::new_unwrap(oid)),
+            Any::new(Tag::OctetString, value.to_vec()).unwrap(),
+        ];
+        Any::from_der(&parts.to_der().unwrap()).unwrap()
+    }
+
+    fn tbs(exts: Vec<Any>) -> Vec<u8> {
+        let tag = Tag::ContextSpecific {
+            constructed: true,
+            number: TagNumber::N3,
+        };
+        let fields = vec![
+            Any::new(Tag::Integer, vec![1]).unwrap(),
+            Any::new(tag, exts.to_der().unwrap()).unwrap(),
+        ];
+        fields.to_der().unwrap()
+    }
+
+    #[test]
+    fn precert_tbs_drops_only_the_sct_list() {
+        let bc = ext("2.5.29.19", &[0x30, 0x00]);
+        let with = tbs(vec![ext(OID_SCT_LIST, &[0x04, 0x00]), bc.clone()]);
+        assert_eq!(precert_tbs(&with).unwrap(), tbs(vec![bc]));
+    }
+
+    #[test]
+    fn precert_tbs_drops_the_extensions_field_when_it_empties() {
+        let only = tbs(vec![ext(OID_SCT_LIST, &[0x04, 0x00])]);
+        let expected = vec![Any::new(Tag::Integer, vec![1]).unwrap()];
+        assert_eq!(precert_tbs(&only).unwrap(), expected.to_der().unwrap());
+    }
+
+    #[test]
+    fn precert_tbs_without_sct_list_is_refused() {
+        let none = tbs(vec![ext("2.5.29.19", &[0x30, 0x00])]);
+        assert!(precert_tbs(&none).unwrap_err().contains("exactly one"));
+    }
+
+    #[test]
+    fn precert_tbs_with_two_sct_lists_is_refused() {
+        let two = tbs(vec![
+            ext(OID_SCT_LIST, &[0x04, 0x00]),
+            ext(OID_SCT_LIST, &[0x04, 0x00]),
+        ]);
+        assert!(precert_tbs(&two).is_err());
+    }
+
+    #[test]
+    fn precert_tbs_with_long_form_length_is_refused() {
+        let mut good = tbs(vec![ext(OID_SCT_LIST, &[0x04, 0x00])]);
+        let len = good[1];
+        good.splice(1..2, [0x81, len]);
+        assert!(precert_tbs(&good).is_err());
+    }
+
+    #[test]
+    fn sct_list_that_is_not_an_octet_string_is_refused() {
+        assert!(parse_sct_list(&[0x02, 0x01, 0x00]).is_err());
+        assert!(parse_sct_list(&[0x04, 0x02, 0x00, 0x05]).is_err());
+        assert_eq!(parse_sct_list(&[0x04, 0x02, 0x00, 0x00]).unwrap(), vec![]);
+    }
+}

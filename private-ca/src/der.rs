@@ -1,14 +1,12 @@
-//! A minimal, bounds-checked DER reader and writer.
+//! A minimal, bounds-checked DER reader and writer for the CA's own output.
 //!
-//! Untrusted bytes (certificates, RFC 3161 tokens, SCT lists) are walked with
-//! [`Reader`], which never indexes out of bounds, refuses indefinite lengths
-//! and non-minimal length encodings, and reports trailing data. It understands
-//! only single-byte tags, which covers every structure airgate parses.
+//! Crate-private: it reads back and re-encodes only certificates this CA just
+//! built (the precertificate TBS for its SCT). Untrusted certificates, SCT
+//! lists and RFC 3161 tokens are parsed in `gateway` with `x509-cert`, `der`,
+//! `cms` and `x509-tsp`.
 
 use std::fmt;
 
-/// Universal tag: BOOLEAN.
-pub const BOOLEAN: u8 = 0x01;
 /// Universal tag: INTEGER.
 pub const INTEGER: u8 = 0x02;
 /// Universal tag: BIT STRING.
@@ -21,21 +19,12 @@ pub const NULL: u8 = 0x05;
 pub const OID: u8 = 0x06;
 /// Universal tag: UTF8String.
 pub const UTF8_STRING: u8 = 0x0c;
-/// Universal tag: GeneralizedTime.
-pub const GENERALIZED_TIME: u8 = 0x18;
 /// Constructed SEQUENCE.
 pub const SEQUENCE: u8 = 0x30;
-/// Constructed SET.
-pub const SET: u8 = 0x31;
 
 /// Context-specific constructed tag `[n]`.
 pub const fn context_constructed(n: u8) -> u8 {
     0xa0 | n
-}
-
-/// Context-specific primitive tag `[n]`.
-pub const fn context_primitive(n: u8) -> u8 {
-    0x80 | n
 }
 
 /// What went wrong while reading DER.
@@ -200,6 +189,7 @@ pub fn parse_single<'a>(
 }
 
 /// Decodes an OBJECT IDENTIFIER's content into its dotted form.
+#[cfg(test)]
 pub fn oid_to_string(content: &[u8]) -> Option<String> {
     let mut arcs: Vec<u128> = Vec::new();
     let mut value: u128 = 0;

@@ -4,12 +4,12 @@
 #![forbid(unsafe_code)]
 
 pub mod ca;
-pub mod der;
-pub mod der_cert;
+mod der;
+mod der_cert;
 mod error;
 pub mod keys;
-pub mod pem;
-pub mod sct;
+mod pem;
+mod sct;
 pub mod trust;
 
 pub use ca::{
@@ -18,3 +18,7 @@ pub use ca::{
 };
 pub use error::{Error, Result};
 pub use keys::{Curve, Ed25519SigningKey, SigningKey};
+/// PEM encoding of the CA's own output (64-column lines, trailing newline).
+pub use pem::encode as pem_encode;
+/// The RFC 6962 `digitally-signed` input of a precertificate SCT (an encoder).
+pub use sct::precert_signed_data;

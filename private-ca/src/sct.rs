@@ -1,4 +1,6 @@
-//! RFC 6962 signed certificate timestamps embedded in certificates. Pure.
+//! RFC 6962 signed certificate timestamps: encoders for the CA's own SCTs. Pure.
+//! Parsing SCTs from untrusted certificates is the verifier's job (gateway,
+//! with `x509-cert`), not this key-holding crate's.
 
 /// One SCT from an embedded SCT list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,84 +19,6 @@ pub struct SignedCertificateTimestamp {
     pub signature_algorithm: u8,
     /// The signature.
     pub signature: Vec<u8>,
-}
-
-struct Cursor<'a> {
-    data: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
-        if self.data.len() < n {
-            return Err("truncated");
-        }
-        let (head, tail) = self.data.split_at(n);
-        self.data = tail;
-        Ok(head)
-    }
-
-    fn u8(&mut self) -> Result<u8, &'static str> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Result<usize, &'static str> {
-        let b = self.take(2)?;
-        Ok(usize::from(u16::from_be_bytes([b[0], b[1]])))
-    }
-
-    fn u64(&mut self) -> Result<u64, &'static str> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
-    }
-}
-
-/// Parses a TLS-encoded `SignedCertificateTimestampList`.
-pub fn parse_sct_list(data: &[u8]) -> Result<Vec<SignedCertificateTimestamp>, &'static str> {
-    let mut outer = Cursor { data };
-    let list_len = outer.u16()?;
-    let list = outer.take(list_len)?;
-    if !outer.data.is_empty() {
-        return Err("trailing data after SCT list");
-    }
-    let mut cursor = Cursor { data: list };
-    let mut out = Vec::new();
-    while !cursor.data.is_empty() {
-        let len = cursor.u16()?;
-        let raw = cursor.take(len)?;
-        out.push(parse_sct(raw)?);
-    }
-    Ok(out)
-}
-
-fn parse_sct(raw: &[u8]) -> Result<SignedCertificateTimestamp, &'static str> {
-    let mut c = Cursor { data: raw };
-    let version = c.u8()?;
-    if version != 0 {
-        return Err("unsupported SCT version");
-    }
-    let mut log_id = [0u8; 32];
-    log_id.copy_from_slice(c.take(32)?);
-    let timestamp_ms = c.u64()?;
-    let ext_len = c.u16()?;
-    let extensions = c.take(ext_len)?.to_vec();
-    let hash_algorithm = c.u8()?;
-    let signature_algorithm = c.u8()?;
-    let sig_len = c.u16()?;
-    let signature = c.take(sig_len)?.to_vec();
-    if !c.data.is_empty() {
-        return Err("trailing data in SCT");
-    }
-    Ok(SignedCertificateTimestamp {
-        version,
-        log_id,
-        timestamp_ms,
-        extensions,
-        hash_algorithm,
-        signature_algorithm,
-        signature,
-    })
 }
 
 /// Encodes one SCT into a list extension value (TLS `SignedCertificateTimestampList`).
@@ -147,7 +71,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_list() {
+    fn list_encoding_is_length_prefixed() {
         let sct = SignedCertificateTimestamp {
             version: 0,
             log_id: [7; 32],
@@ -158,26 +82,16 @@ mod tests {
             signature: vec![9; 70],
         };
         let encoded = encode_sct_list(std::slice::from_ref(&sct));
-        assert_eq!(parse_sct_list(&encoded).unwrap(), vec![sct]);
+        let one = 1 + 32 + 8 + 2 + 2 + 2 + 2 + 70;
+        assert_eq!(encoded.len(), 2 + 2 + one);
+        assert_eq!(&encoded[..2], &((one + 2) as u16).to_be_bytes());
+        assert_eq!(&encoded[2..4], &(one as u16).to_be_bytes());
     }
 
     #[test]
-    fn truncated_lists_are_rejected() {
-        let sct = SignedCertificateTimestamp {
-            version: 0,
-            log_id: [7; 32],
-            timestamp_ms: 1,
-            extensions: vec![],
-            hash_algorithm: 4,
-            signature_algorithm: 3,
-            signature: vec![9; 8],
-        };
-        let encoded = encode_sct_list(&[sct]);
-        for cut in 0..encoded.len() {
-            assert!(parse_sct_list(&encoded[..cut]).is_err(), "cut {cut}");
-        }
-        let mut extra = encoded.clone();
-        extra.push(0);
-        assert!(parse_sct_list(&extra).is_err());
+    fn precert_signed_data_refuses_oversized_input() {
+        let big = vec![0u8; 1 << 24];
+        assert!(precert_signed_data(1, &[0; 32], &big, &[]).is_err());
+        assert!(precert_signed_data(1, &[0; 32], b"tbs", &[]).is_ok());
     }
 }

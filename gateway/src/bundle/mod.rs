@@ -13,8 +13,6 @@ pub mod rfc3161;
 mod trust_root;
 mod verify;
 
-pub use private_ca::sct;
-
 pub use failure::{TimeSource, VerificationFailure};
 pub use model::{
     pae, BundleFormatError, BundleLimits, BundleVersion, DsseEnvelope, DsseSignature,

@@ -1,12 +1,17 @@
-//! RFC 3161 time-stamp tokens (CMS SignedData over a TSTInfo). Pure parsing.
+//! RFC 3161 time-stamp tokens (CMS SignedData over a TSTInfo). Pure parsing,
+//! with RustCrypto's `cms` and `x509-tsp` (strict DER) doing the decoding.
 //!
 //! Accepts either a full `TimeStampResp` (status + token) or a bare
 //! `TimeStampToken` (ContentInfo), as Sigstore bundles carry either.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use cms::cert::CertificateChoices;
+use cms::content_info::ContentInfo;
+use cms::signed_data::{SignedData, SignerIdentifier as CmsSignerIdentifier};
+use der::asn1::{ObjectIdentifier, OctetString};
+use der::{Decode, Encode};
 
 use crate::crypto::{HashAlgorithm, SignatureScheme};
-use crate::der::{self, Element};
 use crate::x509::Certificate;
 
 const OID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
@@ -60,9 +65,9 @@ pub struct TimestampToken {
 /// Why a token could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimestampParseError {
-    /// Malformed DER.
+    /// Malformed DER (the decoder's message).
     #[error("{0}")]
-    Der(#[from] der::DerError),
+    Der(String),
     /// Structurally valid but not what RFC 3161 requires.
     #[error("{0}")]
     Invalid(&'static str),
@@ -71,124 +76,81 @@ pub enum TimestampParseError {
     NotGranted(u64),
 }
 
-fn oid(element: &Element<'_>) -> Result<String, TimestampParseError> {
-    der::oid_to_string(element.content).ok_or(TimestampParseError::Invalid("invalid OID"))
+impl From<der::Error> for TimestampParseError {
+    fn from(e: der::Error) -> Self {
+        TimestampParseError::Der(e.to_string())
+    }
 }
 
-fn algorithm_oid(element: &Element<'_>) -> Result<String, TimestampParseError> {
-    let mut r = element.reader();
-    oid(&r.read(der::OID, "AlgorithmIdentifier")?)
-}
-
-fn hash_of(element: &Element<'_>) -> Result<HashAlgorithm, TimestampParseError> {
-    HashAlgorithm::from_oid(&algorithm_oid(element)?)
+fn hash_of(oid: &ObjectIdentifier) -> Result<HashAlgorithm, TimestampParseError> {
+    HashAlgorithm::from_oid(&oid.to_string())
         .ok_or(TimestampParseError::Invalid("unsupported hash algorithm"))
 }
 
 /// Parses a `TimeStampResp` or `TimeStampToken`.
 pub fn parse(input: &[u8]) -> Result<TimestampToken, TimestampParseError> {
-    let outer = der::parse_single(input, der::SEQUENCE, "TimeStampResp")?;
-    let mut r = outer.reader();
-    let first = r.read_any("TimeStampResp")?;
-    // TimeStampResp starts with PKIStatusInfo (a SEQUENCE); ContentInfo with an OID.
-    let content_info = if first.tag == der::SEQUENCE {
-        let mut status_reader = first.reader();
-        let status = status_reader.read(der::INTEGER, "PKIStatus")?;
-        let status = der::integer_to_u64(status.content)
-            .ok_or(TimestampParseError::Invalid("bad PKIStatus"))?;
-        if status > 1 {
-            return Err(TimestampParseError::NotGranted(status));
+    // A ContentInfo starts with an OID, a TimeStampResp with PKIStatusInfo.
+    let content_info = match ContentInfo::from_der(input) {
+        Ok(ci) => ci,
+        Err(_) => {
+            let resp = x509_tsp::TimeStampResp::from_der(input)?;
+            let status = resp.status.status as u64;
+            if status > 1 {
+                return Err(TimestampParseError::NotGranted(status));
+            }
+            resp.time_stamp_token.ok_or(TimestampParseError::Invalid(
+                "the response carries no token",
+            ))?
         }
-        let token = r.read(der::SEQUENCE, "TimeStampToken")?;
-        r.finish("TimeStampResp")?;
-        token
-    } else if first.tag == der::OID {
-        outer
-    } else {
-        return Err(TimestampParseError::Invalid(
-            "neither TimeStampResp nor ContentInfo",
-        ));
     };
-    parse_content_info(content_info)
-}
-
-fn parse_content_info(content_info: Element<'_>) -> Result<TimestampToken, TimestampParseError> {
-    let mut r = content_info.reader();
-    let content_type = r.read(der::OID, "contentType")?;
-    if oid(&content_type)? != OID_SIGNED_DATA {
+    if content_info.content_type.to_string() != OID_SIGNED_DATA {
         return Err(TimestampParseError::Invalid("token is not CMS SignedData"));
     }
-    let explicit = r.read(der::context_constructed(0), "content")?;
-    r.finish("ContentInfo")?;
-    let signed_data = der::parse_single(explicit.content, der::SEQUENCE, "SignedData")?;
-    let mut sd = signed_data.reader();
-    sd.read(der::INTEGER, "SignedData version")?;
-    sd.read(der::SET, "digestAlgorithms")?;
-    let encap = sd.read(der::SEQUENCE, "encapContentInfo")?;
-    let mut er = encap.reader();
-    let econtent_type = er.read(der::OID, "eContentType")?;
-    if oid(&econtent_type)? != OID_TST_INFO {
+    let signed_data: SignedData = content_info.content.decode_as()?;
+    parse_signed_data(&signed_data)
+}
+
+fn parse_signed_data(sd: &SignedData) -> Result<TimestampToken, TimestampParseError> {
+    let encap = &sd.encap_content_info;
+    if encap.econtent_type.to_string() != OID_TST_INFO {
         return Err(TimestampParseError::Invalid("eContentType is not TSTInfo"));
     }
-    let econtent_explicit = er.read(der::context_constructed(0), "eContent")?;
-    er.finish("encapContentInfo")?;
-    let econtent = der::parse_single(econtent_explicit.content, der::OCTET_STRING, "eContent")?;
-    let tst_info = econtent.content;
-
+    let econtent = encap
+        .econtent
+        .as_ref()
+        .ok_or(TimestampParseError::Invalid("the token has no TSTInfo"))?;
+    let tst_info = econtent.decode_as::<OctetString>()?.as_bytes().to_vec();
     let mut certificates = Vec::new();
-    if let Some(certs) = sd.read_optional(der::context_constructed(0), "certificates")? {
-        let mut cr = certs.reader();
-        while !cr.is_empty() {
-            let choice = cr.read_any("CertificateChoices")?;
-            if choice.tag == der::SEQUENCE {
-                let cert = Certificate::from_der(choice.raw).map_err(|_| {
-                    TimestampParseError::Invalid("embedded certificate does not parse")
-                })?;
-                certificates.push(cert);
-            }
+    for choice in sd.certificates.iter().flat_map(|set| set.0.iter()) {
+        if let CertificateChoices::Certificate(cert) = choice {
+            let der = cert.to_der()?;
+            certificates.push(Certificate::from_der(&der).map_err(|_| {
+                TimestampParseError::Invalid("embedded certificate does not parse")
+            })?);
         }
     }
-    sd.read_optional(der::context_constructed(1), "crls")?;
-    let signer_infos = sd.read(der::SET, "signerInfos")?;
-    sd.finish("SignedData")?;
-    let mut sir = signer_infos.reader();
-    let signer_info = sir.read(der::SEQUENCE, "SignerInfo")?;
-    if !sir.is_empty() {
+    let [signer_info] = sd.signer_infos.0.as_slice() else {
         return Err(TimestampParseError::Invalid(
-            "token has more than one SignerInfo",
+            "token must have exactly one SignerInfo",
         ));
-    }
-
-    let mut si = signer_info.reader();
-    si.read(der::INTEGER, "SignerInfo version")?;
-    let sid = si.read_any("SignerIdentifier")?;
-    let signer = if sid.tag == der::SEQUENCE {
-        let mut ir = sid.reader();
-        let issuer = ir.read(der::SEQUENCE, "issuer")?;
-        let serial = ir.read(der::INTEGER, "serialNumber")?;
-        ir.finish("IssuerAndSerialNumber")?;
-        SignerIdentifier::IssuerAndSerial {
-            issuer: issuer.raw.to_vec(),
-            serial: serial.content.to_vec(),
-        }
-    } else if sid.tag == der::context_primitive(0) {
-        SignerIdentifier::SubjectKeyId(sid.content.to_vec())
-    } else {
-        return Err(TimestampParseError::Invalid("unknown SignerIdentifier"));
     };
-    let digest_algorithm_element = si.read(der::SEQUENCE, "digestAlgorithm")?;
-    let digest_algorithm = hash_of(&digest_algorithm_element)?;
-    let signed_attrs = si
-        .read_optional(der::context_constructed(0), "signedAttrs")?
+    let signer = match &signer_info.sid {
+        CmsSignerIdentifier::IssuerAndSerialNumber(is) => SignerIdentifier::IssuerAndSerial {
+            issuer: is.issuer.to_der()?,
+            serial: is.serial_number.as_bytes().to_vec(),
+        },
+        CmsSignerIdentifier::SubjectKeyIdentifier(ski) => {
+            SignerIdentifier::SubjectKeyId(ski.0.as_bytes().to_vec())
+        }
+    };
+    let digest_algorithm = hash_of(&signer_info.digest_alg.oid)?;
+    let signed_attrs = signer_info
+        .signed_attrs
+        .as_ref()
         .ok_or(TimestampParseError::Invalid(
             "SignerInfo has no signed attributes",
         ))?;
-    let signature_algorithm = si.read(der::SEQUENCE, "signatureAlgorithm")?;
-    let signature = si.read(der::OCTET_STRING, "signature")?;
-    si.read_optional(der::context_constructed(1), "unsignedAttrs")?;
-    si.finish("SignerInfo")?;
-
-    let sig_oid = algorithm_oid(&signature_algorithm)?;
+    let sig_oid = signer_info.signature_algorithm.oid.to_string();
     let signature_scheme = match SignatureScheme::from_x509_oid(&sig_oid) {
         Some(s) => s,
         None if sig_oid == OID_EC_PUBLIC_KEY => SignatureScheme::Ecdsa(digest_algorithm),
@@ -199,29 +161,29 @@ fn parse_content_info(content_info: Element<'_>) -> Result<TimestampToken, Times
             ))
         }
     };
-
-    // Signed attributes: the signature covers their DER with the SET tag.
-    let mut signed_attributes = signed_attrs.raw.to_vec();
-    if let Some(first) = signed_attributes.first_mut() {
-        *first = der::SET;
-    }
+    // The signature covers the signed attributes' DER with the SET tag.
+    let signed_attributes = signed_attrs.to_der()?;
     let mut content_type_ok = false;
     let mut message_digest = None;
-    let mut ar = signed_attrs.reader();
-    while !ar.is_empty() {
-        let attr = ar.read(der::SEQUENCE, "Attribute")?;
-        let mut a = attr.reader();
-        let attr_type = oid(&a.read(der::OID, "attrType")?)?;
-        let values = a.read(der::SET, "attrValues")?;
-        let mut vr = values.reader();
-        match attr_type.as_str() {
+    for attr in signed_attrs.iter() {
+        let values: Vec<_> = attr.values.iter().collect();
+        match attr.oid.to_string().as_str() {
             OID_ATTR_CONTENT_TYPE => {
-                let v = vr.read(der::OID, "contentType value")?;
-                content_type_ok = oid(&v)? == OID_TST_INFO;
+                let [v] = values.as_slice() else {
+                    return Err(TimestampParseError::Invalid(
+                        "contentType attribute is not one value",
+                    ));
+                };
+                content_type_ok = v.decode_as::<ObjectIdentifier>()?.to_string() == OID_TST_INFO;
             }
             OID_ATTR_MESSAGE_DIGEST => {
-                let v = vr.read(der::OCTET_STRING, "messageDigest value")?;
-                if message_digest.replace(v.content.to_vec()).is_some() {
+                let [v] = values.as_slice() else {
+                    return Err(TimestampParseError::Invalid(
+                        "messageDigest attribute is not one value",
+                    ));
+                };
+                let digest = v.decode_as::<OctetString>()?.as_bytes().to_vec();
+                if message_digest.replace(digest).is_some() {
                     return Err(TimestampParseError::Invalid(
                         "duplicate messageDigest attribute",
                     ));
@@ -237,36 +199,84 @@ fn parse_content_info(content_info: Element<'_>) -> Result<TimestampToken, Times
     }
     let message_digest =
         message_digest.ok_or(TimestampParseError::Invalid("no messageDigest attribute"))?;
-
-    // TSTInfo.
-    let tst = der::parse_single(tst_info, der::SEQUENCE, "TSTInfo")?;
-    let mut tr = tst.reader();
-    tr.read(der::INTEGER, "TSTInfo version")?;
-    tr.read(der::OID, "policy")?;
-    let imprint = tr.read(der::SEQUENCE, "messageImprint")?;
-    let mut mr = imprint.reader();
-    let imprint_algorithm = hash_of(&mr.read(der::SEQUENCE, "hashAlgorithm")?)?;
-    let hashed = mr.read(der::OCTET_STRING, "hashedMessage")?;
-    mr.finish("messageImprint")?;
-    tr.read(der::INTEGER, "serialNumber")?;
-    let gen_time = tr.read(der::GENERALIZED_TIME, "genTime")?;
-    let gen_time = parse_generalized_time(gen_time.content).ok_or(TimestampParseError::Invalid(
-        "genTime is not a valid GeneralizedTime",
-    ))?;
-
+    let (gen_time, imprint_algorithm, imprint) = parse_tst_info(&tst_info)?;
     Ok(TimestampToken {
         gen_time,
         imprint_algorithm,
-        imprint: hashed.content.to_vec(),
+        imprint,
         signer,
         digest_algorithm,
         signature_scheme,
-        signature: signature.content.to_vec(),
+        signature: signer_info.signature.as_bytes().to_vec(),
         signed_attributes,
         message_digest,
-        tst_info: tst_info.to_vec(),
+        tst_info,
         certificates,
     })
+}
+
+/// TSTInfo (RFC 3161 §2.4.2) as `x509_tsp::TstInfo`, except `genTime`:
+/// the `der` crate's GeneralizedTime refuses fractional seconds, which
+/// RFC 3161 allows and real TSAs emit, so its content is read by
+/// [`parse_generalized_time`] (kept hand-written for that reason; fuzzed by
+/// `tests/fuzz.rs` through every timestamped bundle).
+#[derive(der::Sequence)]
+#[allow(dead_code)] // every field is decoded (strict DER); only some are used
+struct TstInfo<'a> {
+    version: x509_tsp::TspVersion,
+    policy: ObjectIdentifier,
+    message_imprint: x509_tsp::MessageImprint,
+    serial_number: der::asn1::Int,
+    gen_time: GeneralizedTimeRef<'a>,
+    #[asn1(optional = "true")]
+    accuracy: Option<x509_tsp::Accuracy>,
+    #[asn1(default = "Default::default")]
+    ordering: bool,
+    #[asn1(optional = "true")]
+    nonce: Option<der::asn1::Int>,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    tsa: Option<x509_cert::ext::pkix::name::GeneralName>,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    extensions: Option<x509_cert::ext::Extensions>,
+}
+
+/// The raw content of a GeneralizedTime (fraction allowed).
+#[derive(Clone, Copy)]
+struct GeneralizedTimeRef<'a>(&'a [u8]);
+
+impl<'a> der::DecodeValue<'a> for GeneralizedTimeRef<'a> {
+    fn decode_value<R: der::Reader<'a>>(reader: &mut R, header: der::Header) -> der::Result<Self> {
+        Ok(Self(reader.read_slice(header.length)?))
+    }
+}
+
+impl der::EncodeValue for GeneralizedTimeRef<'_> {
+    fn value_len(&self) -> der::Result<der::Length> {
+        der::Length::try_from(self.0.len())
+    }
+    fn encode_value(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        writer.write(self.0)
+    }
+}
+
+impl der::FixedTag for GeneralizedTimeRef<'_> {
+    const TAG: der::Tag = der::Tag::GeneralizedTime;
+}
+
+/// genTime, imprint algorithm and imprint of a DER TSTInfo.
+fn parse_tst_info(
+    tst_info: &[u8],
+) -> Result<(DateTime<Utc>, HashAlgorithm, Vec<u8>), TimestampParseError> {
+    let tst = TstInfo::from_der(tst_info)?;
+    let imprint_algorithm = hash_of(&tst.message_imprint.hash_algorithm.oid)?;
+    let gen_time = parse_generalized_time(tst.gen_time.0).ok_or(TimestampParseError::Invalid(
+        "genTime is not a valid GeneralizedTime",
+    ))?;
+    Ok((
+        gen_time,
+        imprint_algorithm,
+        tst.message_imprint.hashed_message.as_bytes().to_vec(),
+    ))
 }
 
 /// Parses a DER GeneralizedTime `YYYYMMDDHHMMSS[.f+]Z`.
@@ -314,6 +324,41 @@ mod tests {
         assert!(parse_generalized_time(b"2025061212021Z").is_none());
         assert!(parse_generalized_time(b"20250612120216").is_none());
         assert!(parse_generalized_time("2025061212021\u{e9}Z".as_bytes()).is_none());
+    }
+
+    fn tst_info_with(time: &[u8]) -> Vec<u8> {
+        use der::asn1::Int;
+        let tst = TstInfo {
+            version: x509_tsp::TspVersion::V1,
+            policy: ObjectIdentifier::new_unwrap("1.2.3.4"),
+            message_imprint: x509_tsp::MessageImprint {
+                hash_algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
+                    oid: ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1"),
+                    parameters: None,
+                },
+                hashed_message: OctetString::new(vec![7u8; 32]).unwrap(),
+            },
+            serial_number: Int::new(&[1]).unwrap(),
+            gen_time: GeneralizedTimeRef(time),
+            accuracy: None,
+            ordering: false,
+            nonce: None,
+            tsa: None,
+            extensions: None,
+        };
+        tst.to_der().unwrap()
+    }
+
+    #[test]
+    fn tst_info_gen_time_keeps_fractional_seconds() {
+        let (t, alg, imprint) = parse_tst_info(&tst_info_with(b"20250612120216.25Z")).unwrap();
+        assert_eq!(t.timestamp_subsec_millis(), 250);
+        assert_eq!(alg, HashAlgorithm::Sha256);
+        assert_eq!(imprint, vec![7u8; 32]);
+        assert!(parse_tst_info(&tst_info_with(b"20250612120216")).is_err());
+        let mut trailing = tst_info_with(b"20250612120216Z");
+        trailing.push(0);
+        assert!(parse_tst_info(&trailing).is_err());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::tlog::checkpoint::{Checkpoint, SignatureCheck, SignedNote};
 use crate::tlog::entry::set_payload;
 use crate::tlog::merkle;
 use crate::x509::Certificate;
-use private_ca::sct::{parse_sct_list, precert_signed_data};
+use private_ca::precert_signed_data;
 
 /// The artifact being verified, by SHA-256 digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -573,12 +573,11 @@ impl Verifier {
     }
 
     fn verify_sct(&self, leaf: &Certificate, issuer: &Certificate) -> Result<(), F> {
-        let list = match leaf.sct_list() {
+        let scts = match leaf.embedded_scts() {
             None => return Err(F::SctMissing),
-            Some(Err(e)) => return Err(F::SctMalformed(e.to_string())),
-            Some(Ok(list)) => list,
+            Some(Err(e)) => return Err(F::SctMalformed(e)),
+            Some(Ok(scts)) => scts,
         };
-        let scts = parse_sct_list(&list).map_err(|e| F::SctMalformed(e.to_string()))?;
         if scts.len() != 1 {
             return Err(F::SctCount(scts.len()));
         }
@@ -596,20 +595,10 @@ impl Verifier {
         if !ctlog.valid_for.contains(at) {
             return Err(F::SctLogNotValidAt { at });
         }
-        let scheme = match (sct.hash_algorithm, sct.signature_algorithm) {
-            (4, 3) => SignatureScheme::Ecdsa(HashAlgorithm::Sha256),
-            (5, 3) => SignatureScheme::Ecdsa(HashAlgorithm::Sha384),
-            (4, 1) => SignatureScheme::RsaPkcs1(HashAlgorithm::Sha256),
-            (_, 7) => SignatureScheme::Ed25519,
-            _ => {
-                return Err(F::SctMalformed(
-                    "unsupported SCT signature algorithm".into(),
-                ))
-            }
-        };
-        let tbs = leaf
-            .tbs_without_sct_list()
-            .map_err(|e| F::SctMalformed(e.to_string()))?;
+        let scheme = sct
+            .scheme
+            .ok_or_else(|| F::SctMalformed("unsupported SCT signature algorithm".into()))?;
+        let tbs = leaf.precert_tbs().map_err(F::SctMalformed)?;
         let issuer_key_hash = sha256(issuer.public_key().spki_der());
         let signed = precert_signed_data(sct.timestamp_ms, &issuer_key_hash, &tbs, &sct.extensions)
             .map_err(|e| F::SctMalformed(e.to_string()))?;
