@@ -1107,3 +1107,81 @@ fn serve_port_in_use_fails_before_anything_is_re_signed() {
         std::fs::read(demo.high.join("tuf-repo/timestamp.json")).unwrap()
     );
 }
+
+/// `airgate log monitor` from a checkpoint kept elsewhere: growth is proven and
+/// recorded with --update; a served log rolled back to an older backup, a
+/// checkpoint of another log and an unreachable server are each refused.
+#[test]
+fn log_monitor_proves_growth_and_catches_a_rolled_back_server() {
+    let demo = Demo::new();
+    let scratch = demo.scratch("monitor");
+    let backup = scratch.join("high-backup");
+    let cp = Command::new("cp")
+        .args(["-a", demo.high.to_str().unwrap(), backup.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let key = scratch.join("log.pub.pem");
+    std::fs::write(&key, trusted_root(&demo.high).tlogs[0].key.to_pem()).unwrap();
+    let kept = scratch.join("kept-checkpoint.txt");
+    let out = airgate(["log", "checkpoint", "--state", demo.high.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(&kept, &out.stdout).unwrap();
+
+    // The log grows by one entry after the checkpoint was kept.
+    let file = scratch.join("extra.txt");
+    std::fs::write(&file, b"one more artifact\n").unwrap();
+    let bundle = scratch.join("extra.sigstore.json");
+    let out = airgate([
+        "sign",
+        "--state",
+        demo.high.to_str().unwrap(),
+        "-o",
+        bundle.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let monitor = |base: &str, extra: &[&str]| {
+        let mut args = vec![
+            "log",
+            "monitor",
+            "--url",
+            base,
+            "--checkpoint",
+            kept.to_str().unwrap(),
+            "--log-key",
+            key.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        airgate(args)
+    };
+    let server = Served::start(&demo.high, &[]);
+    let out = monitor(&server.base, &["--update"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tree size 3 -> 4"), "{text}");
+    let now = SignedNote::parse(&std::fs::read_to_string(&kept).unwrap()).unwrap();
+    assert_eq!(Checkpoint::parse(&now.text).unwrap().size, 4);
+    let out = monitor(&server.base, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tree size 4 -> 4"));
+
+    // The gateway restored from the backup taken before the new entry.
+    let rolled_back = Served::start(&backup, &[]);
+    let out = monitor(&rolled_back.base, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
+
+    // Another enclave's log key does not vouch for this log.
+    let other = Demo::new();
+    std::fs::write(&key, trusted_root(&other.high).tlogs[0].key.to_pem()).unwrap();
+    let out = monitor(&server.base, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no signature by the given log key"));
+
+    // An unreachable server is an I/O failure, not a verdict.
+    drop(server);
+    let out = monitor("http://127.0.0.1:9", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

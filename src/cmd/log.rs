@@ -59,6 +59,26 @@ enum LogCommand {
     },
     /// The latest signed checkpoint (C2SP signed note), to keep elsewhere.
     Checkpoint(StateOnly),
+    /// Check a served log from a checkpoint kept elsewhere (no state needed):
+    /// the served checkpoint must be signed by the log key, of the same log, no
+    /// smaller, and proven consistent with the kept one. What a monitor or a
+    /// witness runs, on another machine than the gateway.
+    Monitor {
+        /// Base URL of `airgate serve` (or a published tree), e.g. http://gateway:8080
+        #[arg(long)]
+        url: String,
+        /// The checkpoint kept outside the gateway host.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: PathBuf,
+        /// The log's public key (PEM), kept with the checkpoint: never fetched
+        /// from the server being checked.
+        #[arg(long, value_name = "PEM")]
+        log_key: PathBuf,
+        /// After a successful check, replace FILE with the served checkpoint
+        /// (atomically), so the next run starts from it.
+        #[arg(long)]
+        update: bool,
+    },
 }
 
 #[derive(Args)]
@@ -75,7 +95,25 @@ fn hashes(h: &[[u8; 32]]) -> Vec<String> {
 impl LogArgs {
     /// Runs the subcommand.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let dir = match &self.command {
+        match self.command {
+            LogCommand::Monitor {
+                url,
+                checkpoint,
+                log_key,
+                update,
+            } => monitor(&url, &checkpoint, &log_key, update),
+            command => with_state(command),
+        }
+    }
+}
+
+/// The subcommands that read the state directory.
+fn with_state(command: LogCommand) -> anyhow::Result<ExitCode> {
+    {
+        let dir = match &command {
+            LogCommand::Monitor { .. } => {
+                return Err(Error::Usage("log monitor takes no state".into()).into())
+            }
             LogCommand::Info(s) | LogCommand::Checkpoint(s) => &s.state,
             LogCommand::Verify { state, .. } => &state.state,
             LogCommand::Entry { state, .. }
@@ -84,7 +122,7 @@ impl LogArgs {
         };
         let state = StateReader::open(dir)?;
         let reader = state.log_reader();
-        let out = match self.command {
+        let out = match command {
             LogCommand::Info(_) => {
                 let size = reader.size().map_err(Error::from)?;
                 let checkpoint = reader.latest_checkpoint().map_err(Error::from)?;
@@ -162,8 +200,106 @@ impl LogArgs {
                 print!("{}", checkpoint.note);
                 return Ok(ExitCode::SUCCESS);
             }
+            LogCommand::Monitor { .. } => {
+                return Err(Error::Usage("log monitor takes no state".into()).into())
+            }
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Largest served checkpoint read (a signed note is far smaller).
+const MAX_CHECKPOINT_BYTES: usize = 64 << 10;
+/// Largest served proof body read (128 hex hashes and framing).
+const MAX_PROOF_BYTES: usize = 64 << 10;
+
+/// `airgate log monitor`: fetches, then lets the pure monitor decide.
+fn monitor(
+    url: &str,
+    checkpoint: &std::path::Path,
+    log_key: &std::path::Path,
+    update: bool,
+) -> anyhow::Result<ExitCode> {
+    let kept = text_file(checkpoint, MAX_CHECKPOINT_BYTES)?;
+    let key = gateway::crypto::VerifyingKey::from_pem(&text_file(log_key, 64 << 10)?)
+        .map_err(|e| Error::Usage(format!("{}: {e}", log_key.display())))?;
+    let kept_size = gateway::tlog::checkpoint::SignedNote::parse(&kept)
+        .ok()
+        .and_then(|n| gateway::tlog::checkpoint::Checkpoint::parse(&n.text).ok())
+        .map(|c| c.size)
+        .unwrap_or(0);
+    let base = url.trim_end_matches('/');
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (served, proof) = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Usage(format!("HTTP client: {e}")))?;
+        let served = fetch(&client, &format!("{base}/checkpoint"), MAX_CHECKPOINT_BYTES).await?;
+        let served = String::from_utf8(served).map_err(|_| {
+            gateway::tlog::LogError::Tampered("the served checkpoint is not UTF-8".into())
+        })?;
+        let served_size = gateway::tlog::checkpoint::SignedNote::parse(&served)
+            .ok()
+            .and_then(|n| gateway::tlog::checkpoint::Checkpoint::parse(&n.text).ok())
+            .map(|c| c.size)
+            .unwrap_or(0);
+        let proof = if kept_size > 0 && kept_size < served_size {
+            let body = fetch(
+                &client,
+                &format!("{base}/api/v1/log/proof?firstSize={kept_size}&lastSize={served_size}"),
+                MAX_PROOF_BYTES,
+            )
+            .await?;
+            gateway::tlog::monitor::parse_proof(&body)?.1
+        } else {
+            Vec::new()
+        };
+        Ok::<_, Error>((served, proof))
+    })?;
+    let growth =
+        gateway::tlog::monitor::check_growth(&kept, &served, &proof, &key).map_err(Error::from)?;
+    println!(
+        "served log {} is consistent with the checkpoint kept in {} (tree size {} -> {}, root {})",
+        gateway::escape::quoted(&growth.origin),
+        checkpoint.display(),
+        growth.kept_size,
+        growth.served_size,
+        hex::encode(growth.served_root)
+    );
+    if update && growth.served_size > growth.kept_size {
+        gateway::files::write_atomic(checkpoint, served.as_bytes(), None)?;
+        println!("{} now holds the served checkpoint", checkpoint.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn text_file(path: &std::path::Path, limit: usize) -> anyhow::Result<String> {
+    let bytes = gateway::files::read_limited(path, limit)?;
+    Ok(String::from_utf8(bytes)
+        .map_err(|_| Error::Usage(format!("{}: not UTF-8 text", path.display())))?)
+}
+
+/// GET with a body limit; HTTP failures are I/O (exit 2), not verdicts.
+async fn fetch(client: &reqwest::Client, url: &str, limit: usize) -> Result<Vec<u8>, Error> {
+    let io = |e: String| Error::Usage(format!("GET {}: {e}", gateway::escape::quoted(url)));
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| io(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(io(format!("HTTP {}", response.status())));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| io(e.to_string()))? {
+        if body.len() + chunk.len() > limit {
+            return Err(io(format!("response larger than {limit} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod entry;
 pub mod merkle;
+pub mod monitor;
 pub mod store;
 
 pub use store::{
