@@ -674,3 +674,27 @@ fn medium_over_the_metadata_limit_is_refused_before_staging() {
     .unwrap();
     refused(&m.world, &[&m.good], &[], "max-medium-size");
 }
+
+/// `airgate demo --dir demo1` (relative, the first thing a newcomer types)
+/// completes, and a rerun into the now non-empty directory is refused as usage.
+#[test]
+fn demo_with_a_relative_dir_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_airgate"))
+            .args(["demo", "--dir", "demo1"])
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tmp.path().join("demo1/high/state.db").is_file());
+    let again = run();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+}

@@ -64,6 +64,25 @@ impl DemoArgs {
             )));
         }
         std::fs::create_dir_all(&dir)?;
+        // Every later step joins paths onto `dir` and some run in other working
+        // directories: resolve a relative --dir once, here.
+        let dir = std::path::absolute(&dir)?;
+        let result = round_trip(&dir);
+        if result.is_err() {
+            // Leave nothing half-built behind: a rerun with the same --dir works.
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => eprintln!("removed the half-built demo directory {}", dir.display()),
+                Err(e) => eprintln!("could not remove {}: {e}", dir.display()),
+            }
+        }
+        result
+    }
+}
+
+/// Every step of the demo, in `dir` (absolute, empty).
+fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
+    {
+        let dir = dir.to_path_buf();
         let exe = std::env::current_exe()?;
         let now = SystemTime::now();
         println!(
