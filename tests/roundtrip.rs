@@ -698,3 +698,69 @@ fn demo_with_a_relative_dir_completes() {
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 }
+
+/// `airgate inspect` needs no state: without a key it labels everything as the
+/// medium's claim; with the exporter's key it verifies and shows the identity;
+/// another key, a flipped manifest byte and a non-medium are refused (exit 1).
+#[test]
+fn inspect_shows_claims_verifies_with_the_key_and_refuses_forgeries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = tmp.path().join("demo");
+    let out = airgate(["demo", "--dir", demo.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let medium = demo.join("transfer/media.tar");
+    let key = demo.join("low/exporter-key/exporter.pub.pem");
+    let inspect = |medium: &Path, extra: &[&str]| {
+        let mut args = vec!["inspect", medium.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        airgate(args)
+    };
+
+    let out = inspect(&medium, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NOT CHECKED"), "{text}");
+    assert!(text.contains("\"app-1.0.0.tar.gz\""), "{text}");
+    assert!(text.contains("demo-low-side"), "{text}");
+
+    let out = inspect(
+        &medium,
+        &["--exporter-key", key.to_str().unwrap(), "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["signature"], "verified");
+    assert_eq!(v["statementSha256"].as_str().unwrap().len(), 64);
+    assert_eq!(v["manifest"]["artifacts"].as_array().unwrap().len(), 3);
+
+    // Another key: the enclave's CT key is not the exporter's.
+    let other = tmp.path().join("other.pub.pem");
+    let root = gateway::bundle::TrustedRoot::from_json(
+        &std::fs::read(demo.join("high/trusted_root.json")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(&other, root.tlogs[0].key.to_pem()).unwrap();
+    let out = inspect(&medium, &["--exporter-key", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not by the given key"),
+        "{}",
+        stderr(&out)
+    );
+
+    // One character of the exporter's signature changed: the claims still
+    // parse, the signature does not verify.
+    let mut bytes = std::fs::read(&medium).unwrap();
+    let at = bytes.windows(6).position(|w| w == b"\"sig\":").unwrap() + 10;
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    let forged = tmp.path().join("forged.tar");
+    std::fs::write(&forged, &bytes).unwrap();
+    assert!(inspect(&forged, &[]).status.success());
+    let out = inspect(&forged, &["--exporter-key", key.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("signature"), "{}", stderr(&out));
+
+    let junk = tmp.path().join("junk.tar");
+    std::fs::write(&junk, vec![0x41u8; 4096]).unwrap();
+    assert_eq!(inspect(&junk, &[]).status.code(), Some(1));
+}

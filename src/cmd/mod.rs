@@ -14,6 +14,7 @@ pub mod export;
 mod export_key;
 mod exporter;
 mod import;
+mod inspect;
 mod lock;
 mod log;
 mod serve;
@@ -50,6 +51,8 @@ pub enum Command {
     ExportKey(export_key::ExportKeyArgs),
     /// High side: verify a medium offline, re-sign accepted artifacts, record the import.
     Import(import::ImportArgs),
+    /// Show what a medium carries, from its manifest; checks the signature given the key.
+    Inspect(inspect::InspectArgs),
     /// Enroll the low side's medium-signing keys on the high side.
     Exporter(exporter::ExporterArgs),
     /// Pin collectors in airgate.lock.
@@ -75,6 +78,7 @@ impl Command {
             Command::ExportKey(args) => args.run(),
             Command::Lock(args) => args.run(),
             Command::Import(args) => args.run(),
+            Command::Inspect(args) => args.run(),
             Command::Exporter(args) => args.run(),
             Command::Bench(args) => args.run(),
             Command::Tuf(args) => args.run(),

@@ -426,6 +426,58 @@ pub fn sign_manifest(
     sign_statement(&statement, key_id, sign)
 }
 
+/// A manifest read without checking its signature: every field is the
+/// medium's claim. For `airgate inspect` without a key only; nothing may be
+/// recorded or trusted from it.
+#[derive(Debug, Clone)]
+pub struct ClaimedManifest {
+    /// The key ID the envelope says signed it.
+    pub signed_by_keyid: String,
+    /// The predicate, entry digests filled in from the subjects.
+    pub predicate: MediumPredicate,
+}
+
+/// Parses a manifest (strict JSON and base64, types checked) without its
+/// signature. Use [`verify_manifest`] for anything that is acted on.
+pub fn read_manifest_claims(bytes: &[u8]) -> Result<ClaimedManifest, ManifestError> {
+    let malformed = |detail: String| ManifestError::Malformed {
+        what: "manifest",
+        detail,
+    };
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(malformed(format!("{} bytes, over the limit", bytes.len())));
+    }
+    let envelope: Envelope =
+        crate::strict_json::from_slice(bytes).map_err(|e| malformed(format!("envelope: {e}")))?;
+    let [signature] = envelope.signatures.as_slice() else {
+        return Err(malformed("exactly one signature is required".into()));
+    };
+    let payload = b64_decode_strict(&envelope.payload)
+        .ok_or_else(|| malformed("payload is not strict standard base64".into()))?;
+    let statement: Statement<MediumPredicate> = crate::strict_json::from_slice(&payload)
+        .map_err(|e| malformed(format!("statement: {e}")))?;
+    if statement.predicate_type != MEDIUM_PREDICATE_TYPE {
+        return Err(ManifestError::Version);
+    }
+    let mut predicate = statement.predicate;
+    for (subject, entry) in statement.subject.iter().zip(predicate.entries.iter_mut()) {
+        if subject.name == entry.name {
+            entry.sha256 = subject.digest.get("sha256").cloned().unwrap_or_default();
+        }
+    }
+    for artifact in &mut predicate.artifacts {
+        let entry_name = format!("artifacts/{}", artifact.name);
+        if let Some(e) = predicate.entries.iter().find(|e| e.name == entry_name) {
+            artifact.sha256 = e.sha256.clone();
+            artifact.size = e.size;
+        }
+    }
+    Ok(ClaimedManifest {
+        signed_by_keyid: signature.keyid.clone(),
+        predicate,
+    })
+}
+
 /// Verifies a manifest's signature against enrolled exporters and its internal consistency.
 pub fn verify_manifest(
     bytes: &[u8],

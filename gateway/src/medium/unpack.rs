@@ -186,6 +186,66 @@ fn entry_type_name(t: tar::EntryType) -> String {
     }
 }
 
+/// Reads the first entry, which must be the manifest, within its size limit.
+fn manifest_bytes<R: Read>(
+    first: &mut tar::Entry<'_, R>,
+    names: &mut HashSet<String>,
+) -> Result<Vec<u8>> {
+    let truncated = |e: std::io::Error| {
+        rejected(MediumError::Truncated {
+            after: None,
+            detail: quoted(&e.to_string()),
+        })
+    };
+    let (name, size) = checked_header(first, names, None)?;
+    if name.as_str() != MANIFEST_NAME {
+        return Err(rejected(MediumError::ManifestNotFirst(quoted(
+            name.as_str(),
+        ))));
+    }
+    if size > MAX_MANIFEST_BYTES as u64 {
+        return Err(rejected(MediumError::TooLarge {
+            name: quoted(MANIFEST_NAME),
+            size,
+            limit: MAX_MANIFEST_BYTES as u64,
+        }));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    first
+        .take(size)
+        .read_to_end(&mut bytes)
+        .map_err(truncated)?;
+    if bytes.len() as u64 != size {
+        return Err(rejected(MediumError::Truncated {
+            after: None,
+            detail: "the manifest is cut short".into(),
+        }));
+    }
+    Ok(bytes)
+}
+
+/// Reads only the manifest of a medium (the first entry), for `airgate inspect`:
+/// nothing else is read and nothing is staged.
+pub fn read_manifest(reader: impl Read) -> Result<Vec<u8>> {
+    let mut archive = tar::Archive::new(reader);
+    let mut iter = archive.entries().map_err(|e| {
+        rejected(MediumError::Truncated {
+            after: None,
+            detail: quoted(&e.to_string()),
+        })
+    })?;
+    let mut first = iter
+        .next()
+        .ok_or_else(|| rejected(MediumError::Empty))?
+        .map_err(|e| {
+            rejected(MediumError::Truncated {
+                after: None,
+                detail: quoted(&e.to_string()),
+            })
+        })?;
+    manifest_bytes(&mut first, &mut HashSet::new())
+}
+
 /// Reads a medium from `reader`. The manifest (first entry) is verified
 /// against `exporters`; then `decide` sees it and says where to stage, or to
 /// stop. Returns `None` when `decide` stopped.
@@ -210,30 +270,7 @@ pub fn unpack(
         .next()
         .ok_or_else(|| rejected(MediumError::Empty))?
         .map_err(|e| truncated(None, e))?;
-    let (name, size) = checked_header(&mut first, &mut names, None)?;
-    if name.as_str() != MANIFEST_NAME {
-        return Err(rejected(MediumError::ManifestNotFirst(quoted(
-            name.as_str(),
-        ))));
-    }
-    if size > MAX_MANIFEST_BYTES as u64 {
-        return Err(rejected(MediumError::TooLarge {
-            name: quoted(MANIFEST_NAME),
-            size,
-            limit: MAX_MANIFEST_BYTES as u64,
-        }));
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    (&mut first)
-        .take(size)
-        .read_to_end(&mut bytes)
-        .map_err(|e| truncated(None, e))?;
-    if bytes.len() as u64 != size {
-        return Err(rejected(MediumError::Truncated {
-            after: None,
-            detail: "the manifest is cut short".into(),
-        }));
-    }
+    let bytes = manifest_bytes(&mut first, &mut names)?;
     drop(first);
     let manifest = verify_manifest(&bytes, exporters).map_err(rejected)?;
     drop(bytes);
