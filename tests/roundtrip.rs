@@ -764,3 +764,48 @@ fn inspect_shows_claims_verifies_with_the_key_and_refuses_forgeries() {
     std::fs::write(&junk, vec![0x41u8; 4096]).unwrap();
     assert_eq!(inspect(&junk, &[]).status.code(), Some(1));
 }
+
+/// `airgate imports list` and `imports show N` read back what import recorded;
+/// an unknown number is a usage error.
+#[test]
+fn imports_list_and_show_read_back_the_stored_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = tmp.path().join("demo");
+    let out = airgate(["demo", "--dir", demo.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let high = demo.join("high");
+    let state = high.to_str().unwrap();
+
+    let out = airgate(["imports", "list", "--state", state, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["exporter"], "demo-low-side");
+    assert_eq!(rows[0]["artifacts"], 3);
+    let id = rows[0]["id"].as_i64().unwrap().to_string();
+
+    let out = airgate(["imports", "show", "--state", state, &id, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = report["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "app-1.0.0.spdx.json",
+            "app-1.0.0.tar.gz",
+            "bin/app-linux-amd64"
+        ]
+    );
+    let out = airgate(["imports", "show", "--state", state, &id]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"accepted\""));
+
+    let out = airgate(["imports", "show", "--state", state, "99"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no import #99"));
+}

@@ -14,6 +14,7 @@ pub mod export;
 mod export_key;
 mod exporter;
 mod import;
+mod imports;
 mod inspect;
 mod lock;
 mod log;
@@ -51,6 +52,8 @@ pub enum Command {
     ExportKey(export_key::ExportKeyArgs),
     /// High side: verify a medium offline, re-sign accepted artifacts, record the import.
     Import(import::ImportArgs),
+    /// Read back the stored import reports (list, show).
+    Imports(imports::ImportsArgs),
     /// Show what a medium carries, from its manifest; checks the signature given the key.
     Inspect(inspect::InspectArgs),
     /// Enroll the low side's medium-signing keys on the high side.
@@ -79,6 +82,7 @@ impl Command {
             Command::Lock(args) => args.run(),
             Command::Import(args) => args.run(),
             Command::Inspect(args) => args.run(),
+            Command::Imports(args) => args.run(),
             Command::Exporter(args) => args.run(),
             Command::Bench(args) => args.run(),
             Command::Tuf(args) => args.run(),

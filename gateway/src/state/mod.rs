@@ -543,6 +543,16 @@ impl StateReader {
         LogReader::new(&self.conn)
     }
 
+    /// The newest `limit` imports, newest first.
+    pub fn imports(&self, limit: usize) -> Result<Vec<queries::ImportRow>> {
+        queries::imports(&self.conn, limit)
+    }
+
+    /// Import `id`'s stored report, `None` when there is no such import.
+    pub fn import_report(&self, id: i64) -> Result<Option<String>> {
+        queries::import_report(&self.conn, id)
+    }
+
     /// The first artifact by name and its current `.sigs`.
     pub fn first_artifact(&self) -> Result<Option<(String, Vec<u8>)>> {
         queries::first_artifact(&self.conn)

@@ -276,6 +276,15 @@ pub fn imports(conn: &Connection, limit: usize) -> Result<Vec<ImportRow>> {
     rows.collect::<Result<Vec<_>, _>>().map_err(sql)
 }
 
+/// One import's stored report (the JSON `airgate import --json` printed).
+pub fn import_report(conn: &Connection, id: i64) -> Result<Option<String>> {
+    conn.query_row("SELECT report FROM imports WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })
+    .optional()
+    .map_err(sql)
+}
+
 /// Every import's number and recorded checkpoint size.
 pub fn import_checkpoint_sizes(conn: &Connection) -> Result<Vec<(i64, u64)>> {
     let mut stmt = conn
