@@ -18,7 +18,28 @@ fn refused(world: &World, media: &[&Path], expect: &str) -> String {
     assert_eq!(out.status.code(), Some(1), "expected a refusal: {err}");
     assert!(err.contains(expect), "expected {expect:?} in: {err}");
     assert_eq!(before, state_fingerprint(&world.high), "state changed");
+    assert_refusal_recorded(world, expect);
     err
+}
+
+/// The newest row of the append-only refusal record names the reason.
+fn assert_refusal_recorded(world: &World, expect: &str) {
+    let out = crate::common::airgate([
+        "imports",
+        "refused",
+        "--state",
+        world.high.to_str().unwrap(),
+        "--json",
+        "--limit",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reason = rows[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(expect),
+        "refusal record {rows} lacks {expect:?}"
+    );
 }
 
 fn imported(world: &World, media: &[&Path]) -> String {

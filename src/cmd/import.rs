@@ -96,6 +96,22 @@ fn print_report(report: &ImportReport) {
 }
 
 impl ImportArgs {
+    /// Appends the refusal to the state's append-only record; a failure to
+    /// record is reported but never hides the refusal itself.
+    fn record_refusal(&self, state: &StateDir, now: chrono::DateTime<chrono::Utc>, reason: &str) {
+        let media: Vec<String> = self.media.iter().map(|p| p.display().to_string()).collect();
+        let manifest = self.media.first().and_then(|path| {
+            let file = std::fs::File::open(path).ok()?;
+            let bytes =
+                gateway::medium::unpack::read_manifest(std::io::BufReader::new(file)).ok()?;
+            Some(hex::encode(gateway::crypto::sha256(&bytes)))
+        });
+        match state.record_refusal(now, &media.join(" "), manifest.as_deref(), reason) {
+            Ok(id) => eprintln!("refusal recorded as #{id} (airgate imports refused)"),
+            Err(e) => eprintln!("warning: the refusal could not be recorded: {e}"),
+        }
+    }
+
     /// Runs the import.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         if self.danger_as_of.is_some() {
@@ -119,6 +135,9 @@ impl ImportArgs {
                 Ok(ExitCode::SUCCESS)
             }
             Err(Error::ImportRejected(rejected)) => {
+                if !self.dry_run {
+                    self.record_refusal(&state, now, &rejected.to_string());
+                }
                 if self.json {
                     let decisions = match rejected.as_ref() {
                         gateway::import::ImportRejected::Artifacts(d) => serde_json::to_value(d)?,

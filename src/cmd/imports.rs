@@ -29,6 +29,19 @@ enum ImportsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Refused imports, newest first: when, the media given, the SHA-256 of the
+    /// manifest entry as received, and why (append-only).
+    Refused {
+        /// The state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// One import's stored report (what was verified and recorded).
     Show {
         /// The state directory.
@@ -48,6 +61,7 @@ impl ImportsArgs {
         match self.command {
             ImportsCommand::List { state, limit, json } => list(&state, limit, json),
             ImportsCommand::Show { state, id, json } => show(&state, id, json),
+            ImportsCommand::Refused { state, limit, json } => refused(&state, limit, json),
         }
     }
 }
@@ -85,6 +99,43 @@ fn list(state: &std::path::Path, limit: usize, json: bool) -> anyhow::Result<Exi
             r.artifacts,
             r.checkpoint_size,
             quoted(&r.medium_id)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn refused(state: &std::path::Path, limit: usize, json: bool) -> anyhow::Result<ExitCode> {
+    let rows = StateReader::open(state)?.refusals(limit)?;
+    if json {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id,
+                    "refusedAt": r.refused_at,
+                    "media": r.media,
+                    "manifestSha256": r.manifest_sha256,
+                    "reason": r.reason,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("no refused imports");
+    }
+    for r in &rows {
+        println!(
+            "refusal #{}  {}  {}  manifest sha256 {}\n    {}",
+            r.id,
+            quoted(&r.refused_at),
+            quoted(&r.media),
+            r.manifest_sha256
+                .as_deref()
+                .map(quoted)
+                .unwrap_or_else(|| "(none read)".into()),
+            quoted(&r.reason)
         );
     }
     Ok(ExitCode::SUCCESS)

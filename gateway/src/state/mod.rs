@@ -132,8 +132,26 @@ pub fn initialize_schema(conn: &Connection) -> Result<()> {
     if exists.is_none() {
         conn.execute_batch(SCHEMA).map_err(LogError::from)?;
     }
+    conn.execute_batch(REFUSALS_SCHEMA)
+        .map_err(LogError::from)?;
     Ok(())
 }
+
+/// Refused imports: append-only, the one thing a refusal writes. Created on
+/// open, so state directories made before it get it too.
+const REFUSALS_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS refused_imports (
+    id INTEGER PRIMARY KEY,
+    refused_at TEXT NOT NULL,
+    media TEXT NOT NULL,
+    manifest_sha256 TEXT,
+    reason TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS refused_imports_no_update BEFORE UPDATE ON refused_imports
+    BEGIN SELECT RAISE(ABORT, 'refused imports are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS refused_imports_no_delete BEFORE DELETE ON refused_imports
+    BEGIN SELECT RAISE(ABORT, 'refused imports are append-only'); END;
+"#;
 
 /// Path of a blob in the content-addressed store.
 pub fn blob_path(dir: &Path, sha256_hex: &str) -> PathBuf {
@@ -195,6 +213,25 @@ impl StateDir {
         };
         state.recover()?;
         Ok(state)
+    }
+
+    /// Records a refused import (append-only): when, the media as given, the
+    /// SHA-256 of the manifest entry as received (a fact about the bytes, not a
+    /// claim; `None` when there was none to read) and the reason printed.
+    pub fn record_refusal(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+        media: &str,
+        manifest_sha256: Option<&str>,
+        reason: &str,
+    ) -> Result<i64> {
+        queries::insert_refusal(
+            &self.conn,
+            &at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            media,
+            manifest_sha256,
+            reason,
+        )
     }
 
     /// The directory.
@@ -546,6 +583,11 @@ impl StateReader {
     /// The newest `limit` imports, newest first.
     pub fn imports(&self, limit: usize) -> Result<Vec<queries::ImportRow>> {
         queries::imports(&self.conn, limit)
+    }
+
+    /// The newest `limit` refused imports, newest first.
+    pub fn refusals(&self, limit: usize) -> Result<Vec<queries::RefusalRow>> {
+        queries::refusals(&self.conn, limit)
     }
 
     /// Import `id`'s stored report, `None` when there is no such import.

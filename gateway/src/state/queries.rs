@@ -285,6 +285,69 @@ pub fn import_report(conn: &Connection, id: i64) -> Result<Option<String>> {
     .map_err(sql)
 }
 
+/// One refused import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusalRow {
+    /// Refusal number.
+    pub id: i64,
+    /// When (RFC 3339, UTC).
+    pub refused_at: String,
+    /// The media as given on the command line.
+    pub media: String,
+    /// SHA-256 of the manifest entry as received, if one was read.
+    pub manifest_sha256: Option<String>,
+    /// The reason printed.
+    pub reason: String,
+}
+
+/// Appends a refused import; returns its number.
+pub fn insert_refusal(
+    conn: &Connection,
+    at: &str,
+    media: &str,
+    manifest_sha256: Option<&str>,
+    reason: &str,
+) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO refused_imports (refused_at, media, manifest_sha256, reason) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![at, media, manifest_sha256, reason],
+    )
+    .map_err(sql)?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The newest `limit` refused imports, newest first.
+pub fn refusals(conn: &Connection, limit: usize) -> Result<Vec<RefusalRow>> {
+    let present: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'refused_imports'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    if present == 0 {
+        return Ok(Vec::new()); // a state no import has opened since the table came
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, refused_at, media, manifest_sha256, reason FROM refused_imports \
+             ORDER BY id DESC LIMIT ?1",
+        )
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(RefusalRow {
+                id: r.get(0)?,
+                refused_at: r.get(1)?,
+                media: r.get(2)?,
+                manifest_sha256: r.get(3)?,
+                reason: r.get(4)?,
+            })
+        })
+        .map_err(sql)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+}
+
 /// Every import's number and recorded checkpoint size.
 pub fn import_checkpoint_sizes(conn: &Connection) -> Result<Vec<(i64, u64)>> {
     let mut stmt = conn
