@@ -460,3 +460,32 @@ fn control_characters_from_a_medium_never_reach_the_terminal() {
         );
     }
 }
+
+/// After `airgate exporter revoke`, a genuine medium signed by the revoked key
+/// is refused naming the exporter, the key and the revocation time; the list
+/// shows the key as revoked, and a second revoke is a usage error.
+#[test]
+fn medium_signed_by_a_revoked_exporter_key_is_refused_naming_the_key() {
+    let world = World::new(1);
+    let (good, out) = world.export("good.tar", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state = world.high.to_str().unwrap();
+    let revoke = || {
+        crate::common::airgate([
+            "exporter",
+            "revoke",
+            "--state",
+            state,
+            "--reason",
+            "laptop lost",
+            "low-1",
+        ])
+    };
+    let out = revoke();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = refused(&world, &[&good], "of exporter \"low-1\", revoked at");
+    assert!(err.contains("is signed by key"), "{err}");
+    let list = crate::common::airgate(["exporter", "list", "--state", state]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("revoked at"));
+    assert_eq!(revoke().status.code(), Some(2));
+}

@@ -28,6 +28,19 @@ enum ExporterCommand {
         /// Its public key (PEM).
         key: PathBuf,
     },
+    /// Revoke every key of an exporter, permanently: media they signed are
+    /// refused from now on, naming the exporter, the key and the time. Enroll
+    /// the exporter's new key under a new name to rotate.
+    Revoke {
+        /// The state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        /// The exporter's name.
+        name: String,
+    },
     /// List enrolled exporters.
     List {
         /// The state directory.
@@ -52,10 +65,25 @@ impl ExporterArgs {
                     hex::encode(public.key_id())
                 );
             }
+            ExporterCommand::Revoke {
+                state,
+                reason,
+                name,
+            } => {
+                let state = StateDir::open(&state)?;
+                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                for key_id in state.revoke_exporter(&name, &now, &reason)? {
+                    println!("Revoked key {key_id} of exporter {name} at {now}");
+                }
+            }
             ExporterCommand::List { state } => {
                 let state = StateDir::open(&state)?;
                 for e in state.exporters()? {
-                    println!("{}\t{}", e.name, hex::encode(e.key.key_id()));
+                    let status = match &e.revoked_at {
+                        Some(at) => format!("revoked at {at}"),
+                        None => "active".into(),
+                    };
+                    println!("{}\t{}\t{status}", e.name, hex::encode(e.key.key_id()));
                 }
             }
         }

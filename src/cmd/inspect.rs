@@ -60,6 +60,7 @@ impl InspectArgs {
                 let exporter = EnrolledExporter {
                     name: claims.predicate.exporter.clone(),
                     key,
+                    revoked_at: None,
                 };
                 let v = match verify_manifest(&bytes, &[exporter]) {
                     Ok(v) => v,

@@ -236,6 +236,18 @@ pub enum ManifestError {
         /// Detail.
         detail: String,
     },
+    /// Signed by a revoked exporter key.
+    #[error("{what} is signed by key {keyid} of exporter {exporter}, revoked at {revoked_at}")]
+    RevokedKey {
+        /// Manifest or chunk index.
+        what: &'static str,
+        /// The key ID found.
+        keyid: String,
+        /// The exporter it was enrolled for (quoted).
+        exporter: String,
+        /// When it was revoked (quoted).
+        revoked_at: String,
+    },
     /// Signed by no enrolled exporter key.
     #[error("{what} is signed by key {keyid}, which is not an enrolled exporter key")]
     UnknownKey {
@@ -307,6 +319,9 @@ pub struct EnrolledExporter {
     pub name: String,
     /// Its public key.
     pub key: VerifyingKey,
+    /// When the key was revoked (`airgate exporter revoke`): media it signed
+    /// are refused, naming the exporter, the key and this time.
+    pub revoked_at: Option<String>,
 }
 
 /// Opens a DSSE envelope: returns the statement, who signed it, and the
@@ -340,6 +355,14 @@ fn open_envelope<P: for<'de> Deserialize<'de>>(
             what,
             keyid: quoted(&signature.keyid),
         })?;
+    if let Some(revoked_at) = &exporter.revoked_at {
+        return Err(ManifestError::RevokedKey {
+            what,
+            keyid: quoted(&signature.keyid),
+            exporter: quoted(&exporter.name),
+            revoked_at: quoted(revoked_at),
+        });
+    }
     // Strict base64 (one alphabet, padded, no whitespace): one encoding of
     // the signed bytes, so re-encoding cannot make another medium of them.
     let payload = b64_decode_strict(&envelope.payload)
@@ -710,6 +733,7 @@ mod tests {
             EnrolledExporter {
                 name: "low-1".into(),
                 key: public,
+                revoked_at: None,
             },
         )
     }

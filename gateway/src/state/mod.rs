@@ -137,8 +137,9 @@ pub fn initialize_schema(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Refused imports: append-only, the one thing a refusal writes. Created on
-/// open, so state directories made before it get it too.
+/// Refused imports (append-only, the one thing a refusal writes) and exporter
+/// key revocations (permanent). Created on open, so state directories made
+/// before them get them too.
 const REFUSALS_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS refused_imports (
     id INTEGER PRIMARY KEY,
@@ -151,6 +152,16 @@ CREATE TRIGGER IF NOT EXISTS refused_imports_no_update BEFORE UPDATE ON refused_
     BEGIN SELECT RAISE(ABORT, 'refused imports are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS refused_imports_no_delete BEFORE DELETE ON refused_imports
     BEGIN SELECT RAISE(ABORT, 'refused imports are append-only'); END;
+CREATE TABLE IF NOT EXISTS exporter_revocations (
+    key_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    revoked_at TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS exporter_revocations_no_update BEFORE UPDATE ON exporter_revocations
+    BEGIN SELECT RAISE(ABORT, 'revocations are permanent'); END;
+CREATE TRIGGER IF NOT EXISTS exporter_revocations_no_delete BEFORE DELETE ON exporter_revocations
+    BEGIN SELECT RAISE(ABORT, 'revocations are permanent'); END;
 "#;
 
 /// Path of a blob in the content-addressed store.
@@ -358,6 +369,32 @@ impl StateDir {
         Ok(())
     }
 
+    /// Revokes every key enrolled for exporter `name` (permanently): media they
+    /// signed are refused from now on, naming the exporter, key and time.
+    /// Returns the revoked key IDs.
+    pub fn revoke_exporter(&self, name: &str, now: &str, reason: &str) -> Result<Vec<String>> {
+        let keys: Vec<String> = read_exporters(&self.conn)?
+            .into_iter()
+            .filter(|e| e.name == name && e.revoked_at.is_none())
+            .map(|e| hex::encode(e.key.key_id()))
+            .collect();
+        if keys.is_empty() {
+            return Err(Error::Usage(format!(
+                "no enrolled, unrevoked exporter {} (see `airgate exporter list`)",
+                crate::escape::quoted(name)
+            )));
+        }
+        for key_id in &keys {
+            self.conn
+                .execute(
+                    "INSERT INTO exporter_revocations (key_id, name, revoked_at, reason) VALUES (?1, ?2, ?3, ?4)",
+                    params![key_id, name, now, reason],
+                )
+                .map_err(|e| Error::Log(e.into()))?;
+        }
+        Ok(keys)
+    }
+
     /// (Re)publishes `trusted_root.json` to the private TUF repository, if one was
     /// created (`DIR/tuf-repo`), re-signing targets, snapshot and timestamp.
     pub fn publish_trusted_root(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Option<u64>> {
@@ -394,6 +431,17 @@ fn read_tuf_state(conn: &Connection) -> Result<Option<tuf_repo::TufState>> {
     .transpose()
 }
 
+/// When the key `key_id` was revoked, if it was.
+fn revoked_at(conn: &Connection, key_id: &str) -> Result<Option<String>> {
+    conn.query_row(
+        "SELECT revoked_at FROM exporter_revocations WHERE key_id = ?1",
+        [key_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(|e| Error::Log(e.into()))
+}
+
 fn read_exporters(conn: &Connection) -> Result<Vec<EnrolledExporter>> {
     let mut stmt = conn
         .prepare("SELECT name, spki FROM exporters ORDER BY name")
@@ -408,7 +456,12 @@ fn read_exporters(conn: &Connection) -> Result<Vec<EnrolledExporter>> {
         let (name, spki) = row.map_err(LogError::from)?;
         let key = VerifyingKey::from_spki_der(&spki)
             .map_err(|e| Error::Usage(format!("enrolled exporter {name}: {e}")))?;
-        out.push(EnrolledExporter { name, key });
+        let revoked_at = revoked_at(conn, &hex::encode(key.key_id()))?;
+        out.push(EnrolledExporter {
+            name,
+            key,
+            revoked_at,
+        });
     }
     Ok(out)
 }

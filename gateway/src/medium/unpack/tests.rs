@@ -20,6 +20,7 @@ fn genuine() -> Genuine {
     let exporters = vec![EnrolledExporter {
         name: "low-1".into(),
         key: VerifyingKey::from_spki_der(key.public_key_spki()).unwrap(),
+        revoked_at: None,
     }];
     let files = vec![
         ("artifacts/a.txt".to_string(), b"hello".to_vec()),
