@@ -80,6 +80,39 @@ fn export_import_verify_round_trip_keeps_the_custody_chain() {
     ]);
     assert!(out.status.success(), "airgate verify: {}", stderr(&out));
 
+    // The whole .sigs array: the upstream bundle fails under the private root,
+    // airgate's verifies, so the array verifies and says which one did.
+    let sigs_file = dir.join("served.sigs");
+    std::fs::write(&sigs_file, serde_json::to_vec(&sigs).unwrap()).unwrap();
+    let verify_sigs = |identity: &str| {
+        airgate([
+            "verify".as_ref(),
+            "--bundle".as_ref(),
+            sigs_file.as_os_str(),
+            "--trusted-root".as_ref(),
+            world.high.join("trusted_root.json").as_os_str(),
+            "--certificate-identity".as_ref(),
+            identity.as_ref(),
+            "--certificate-oidc-issuer".as_ref(),
+            PRIVATE_ISSUER.as_ref(),
+            artifact.as_os_str(),
+        ])
+    };
+    let out = verify_sigs(PRIVATE_IDENTITY);
+    assert!(out.status.success(), "verify .sigs: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bundle 2 of 2 verified"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("bundle 1 of 2: check"),
+        "{}",
+        stderr(&out)
+    );
+    let out = verify_sigs("https://someone.else.invalid");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
     // The custody extension names the upstream signer.
     let cert_b64 = sigs[1]["verificationMaterial"]["certificate"]["rawBytes"]
         .as_str()

@@ -15,7 +15,8 @@ use gateway::{files, Error};
 /// Verify a Sigstore bundle for an artifact, offline.
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The Sigstore bundle (v0.1, v0.2 or v0.3).
+    /// The Sigstore bundle (v0.1, v0.2 or v0.3), or a `.sigs` JSON array of
+    /// bundles (conda CEP 142): verified if one of them verifies.
     #[arg(long, value_name = "FILE")]
     bundle: PathBuf,
     /// Expected signer identity (certificate SAN), exact.
@@ -102,6 +103,46 @@ impl VerifyArgs {
         Err(Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)).into())
     }
 
+    /// A `.sigs` array (conda CEP 142): each bundle is verified under the same
+    /// policy and trusted root; the first that verifies wins (a client keeps
+    /// the signatures its policy names: with the enclave's root, airgate's own
+    /// bundle; the upstream one is for the public root). Every element that
+    /// fails is reported on stderr; all failing is a rejection (the first's).
+    fn verify_sigs<T>(
+        &self,
+        bytes: &[u8],
+        verify_one: &dyn Fn(&[u8]) -> Result<T, BundleRejection>,
+    ) -> anyhow::Result<Result<T, BundleRejection>> {
+        let elements = gateway::judge::artifact::split_bundles(bytes, true)
+            .map_err(|e| Error::Usage(format!("{}: {e}", self.bundle.display())))?;
+        let total = elements.len();
+        let mut first_failure = None;
+        for (i, element) in elements.iter().enumerate() {
+            match verify_one(element) {
+                Ok(v) => {
+                    eprintln!(
+                        "{}: bundle {} of {total} verified",
+                        self.bundle.display(),
+                        i + 1
+                    );
+                    return Ok(Ok(v));
+                }
+                Err(rejection) => {
+                    eprintln!(
+                        "{}: bundle {} of {total}: check {} failed: {rejection}",
+                        self.bundle.display(),
+                        i + 1,
+                        rejection.check()
+                    );
+                    first_failure.get_or_insert(rejection);
+                }
+            }
+        }
+        Ok(Err(first_failure.unwrap_or(BundleRejection::Malformed(
+            gateway::bundle::BundleFormatError::Missing("bundle"),
+        ))))
+    }
+
     /// Runs the verification.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let now = crate::output::danger_as_of(self.danger_as_of.as_deref())?;
@@ -112,14 +153,21 @@ impl VerifyArgs {
             files::read_limited(&self.bundle, BundleLimits::default().max_bundle_bytes)?;
         let subject = self.bundle.display().to_string();
         let verifier = Verifier::new(root);
-        let result: Result<_, BundleRejection> =
-            ParsedBundle::from_json(&bundle_bytes, &BundleLimits::default())
+        let verify_one = |bytes: &[u8]| -> Result<_, BundleRejection> {
+            ParsedBundle::from_json(bytes, &BundleLimits::default())
                 .map_err(BundleRejection::from)
                 .and_then(|bundle| {
                     verifier
                         .verify(&bundle, &artifact, &policy, now)
                         .map_err(BundleRejection::from)
-                });
+                })
+        };
+        let is_sigs = bundle_bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+        let result = if is_sigs {
+            self.verify_sigs(&bundle_bytes, &verify_one)?
+        } else {
+            verify_one(&bundle_bytes)
+        };
         match result {
             Ok(verified) => {
                 if self.json {
