@@ -21,8 +21,25 @@ pub struct DemoArgs {
     dir: Option<PathBuf>,
 }
 
+/// Number of steps the demo prints.
+const STEPS: u32 = 8;
+
+thread_local! {
+    static STEP_STARTED: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Prints how long the previous step took, then the next step's title.
 fn step(n: u32, text: &str) {
-    println!("\n[{n}/7] {text}");
+    finish_step();
+    STEP_STARTED.with(|c| c.set(Some(std::time::Instant::now())));
+    println!("\n[{n}/{STEPS}] {text}");
+}
+
+/// Prints the elapsed time of the step in progress, if any.
+fn finish_step() {
+    if let Some(started) = STEP_STARTED.with(|c| c.take()) {
+        println!("      ({:.2} s)", started.elapsed().as_secs_f64());
+    }
 }
 
 fn sample_artifacts(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -192,6 +209,11 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
             "      state directory {} (private keys 0600, trusted_root.json, trust_config.json)",
             high.display()
         );
+        println!(
+            "      equivalent: airgate ca init --dir {h} --name 'airgate demo enclave'; airgate exporter enroll --state {h} --name demo-low-side {}",
+            key_dir.join("exporter.pub.pem").display(),
+            h = high.display()
+        );
 
         step(5, "Import, offline: medium signature and digests, TUF chain, every bundle under the high side's policy; re-sign; log");
         let report = {
@@ -218,6 +240,12 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
                 a.log_index.unwrap_or_default()
             );
         }
+
+        println!(
+            "      equivalent: airgate import --state {} {}",
+            high.display(),
+            medium.display()
+        );
 
         step(
             6,
@@ -284,6 +312,30 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
             audit.checkpoints,
             hex::encode(audit.root_hash)
         );
+        println!(
+            "      equivalent: airgate log verify --state {}",
+            high.display()
+        );
+
+        step(
+            8,
+            "Private TUF repository distributing the enclave's trusted_root.json (what clients bootstrap from)",
+        );
+        let status = Command::new(&exe)
+            .args(["tuf", "init-private", "--state"])
+            .arg(&high)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("airgate tuf init-private failed");
+        }
+        println!(
+            "      repository {} (keys in {}, 0700); equivalent: airgate tuf init-private --state {}",
+            high.join(gateway::state::TUF_REPO).display(),
+            high.join(gateway::state::TUF_KEYS).display(),
+            high.display()
+        );
+        finish_step();
 
         let first = report
             .artifacts
@@ -300,6 +352,16 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
             out_dir.join(&first).display()
         );
         println!("  airgate log info --state {}", high.display());
+        println!("  airgate imports list --state {}", high.display());
+        println!(
+            "  airgate inspect {} --exporter-key {}",
+            medium.display(),
+            key_dir.join("exporter.pub.pem").display()
+        );
+        println!(
+            "  airgate serve --state {}   # then http://127.0.0.1:8080/ (dashboard), /artifacts/, /tuf/1.root.json, /checkpoint",
+            high.display()
+        );
         Ok(ExitCode::SUCCESS)
     }
 }
