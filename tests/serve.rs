@@ -1185,3 +1185,52 @@ fn log_monitor_proves_growth_and_catches_a_rolled_back_server() {
     let out = monitor("http://127.0.0.1:9", &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// sigstore-python bootstraps the enclave over its TUF repository
+/// (`ClientTrustConfig.from_tuf`, what `sigstore --instance URL trust-instance`
+/// runs): it needs `signing_config.v0.2.json` beside `trusted_root.json`, and
+/// the trusted root it gets verifies a bundle re-signed by the enclave.
+#[test]
+#[ignore = "interop: real clients, run by tests/run-all.sh"]
+fn sigstore_python_bootstraps_the_enclave_from_its_tuf_repository() {
+    let demo = Demo::new();
+    let server = Served::start(&demo.high, &[]);
+    let home = demo.scratch("sigstore-python-home");
+    let script = r#"
+import sys, json
+from pathlib import Path
+from sigstore.models import ClientTrustConfig, Bundle
+from sigstore.verify import Verifier, policy
+url, root, bundle, artifact, identity, issuer = sys.argv[1:7]
+config = ClientTrustConfig.from_tuf(url, offline=False, bootstrap_root=Path(root))
+verifier = Verifier(trusted_root=config.trusted_root)
+b = Bundle.from_json(Path(bundle).read_bytes())
+verifier.verify_artifact(Path(artifact).read_bytes(), b, policy.Identity(identity=identity, issuer=issuer))
+print(json.dumps({"rekor": [u.url for u in config.signing_config._inner.rekor_tlog_urls]}))
+"#;
+    let out_dir = demo.root.join("high-out");
+    let ca: Value =
+        serde_json::from_slice(&std::fs::read(demo.high.join("ca.json")).unwrap()).unwrap();
+    let out = Command::new(crate::common::python())
+        .args(["-c", script])
+        .arg(format!("{}/tuf", server.base))
+        .arg(demo.high.join("tuf-repo/1.root.json"))
+        .arg(out_dir.join("app-1.0.0.tar.gz.sigstore.json"))
+        .arg(out_dir.join("app-1.0.0.tar.gz"))
+        .arg(ca["default_identity"].as_str().unwrap())
+        .arg(ca["oidc_issuer"].as_str().unwrap())
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .output()
+        .expect("the interop venv's python (tests/run-all.sh makes it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "sigstore-python from_tuf failed: {stdout} {}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["rekor"][0], ca["tlog_url"]);
+}

@@ -48,6 +48,34 @@ pub fn trusted_root_json(
     })
 }
 
+/// Target name of the signing config in the private TUF repository (the name
+/// sigstore-python and sigstore-js look up).
+pub const SIGNING_CONFIG_TARGET: &str = "signing_config.v0.2.json";
+
+/// The enclave's SigningConfig v0.2 (protobuf-specs): the CA, the OIDC issuer
+/// and the log by URL, each valid from the CA's start; no TSA. Clients that
+/// bootstrap over TUF require it; airgate signs locally (`airgate sign`,
+/// import), so these URLs name the services as the trusted root does.
+pub fn signing_config_json(config: &CaConfig) -> Value {
+    let service = |url: &str| {
+        json!({
+            "url": url,
+            "majorApiVersion": 1,
+            "validFor": {"start": config.valid_from},
+            "operator": config.name,
+        })
+    };
+    json!({
+        "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+        "caUrls": [service(&config.ca_url)],
+        "oidcUrls": [service(&config.oidc_issuer)],
+        "rekorTlogUrls": [service(&config.tlog_url)],
+        "tsaUrls": [],
+        "rekorTlogConfig": {"selector": "ANY"},
+        "tsaConfig": {"selector": "ANY"},
+    })
+}
+
 /// Wraps a trusted root in a sigstore-python ClientTrustConfig.
 pub fn client_trust_config_json(trusted_root: &Value) -> Value {
     json!({

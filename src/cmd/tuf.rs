@@ -433,22 +433,21 @@ impl InitPrivateArgs {
         let published = match &self.state {
             Some(state) => {
                 let path = state.join(gateway::private_ca::ca::files::TRUSTED_ROOT);
-                let trusted_root = files::read_limited(&path, 16 << 20)?;
+                let targets = gateway::state::private_tuf_targets(state)?;
+                let refs: Vec<(&str, &[u8])> = targets
+                    .iter()
+                    .map(|(n, b)| (n.as_str(), b.as_slice()))
+                    .collect();
                 Some(
-                    tuf_repo::publish(
-                        &repo,
-                        &keys,
-                        &[(tuf_repo::TRUSTED_ROOT_TARGET, &trusted_root)],
-                        now,
-                    )
-                    .map_err(Error::from)
-                    .with_context(|| {
-                        format!(
-                            "publishing {} in the private TUF repository {}",
-                            path.display(),
-                            repo.display()
-                        )
-                    })?,
+                    tuf_repo::publish(&repo, &keys, &refs, now)
+                        .map_err(Error::from)
+                        .with_context(|| {
+                            format!(
+                                "publishing {} in the private TUF repository {}",
+                                path.display(),
+                                repo.display()
+                            )
+                        })?,
                 )
             }
             None => None,

@@ -402,14 +402,12 @@ impl StateDir {
         if !repo.join("1.root.json").is_file() {
             return Ok(None);
         }
-        let path = self.dir.join(files::TRUSTED_ROOT);
-        let trusted_root = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let summary = tuf_repo::publish(
-            &repo,
-            &self.dir.join(TUF_KEYS),
-            &[(tuf_repo::TRUSTED_ROOT_TARGET, &trusted_root)],
-            now,
-        )?;
+        let targets = private_tuf_targets(&self.dir)?;
+        let refs: Vec<(&str, &[u8])> = targets
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let summary = tuf_repo::publish(&repo, &self.dir.join(TUF_KEYS), &refs, now)?;
         Ok(Some(summary.versions.timestamp))
     }
 
@@ -417,6 +415,23 @@ impl StateDir {
     pub fn tuf_state(&self) -> Result<Option<tuf_repo::TufState>> {
         read_tuf_state(&self.conn)
     }
+}
+
+/// What the private TUF repository distributes: the enclave's
+/// `trusted_root.json` and its `signing_config.v0.2.json`.
+pub fn private_tuf_targets(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let path = dir.join(files::TRUSTED_ROOT);
+    let trusted_root = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let config = private_ca::CaConfig::load(dir)?;
+    let signing = serde_json::to_vec_pretty(&private_ca::trust::signing_config_json(&config))
+        .map_err(|e| Error::Usage(format!("signing config: {e}")))?;
+    Ok(vec![
+        (tuf_repo::TRUSTED_ROOT_TARGET.to_string(), trusted_root),
+        (
+            private_ca::trust::SIGNING_CONFIG_TARGET.to_string(),
+            signing,
+        ),
+    ])
 }
 
 fn read_tuf_state(conn: &Connection) -> Result<Option<tuf_repo::TufState>> {
