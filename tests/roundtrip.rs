@@ -112,6 +112,10 @@ fn export_import_verify_round_trip_keeps_the_custody_chain() {
     );
     let out = verify_sigs("https://someone.else.invalid");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    std::fs::write(&sigs_file, b"[]").unwrap();
+    let out = verify_sigs(PRIVATE_IDENTITY);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("holds 0 bundles"), "{}", stderr(&out));
 
     // The custody extension names the upstream signer.
     let cert_b64 = sigs[1]["verificationMaterial"]["certificate"]["rawBytes"]

@@ -113,8 +113,15 @@ impl VerifyArgs {
         bytes: &[u8],
         verify_one: &dyn Fn(&[u8]) -> Result<T, BundleRejection>,
     ) -> anyhow::Result<Result<T, BundleRejection>> {
-        let elements = gateway::judge::artifact::split_bundles(bytes, true)
-            .map_err(|e| Error::Usage(format!("{}: {e}", self.bundle.display())))?;
+        let elements = match gateway::judge::artifact::split_bundles(bytes, true) {
+            Ok(elements) => elements,
+            // A malformed .sigs is a rejected input (exit 1), like a malformed bundle.
+            Err(e) => {
+                return Ok(Err(BundleRejection::Malformed(
+                    gateway::bundle::BundleFormatError::Json(e.to_string()),
+                )))
+            }
+        };
         let total = elements.len();
         let mut first_failure = None;
         for (i, element) in elements.iter().enumerate() {
