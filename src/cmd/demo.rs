@@ -140,55 +140,7 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
             3,
             "Low side: exporter key, policy, export to a signed medium",
         );
-        let key_dir = dir.join("low/exporter-key");
-        std::fs::create_dir_all(&key_dir)?;
-        let key = Ed25519SigningKey::generate()?;
-        key.save_new(&key_dir.join("exporter.key.pem"))?;
-        let public_pem = crypto::pem_encode("PUBLIC KEY", key.public_key_spki());
-        std::fs::write(key_dir.join("exporter.pub.pem"), &public_pem)?;
-        let policy_path = dir.join("low/policy.toml");
-        std::fs::write(&policy_path, upstream.low_side_policy()?)?;
-        let transfer = dir.join("transfer");
-        std::fs::create_dir_all(&transfer)?;
-        let medium = transfer.join("media.tar");
-        let no_env = |_: &str| None;
-        let no_progress = |_: u64, _: u64| {};
-        let report = export(&ExportRequest {
-            policy_path: policy_path.clone(),
-            artifacts_dir: Some(artifacts_dir.clone()),
-            collectors: Vec::new(),
-            lock_path: None,
-            frozen: false,
-            exporter: "demo-low-side".into(),
-            key: &key,
-            out: medium.clone(),
-            split: None,
-            skip_rejected: false,
-            sync: true,
-            tuf_snapshot: None,
-            tuf_mirror: None,
-            now: now.into(),
-            verify_at: now.into(),
-            env: &no_env,
-            progress: &no_progress,
-        })?;
-        for a in &report.accepted {
-            println!(
-                "      verified {} (signed by {}, upstream log index {})",
-                a.name, a.upstream.identity, a.upstream.log_index
-            );
-        }
-        println!(
-            "      medium {} ({} bytes, {} entries, TUF root v{}); equivalent: airgate export --policy {} --artifacts {} --key {} --exporter demo-low-side --out {}",
-            medium.display(),
-            report.medium_bytes,
-            report.entries,
-            report.tuf.root,
-            policy_path.display(),
-            artifacts_dir.display(),
-            key_dir.join("exporter.key.pem").display(),
-            medium.display()
-        );
+        let (medium, key_dir, key) = low_side_export(&dir, &upstream, &artifacts_dir, now)?;
 
         step(
             4,
@@ -251,58 +203,10 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
             6,
             "Verify the re-signed artifacts with `airgate verify` against the PRIVATE trusted root",
         );
-        let reader = StateReader::open(&high)?;
         let out_dir = dir.join("high-out");
-        std::fs::create_dir_all(&out_dir)?;
+        verify_re_signed(&exe, &high, &out_dir, &report)?;
+        let reader = StateReader::open(&high)?;
         let ca = gateway::private_ca::PrivateCa::load(&high)?;
-        for a in &report.artifacts {
-            let (sigs, sha) = reader
-                .artifact_sigs(&a.name)?
-                .context("imported artifact row")?;
-            let list: Vec<serde_json::Value> = serde_json::from_slice(&sigs)?;
-            let ours = list.last().context("our bundle")?;
-            let flat = a.name.replace('/', "_");
-            let artifact_path = out_dir.join(&flat);
-            std::fs::copy(blob_path(&high, &sha), &artifact_path)?;
-            let bundle_path = out_dir.join(format!("{flat}.sigstore.json"));
-            std::fs::write(&bundle_path, serde_json::to_vec(ours)?)?;
-            std::fs::write(out_dir.join(format!("{flat}.sigs")), &sigs)?;
-            let status = Command::new(&exe)
-                .args(["verify", "--bundle"])
-                .arg(&bundle_path)
-                .arg("--trusted-root")
-                .arg(high.join("trusted_root.json"))
-                .args([
-                    "--certificate-identity",
-                    &ca.config().default_identity,
-                    "--certificate-oidc-issuer",
-                    &ca.config().oidc_issuer,
-                ])
-                .arg(&artifact_path)
-                .status()?;
-            if !status.success() {
-                bail!("airgate verify rejected {}", a.name);
-            }
-            let bundle: serde_json::Value = ours.clone();
-            let cert_b64 = bundle["verificationMaterial"]["certificate"]["rawBytes"]
-                .as_str()
-                .unwrap_or_default();
-            let cert = gateway::encoding::b64_decode(cert_b64).context("certificate")?;
-            let parsed = gateway::x509::Certificate::from_der(&cert)
-                .map_err(|e| Error::Usage(e.to_string()))?;
-            if let Some(ext) = parsed.extension(gateway::private_ca::ca::OID_CUSTODY) {
-                if let Some(c) = Custody::from_der(&ext.value) {
-                    println!(
-                        "      custody extension: upstream {} (issuer {}, log index {})",
-                        c.upstream_identity, c.upstream_issuer, c.upstream_log_index
-                    );
-                }
-            }
-            println!(
-                "      .sigs [upstream bundle, airgate bundle] written to {}",
-                out_dir.join(format!("{flat}.sigs")).display()
-            );
-        }
 
         step(7, "Audit the private transparency log (airgate log verify)");
         let audit = reader.audit()?;
@@ -321,20 +225,7 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
             8,
             "Private TUF repository distributing the enclave's trusted_root.json (what clients bootstrap from)",
         );
-        let status = Command::new(&exe)
-            .args(["tuf", "init-private", "--state"])
-            .arg(&high)
-            .stdout(std::process::Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("airgate tuf init-private failed");
-        }
-        println!(
-            "      repository {} (keys in {}, 0700); equivalent: airgate tuf init-private --state {}",
-            high.join(gateway::state::TUF_REPO).display(),
-            high.join(gateway::state::TUF_KEYS).display(),
-            high.display()
-        );
+        private_tuf(&exe, &high)?;
         finish_step();
 
         let first = report
@@ -342,26 +233,178 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
             .first()
             .map(|a| a.name.replace('/', "_"))
             .unwrap_or_default();
-        println!("\nRound trip complete. Try it yourself:");
-        println!(
-            "  sigstore --trust-config {} verify identity --offline --bundle {} --cert-identity {} --cert-oidc-issuer {} {}",
-            high.join("trust_config.json").display(),
-            out_dir.join(format!("{first}.sigstore.json")).display(),
-            ca.config().default_identity,
-            ca.config().oidc_issuer,
-            out_dir.join(&first).display()
-        );
-        println!("  airgate log info --state {}", high.display());
-        println!("  airgate imports list --state {}", high.display());
-        println!(
-            "  airgate inspect {} --exporter-key {}",
-            medium.display(),
-            key_dir.join("exporter.pub.pem").display()
-        );
-        println!(
-            "  airgate serve --state {}   # then http://127.0.0.1:8080/ (dashboard), /artifacts/, /tuf/1.root.json, /checkpoint",
-            high.display()
-        );
+        print_next(&high, &out_dir, ca.config(), &first, &medium, &key_dir);
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Step 3: the exporter key, the low side's policy, and the signed medium.
+fn low_side_export(
+    dir: &Path,
+    upstream: &SimulatedUpstream,
+    artifacts_dir: &Path,
+    now: SystemTime,
+) -> anyhow::Result<(PathBuf, PathBuf, Ed25519SigningKey)> {
+    let key_dir = dir.join("low/exporter-key");
+    std::fs::create_dir_all(&key_dir)?;
+    let key = Ed25519SigningKey::generate()?;
+    key.save_new(&key_dir.join("exporter.key.pem"))?;
+    let public_pem = crypto::pem_encode("PUBLIC KEY", key.public_key_spki());
+    std::fs::write(key_dir.join("exporter.pub.pem"), &public_pem)?;
+    let policy_path = dir.join("low/policy.toml");
+    std::fs::write(&policy_path, upstream.low_side_policy()?)?;
+    let transfer = dir.join("transfer");
+    std::fs::create_dir_all(&transfer)?;
+    let medium = transfer.join("media.tar");
+    let no_env = |_: &str| None;
+    let no_progress = |_: u64, _: u64| {};
+    let report = export(&ExportRequest {
+        policy_path: policy_path.clone(),
+        artifacts_dir: Some(artifacts_dir.to_path_buf()),
+        collectors: Vec::new(),
+        lock_path: None,
+        frozen: false,
+        exporter: "demo-low-side".into(),
+        key: &key,
+        out: medium.clone(),
+        split: None,
+        skip_rejected: false,
+        sync: true,
+        tuf_snapshot: None,
+        tuf_mirror: None,
+        now: now.into(),
+        verify_at: now.into(),
+        env: &no_env,
+        progress: &no_progress,
+    })?;
+    for a in &report.accepted {
+        println!(
+            "      verified {} (signed by {}, upstream log index {})",
+            a.name, a.upstream.identity, a.upstream.log_index
+        );
+    }
+    println!(
+        "      medium {} ({} bytes, {} entries, TUF root v{}); equivalent: airgate export --policy {} --artifacts {} --key {} --exporter demo-low-side --out {}",
+        medium.display(),
+        report.medium_bytes,
+        report.entries,
+        report.tuf.root,
+        policy_path.display(),
+        artifacts_dir.display(),
+        key_dir.join("exporter.key.pem").display(),
+        medium.display()
+    );
+    Ok((medium, key_dir, key))
+}
+
+/// Step 6: each re-signed artifact written out with its bundle and `.sigs`,
+/// then verified by `airgate verify` against the private trusted root.
+fn verify_re_signed(
+    exe: &Path,
+    high: &Path,
+    out_dir: &Path,
+    report: &gateway::import::ImportReport,
+) -> anyhow::Result<()> {
+    let reader = StateReader::open(high)?;
+    std::fs::create_dir_all(out_dir)?;
+    let ca = gateway::private_ca::PrivateCa::load(high)?;
+    for a in &report.artifacts {
+        let (sigs, sha) = reader
+            .artifact_sigs(&a.name)?
+            .context("imported artifact row")?;
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&sigs)?;
+        let ours = list.last().context("our bundle")?;
+        let flat = a.name.replace('/', "_");
+        let artifact_path = out_dir.join(&flat);
+        std::fs::copy(blob_path(high, &sha), &artifact_path)?;
+        let bundle_path = out_dir.join(format!("{flat}.sigstore.json"));
+        std::fs::write(&bundle_path, serde_json::to_vec(ours)?)?;
+        std::fs::write(out_dir.join(format!("{flat}.sigs")), &sigs)?;
+        let status = Command::new(exe)
+            .args(["verify", "--bundle"])
+            .arg(&bundle_path)
+            .arg("--trusted-root")
+            .arg(high.join("trusted_root.json"))
+            .args([
+                "--certificate-identity",
+                &ca.config().default_identity,
+                "--certificate-oidc-issuer",
+                &ca.config().oidc_issuer,
+            ])
+            .arg(&artifact_path)
+            .status()?;
+        if !status.success() {
+            bail!("airgate verify rejected {}", a.name);
+        }
+        let bundle: serde_json::Value = ours.clone();
+        let cert_b64 = bundle["verificationMaterial"]["certificate"]["rawBytes"]
+            .as_str()
+            .unwrap_or_default();
+        let cert = gateway::encoding::b64_decode(cert_b64).context("certificate")?;
+        let parsed =
+            gateway::x509::Certificate::from_der(&cert).map_err(|e| Error::Usage(e.to_string()))?;
+        if let Some(ext) = parsed.extension(gateway::private_ca::ca::OID_CUSTODY) {
+            if let Some(c) = Custody::from_der(&ext.value) {
+                println!(
+                    "      custody extension: upstream {} (issuer {}, log index {})",
+                    c.upstream_identity, c.upstream_issuer, c.upstream_log_index
+                );
+            }
+        }
+        println!(
+            "      .sigs [upstream bundle, airgate bundle] written to {}",
+            out_dir.join(format!("{flat}.sigs")).display()
+        );
+    }
+    Ok(())
+}
+
+/// Step 8: the private TUF repository, as `airgate tuf init-private --state`.
+fn private_tuf(exe: &Path, high: &Path) -> anyhow::Result<()> {
+    let status = Command::new(exe)
+        .args(["tuf", "init-private", "--state"])
+        .arg(high)
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("airgate tuf init-private failed");
+    }
+    println!(
+        "      repository {} (keys in {}, 0700); equivalent: airgate tuf init-private --state {}",
+        high.join(gateway::state::TUF_REPO).display(),
+        high.join(gateway::state::TUF_KEYS).display(),
+        high.display()
+    );
+    Ok(())
+}
+
+/// What to run next, with this demo's paths.
+fn print_next(
+    high: &Path,
+    out_dir: &Path,
+    ca: &CaConfig,
+    first: &str,
+    medium: &Path,
+    key_dir: &Path,
+) {
+    println!("\nRound trip complete. Try it yourself:");
+    println!(
+        "  sigstore --trust-config {} verify identity --offline --bundle {} --cert-identity {} --cert-oidc-issuer {} {}",
+        high.join("trust_config.json").display(),
+        out_dir.join(format!("{first}.sigstore.json")).display(),
+        ca.default_identity,
+        ca.oidc_issuer,
+        out_dir.join(first).display()
+    );
+    println!("  airgate log info --state {}", high.display());
+    println!("  airgate imports list --state {}", high.display());
+    println!(
+        "  airgate inspect {} --exporter-key {}",
+        medium.display(),
+        key_dir.join("exporter.pub.pem").display()
+    );
+    println!(
+        "  airgate serve --state {}   # then http://127.0.0.1:8080/ (dashboard), /artifacts/, /tuf/1.root.json, /checkpoint",
+        high.display()
+    );
 }
