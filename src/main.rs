@@ -9,9 +9,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    output::quiet_on_closed_stdout();
+    let json = output::json_requested(std::env::args_os());
     let cli = cmd::Cli::parse();
     match cli.command.run() {
         Ok(code) => code,
-        Err(err) => output::report_error(&err),
+        Err(err) => output::report_error(&err, json),
     }
 }

@@ -9,22 +9,69 @@ pub const EXIT_REJECTED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 /// Prints an error (with its chain) and a hint, and picks the exit code.
-pub fn report_error(err: &anyhow::Error) -> ExitCode {
+/// With `--json` the same facts also go to stdout as one JSON object
+/// (`{"error", "hint", "exitCode"}`), for exit 1 and exit 2 alike.
+pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
     let gateway_error = err.chain().find_map(|e| e.downcast_ref::<gateway::Error>());
-    eprintln!("error: {}", message(err));
+    let text = message(err);
+    eprintln!("error: {text}");
     // A failed bundle verification is one line naming the failed check (the
     // cosign-like contract of `airgate verify`); other errors get a hint.
     let one_line = matches!(gateway_error, Some(gateway::Error::Bundle { .. }));
-    if let Some(hint) = gateway_error
+    let hint = gateway_error
         .and_then(gateway::Error::hint)
-        .filter(|_| !one_line)
-    {
+        .filter(|_| !one_line);
+    if let Some(hint) = hint {
         eprintln!("hint: {hint}");
     }
-    match gateway_error {
-        Some(e) if e.is_rejection() => ExitCode::from(EXIT_REJECTED),
-        _ => ExitCode::from(EXIT_USAGE),
+    let code = match gateway_error {
+        Some(e) if e.is_rejection() => EXIT_REJECTED,
+        _ => EXIT_USAGE,
+    };
+    if json && err.downcast_ref::<JsonPrinted>().is_none() {
+        let doc = serde_json::json!({ "error": text, "hint": hint, "exitCode": code });
+        println!("{doc}");
     }
+    ExitCode::from(code)
+}
+
+/// Marks an error whose JSON report the command already printed on stdout,
+/// so `--json` output stays one document. It adds no text to the message.
+#[derive(Debug)]
+pub struct JsonPrinted;
+
+impl std::fmt::Display for JsonPrinted {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
+/// Wraps an error whose JSON report is already on stdout.
+pub fn json_printed(err: impl Into<anyhow::Error>) -> anyhow::Error {
+    err.into().context(JsonPrinted)
+}
+
+/// True when the command line asks for `--json` (before any `--`).
+pub fn json_requested(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.take_while(|a| a != "--").any(|a| a == "--json")
+}
+
+/// A closed stdout (`airgate imports list | head -1`) ends the process
+/// quietly with success instead of a panic message and exit 101: std's
+/// print macros panic on EPIPE, and Rust ignores SIGPIPE.
+pub fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// The error and its causes on one line, each cause once (a cause whose

@@ -49,6 +49,9 @@ pub enum Error {
     /// The private CA failed.
     #[error("private CA: {0}")]
     Ca(#[from] private_ca::Error),
+    /// The exporter's signing key is unusable (missing, public, or readable by others).
+    #[error("export key: {0}")]
+    ExportKey(private_ca::Error),
     /// The transparency log failed or was found tampered with.
     #[error("transparency log: {0}")]
     Log(#[from] crate::tlog::LogError),
@@ -98,6 +101,9 @@ impl Error {
                 _ => "the bundle or artifact does not verify; do not trust this artifact",
             }),
             Error::Io { .. } => Some("check that the path exists and is readable"),
+            Error::ExportKey(_) => Some(
+                "give --key the exporter's private key (exporter.key.pem, mode 0600, from `airgate export-key init`)",
+            ),
             Error::Internal { .. } => Some("this is a bug or an environment problem, not a verdict on the input; nothing was changed"),
             Error::Tuf(e) => e.hint(),
             Error::ExportRejected(_) => Some(

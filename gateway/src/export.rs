@@ -323,7 +323,7 @@ fn load_low_side(req: &ExportRequest<'_>) -> Result<LowSide> {
     })?;
     let pinned_root = match &trust.tuf_root {
         TufRootSource::Production => tuf_repo::PRODUCTION_ROOT.to_vec(),
-        TufRootSource::File(p) => files::read_limited(p, 1 << 20)?,
+        TufRootSource::File(p) => read_pinned_root(p, &req.policy_path)?,
     };
     Ok(LowSide {
         policy,
@@ -332,6 +332,21 @@ fn load_low_side(req: &ExportRequest<'_>) -> Result<LowSide> {
         pinned_root,
         mirror: req.tuf_mirror.clone().or(trust.tuf_mirror),
     })
+}
+
+/// Reads the policy's `tuf-root` file; a missing one is named with the
+/// field and the keyword it may have meant.
+fn read_pinned_root(path: &Path, policy_path: &Path) -> Result<Vec<u8>> {
+    if !path.exists() {
+        let given = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        return Err(Error::Usage(format!(
+            "{}: [trust] tuf-root = {}: no such file ({}); give the keyword \"production\" (the embedded Sigstore production root) or the path of a TUF root.json",
+            policy_path.display(),
+            crate::escape::quoted(&given),
+            path.display()
+        )));
+    }
+    files::read_limited(path, 1 << 20)
 }
 
 /// The verified public trust root and the snapshot it came from.
@@ -1004,5 +1019,5 @@ fn report(
 
 /// Reads an exporter key file.
 pub fn load_exporter_key(path: &Path) -> Result<Ed25519SigningKey> {
-    Ok(Ed25519SigningKey::load(path, "exporter")?)
+    Ed25519SigningKey::load(path, "exporter").map_err(crate::Error::ExportKey)
 }

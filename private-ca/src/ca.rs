@@ -309,21 +309,13 @@ fn cert_pem(der_bytes: &[u8]) -> String {
 pub fn init_ceremony(dir: &Path, mut config: CaConfig, now: SystemTime) -> Result<CeremonySummary> {
     config.validate()?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    for name in [
-        files::CONFIG,
-        files::ROOT_CERT,
-        files::ROOT_KEY,
-        files::INTERMEDIATE_CERT,
-        files::INTERMEDIATE_KEY,
-        files::CT_KEY,
-        files::TLOG_KEY,
-        files::TRUSTED_ROOT,
-        files::TRUST_CONFIG,
-    ] {
-        let path = dir.join(name);
-        if path.exists() {
-            return Err(Error::AlreadyExists(path));
-        }
+    let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    if let Some(entry) = entries.next() {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        return Err(Error::NotEmpty {
+            dir: dir.to_path_buf(),
+            found: entry.file_name().to_string_lossy().escape_debug().to_string(),
+        });
     }
     let start = offset(now)?;
     config.valid_from = chrono_like_rfc3339(unix_secs(now)?);
@@ -722,7 +714,16 @@ mod tests {
             SystemTime::now(),
         )
         .unwrap_err();
-        assert!(matches!(err, Error::AlreadyExists(_)));
+        assert!(matches!(err, Error::NotEmpty { .. }));
+    }
+
+    #[test]
+    fn ceremony_refuses_a_non_empty_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes\n.txt"), b"x").unwrap();
+        let err = init_ceremony(dir.path(), CaConfig::with_defaults("X"), SystemTime::now())
+            .unwrap_err();
+        assert!(err.to_string().contains("notes\\n.txt"), "{err}");
     }
 
     #[test]

@@ -17,8 +17,16 @@ pub enum Error {
     /// A file the ceremony would create already exists.
     #[error("{} already exists; refusing to overwrite CA material (use a new directory)", .0.display())]
     AlreadyExists(PathBuf),
+    /// The ceremony's directory already holds something.
+    #[error("{} is not empty (it holds \"{found}\"); the CA ceremony needs a new or empty directory", dir.display())]
+    NotEmpty {
+        /// The directory.
+        dir: PathBuf,
+        /// One entry found in it.
+        found: String,
+    },
     /// A key file is unusable (the message never includes key bytes).
-    #[error("key {what}: {problem}")]
+    #[error("{what} key: {problem}")]
     Key {
         /// Which key.
         what: &'static str,

@@ -89,12 +89,7 @@ impl SigningKey {
 
     /// Loads a PKCS#8 PEM key file, refusing files readable by group or others.
     pub fn load(path: &Path, curve: Curve, what: &'static str) -> Result<Self> {
-        check_private_mode(path)?;
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let der = crate::pem::decode(&text, "PRIVATE KEY").ok_or(Error::Key {
-            what,
-            problem: format!("{} is not a PEM PRIVATE KEY file", path.display()),
-        })?;
+        let der = read_private_pem(path, what)?;
         Self::from_pkcs8_der(curve, &der, what)
     }
 
@@ -236,12 +231,7 @@ impl Ed25519SigningKey {
 
     /// Loads a PKCS#8 PEM key file, refusing files readable by group or others.
     pub fn load(path: &Path, what: &'static str) -> Result<Self> {
-        check_private_mode(path)?;
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let der = crate::pem::decode(&text, "PRIVATE KEY").ok_or(Error::Key {
-            what,
-            problem: format!("{} is not a PEM PRIVATE KEY file", path.display()),
-        })?;
+        let der = read_private_pem(path, what)?;
         let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(
             |_| Error::Key {
                 what,
@@ -276,6 +266,36 @@ impl Ed25519SigningKey {
         self.pair.sign(message).as_ref().to_vec()
     }
 }
+
+/// Reads a PEM `PRIVATE KEY` file kept at mode 0600; a public key given
+/// where the private one belongs is named as such.
+fn read_private_pem(path: &Path, what: &'static str) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.len() > MAX_KEY_FILE_BYTES {
+        return Err(Error::Key {
+            what,
+            problem: format!("{} is {} bytes, too large for a key file", path.display(), meta.len()),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    if crate::pem::decode(&text, "PUBLIC KEY").is_some() {
+        return Err(Error::Key {
+            what,
+            problem: format!(
+                "{} is a public key; give the private key file (PEM PRIVATE KEY) here",
+                path.display()
+            ),
+        });
+    }
+    check_private_mode(path)?;
+    crate::pem::decode(&text, "PRIVATE KEY").ok_or(Error::Key {
+        what,
+        problem: format!("{} is not a PEM PRIVATE KEY file", path.display()),
+    })
+}
+
+/// Key files are a few hundred bytes; anything far larger is not one.
+const MAX_KEY_FILE_BYTES: u64 = 64 << 10;
 
 fn check_private_mode(path: &Path) -> Result<()> {
     #[cfg(unix)]

@@ -22,8 +22,8 @@ enum CaCommand {
 
 #[derive(Args)]
 struct InitArgs {
-    /// Directory to create the CA in (also the high-side state directory).
-    #[arg(long)]
+    /// The high-side state directory to create the CA in (new or empty).
+    #[arg(long = "state", visible_alias = "dir", value_name = "STATE")]
     dir: PathBuf,
     /// Organization name on the CA certificates.
     #[arg(long, default_value = "airgate private CA")]

@@ -162,7 +162,7 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
             high.display()
         );
         println!(
-            "      equivalent: airgate ca init --dir {h} --name 'airgate demo enclave'; airgate exporter enroll --state {h} --name demo-low-side {}",
+            "      equivalent: airgate ca init --state {h} --name 'airgate demo enclave'; airgate exporter enroll --state {h} --name demo-low-side {}",
             key_dir.join("exporter.pub.pem").display(),
             h = high.display()
         );

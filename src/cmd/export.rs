@@ -34,6 +34,9 @@ pub struct ExportArgs {
     /// The medium to write (a .tar).
     #[arg(long, short)]
     out: PathBuf,
+    /// Replace an existing medium at --out (by default an existing one is refused).
+    #[arg(long)]
+    force: bool,
     /// Split into chunks of at most SIZE (e.g. 4G, 700M): OUT.000, OUT.001, ... and OUT.chunks.json.
     #[arg(long, value_name = "SIZE")]
     split: Option<String>,
@@ -61,6 +64,27 @@ pub struct ExportArgs {
     /// the real clock.
     #[arg(long, value_name = "TIME", env = "SOURCE_DATE_EPOCH")]
     export_time: Option<String>,
+}
+
+/// Refuses to replace a medium already at `out` (or its chunks) unless
+/// `--force` says so: a medium may be the only copy of a transfer.
+fn refuse_existing_out(out: &std::path::Path, force: bool) -> Result<(), Error> {
+    if force {
+        return Ok(());
+    }
+    let mut taken = vec![out.to_path_buf()];
+    for suffix in [".000", ".chunks.json"] {
+        let mut name = out.as_os_str().to_owned();
+        name.push(suffix);
+        taken.push(PathBuf::from(name));
+    }
+    match taken.iter().find(|p| p.exists()) {
+        Some(p) => Err(Error::Usage(format!(
+            "{} already exists; pass --force to replace it, or choose another --out",
+            p.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Parses sizes like `4096`, `700K`, `700M`, `4G`.
@@ -128,6 +152,7 @@ impl ExportArgs {
                 Error::Usage(format!("--split {s:?} is not a size like 700M or 4G"))
             })?),
         };
+        refuse_existing_out(&self.out, self.force)?;
         let key = load_exporter_key(&self.key)?;
         let bar = crate::output::progress_bar(self.json);
         let progress = |done: u64, total: u64| {
@@ -170,10 +195,10 @@ impl ExportArgs {
                         "rejected": rejected.rejected,
                     });
                     println!("{}", serde_json::to_string_pretty(&out)?);
-                } else {
-                    for r in &rejected.rejected {
-                        eprintln!("rejected: {} [{}]: {}", r.name, r.check, r.reason);
-                    }
+                    return Err(crate::output::json_printed(Error::ExportRejected(rejected)));
+                }
+                for r in &rejected.rejected {
+                    eprintln!("rejected: {} [{}]: {}", r.name, r.check, r.reason);
                 }
                 return Err(Error::ExportRejected(rejected).into());
             }

@@ -145,6 +145,7 @@ impl ImportArgs {
                     };
                     let out = serde_json::json!({"imported": false, "error": rejected.to_string(), "artifacts": decisions});
                     println!("{}", serde_json::to_string_pretty(&out)?);
+                    return Err(crate::output::json_printed(Error::ImportRejected(rejected)));
                 }
                 Err(Error::ImportRejected(rejected).into())
             }

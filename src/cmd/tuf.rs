@@ -299,8 +299,13 @@ impl VerifyArgs {
                     });
                     println!("{}", serde_json::to_string_pretty(&out)?);
                 }
-                return Err(anyhow::Error::from(Error::from(e))
-                    .context(format!("TUF snapshot {}", self.snapshot.display())));
+                let err = anyhow::Error::from(Error::from(e))
+                    .context(format!("TUF snapshot {}", self.snapshot.display()));
+                return Err(if self.json {
+                    crate::output::json_printed(err)
+                } else {
+                    err
+                });
             }
         };
         if let Some(out) = &self.write_trusted_root {
@@ -408,7 +413,7 @@ impl InitPrivateArgs {
                 let path = state.join(gateway::private_ca::ca::files::TRUSTED_ROOT);
                 if !path.is_file() {
                     return Err(Error::Usage(format!(
-                        "{} is not an airgate state directory (no {}); create it with `airgate ca init --dir {}`",
+                        "{} is not an airgate state directory (no {}); create it with `airgate ca init --state {}`",
                         state.display(),
                         gateway::private_ca::ca::files::TRUSTED_ROOT,
                         state.display()

@@ -199,6 +199,10 @@ impl VerifyArgs {
                         "{}",
                         serde_json::to_string_pretty(&out).context("encoding JSON")?
                     );
+                    return Err(crate::output::json_printed(Error::Bundle {
+                        subject,
+                        rejection,
+                    }));
                 }
                 Err(Error::Bundle { subject, rejection }.into())
             }

@@ -111,7 +111,7 @@ fn require_ceremony(dir: &Path) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Usage(format!(
-            "{} is not an airgate state directory (no {}); create it with `airgate ca init --dir {}`",
+            "{} is not an airgate state directory (no {}); create it with `airgate ca init --state {}`",
             dir.display(),
             files::CONFIG,
             dir.display()

@@ -395,3 +395,87 @@ pub fn artifact_log_references(conn: &Connection) -> Result<Vec<LogReference>> {
         .map_err(sql)?;
     rows.map(|r| r.map_err(sql)).collect()
 }
+
+/// Everything the `imports` table records of one import.
+#[derive(Debug, Clone)]
+pub struct ImportRecord {
+    /// Import number.
+    pub id: i64,
+    /// SHA-256 of the signed manifest statement (the medium's identity).
+    pub medium_id: String,
+    /// The enrolled exporter whose key signed the manifest.
+    pub exporter: String,
+    /// Signed export time.
+    pub export_time: String,
+    /// When the high side imported it.
+    pub imported_at: String,
+    /// The verified pack digest.
+    pub pack_digest: String,
+    /// SHA-256 of the carried low-side `policy.toml`, as read.
+    pub medium_policy_sha256: String,
+    /// SHA-256 of the high side's policy file at import time.
+    pub policy_sha256: String,
+    /// TUF role versions of the verified snapshot, as stored (JSON).
+    pub tuf_versions: String,
+    /// Checkpointed tree size after it.
+    pub checkpoint_size: i64,
+    /// The stored import report (JSON).
+    pub report: String,
+}
+
+/// Import `id`'s full record, `None` when there is no such import.
+pub fn import_record(conn: &Connection, id: i64) -> Result<Option<ImportRecord>> {
+    conn.prepare_cached(
+        "SELECT id, medium_id, exporter, export_time, imported_at, pack_digest, \
+         medium_policy_sha256, policy_sha256, tuf_versions, checkpoint_size, report \
+         FROM imports WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([id], |r| {
+            Ok(ImportRecord {
+                id: r.get(0)?,
+                medium_id: r.get(1)?,
+                exporter: r.get(2)?,
+                export_time: r.get(3)?,
+                imported_at: r.get(4)?,
+                pack_digest: r.get(5)?,
+                medium_policy_sha256: r.get(6)?,
+                policy_sha256: r.get(7)?,
+                tuf_versions: r.get(8)?,
+                checkpoint_size: r.get(9)?,
+                report: r.get(10)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(sql)
+}
+
+/// The upstream log URL recorded for `name` in import `import_id`.
+pub fn upstream_log_url(conn: &Connection, name: &str, import_id: i64) -> Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT upstream_log_url FROM artifacts WHERE name = ?1 AND import_id = ?2",
+    )
+    .and_then(|mut s| {
+        s.query_row(rusqlite::params![name, import_id], |r| r.get(0))
+            .optional()
+    })
+    .map_err(sql)
+}
+
+/// Every recorded version of `name`, newest import first, at most `limit`.
+pub fn artifact_versions(conn: &Connection, name: &str, limit: usize) -> Result<Vec<ArtifactRow>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.name = ?1 \
+             ORDER BY a.import_id DESC LIMIT ?2"
+        ))
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map(
+            rusqlite::params![name, i64::try_from(limit).unwrap_or(i64::MAX)],
+            artifact_row,
+        )
+        .map_err(sql)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+}
