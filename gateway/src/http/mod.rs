@@ -6,6 +6,8 @@
 //!
 //! ```text
 //! GET  /                                  dashboard (HTML, ?q= searches names and digests)
+//! GET  /dashboard/artifact/{name}         an artifact's chain of custody (HTML, proof checked)
+//! GET  /dashboard/import/{id}             an import and its stored report (HTML)
 //! GET  /artifacts/  (or /artifacts)       JSON index: name, sha256, size, sha256 of the .sigs
 //! GET  /artifacts/{name}                  the artifact (streamed; ETag "sha256:<hex>", Digest)
 //! GET  /artifacts/{name}.sigs             JSON array of Sigstore bundles [upstream..., airgate]
@@ -19,8 +21,9 @@
 //! POST /api/v1/import                     a medium (tar) as the body; bearer token required
 //! ```
 //!
-//! Every error is JSON `{"error": "..."}` with the matching status, and never
-//! names a path on the server. The database is read through a small pool of
+//! Every error is JSON `{"error": "..."}` with the matching status (the
+//! dashboard's own 400 and 404 are HTML pages), and never names a path on
+//! the server. The database is read through a small pool of
 //! `query_only` SQLite connections on blocking threads (WAL lets them read
 //! while an import writes); the hottest answers (`.sigs`, the checkpoint, the
 //! index) are cached in memory until the database changes (see `cache`). Limits: URI length, request body size (imports
@@ -192,6 +195,10 @@ impl ServerConfig {
 struct LogIdentity {
     key: VerifyingKey,
     log_id_hex: String,
+    /// The signer name its checkpoints carry.
+    checkpoint_name: String,
+    /// The origin line its checkpoints carry.
+    origin: String,
 }
 
 /// State shared by all requests.
@@ -231,6 +238,8 @@ impl Server {
         let log = LogIdentity {
             key: tlog.key.clone(),
             log_id_hex: hex::encode(&tlog.log_id),
+            checkpoint_name: tlog.checkpoint_name(),
+            origin: crate::tlog::origin_for(&tlog.key.key_id(), &tlog.base_url),
         };
         let pool = db::Pool::new(config.state_dir.join(crate::state::DATABASE));
         // Fail now, not on the first request, if the database cannot be read.
@@ -247,6 +256,8 @@ impl Server {
         let limiter = Arc::new(limits::Limiter::new(config.rate_limit));
         let router = Router::new()
             .route("/", get(dashboard::page))
+            .route("/dashboard/artifact/{*name}", get(dashboard::artifact))
+            .route("/dashboard/import/{id}", get(dashboard::import))
             .route("/artifacts", get(artifacts::index))
             .route("/artifacts/", get(artifacts::index))
             .route("/artifacts/{*name}", get(artifacts::artifact))

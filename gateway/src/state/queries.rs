@@ -453,14 +453,12 @@ pub fn import_record(conn: &Connection, id: i64) -> Result<Option<ImportRecord>>
 
 /// The upstream log URL recorded for `name` in import `import_id`.
 pub fn upstream_log_url(conn: &Connection, name: &str, import_id: i64) -> Result<Option<String>> {
-    conn.prepare_cached(
-        "SELECT upstream_log_url FROM artifacts WHERE name = ?1 AND import_id = ?2",
-    )
-    .and_then(|mut s| {
-        s.query_row(rusqlite::params![name, import_id], |r| r.get(0))
-            .optional()
-    })
-    .map_err(sql)
+    conn.prepare_cached("SELECT upstream_log_url FROM artifacts WHERE name = ?1 AND import_id = ?2")
+        .and_then(|mut s| {
+            s.query_row(rusqlite::params![name, import_id], |r| r.get(0))
+                .optional()
+        })
+        .map_err(sql)
 }
 
 /// Every recorded version of `name`, newest import first, at most `limit`.
