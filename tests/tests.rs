@@ -1,6 +1,7 @@
 //! End-to-end tests of the `airgate` binary (one test binary, many modules).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cli;
 mod common;
 mod conformance;
 mod export;

@@ -338,7 +338,10 @@ fn load_low_side(req: &ExportRequest<'_>) -> Result<LowSide> {
 /// field and the keyword it may have meant.
 fn read_pinned_root(path: &Path, policy_path: &Path) -> Result<Vec<u8>> {
     if !path.exists() {
-        let given = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let given = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         return Err(Error::Usage(format!(
             "{}: [trust] tuf-root = {}: no such file ({}); give the keyword \"production\" (the embedded Sigstore production root) or the path of a TUF root.json",
             policy_path.display(),

@@ -314,7 +314,11 @@ pub fn init_ceremony(dir: &Path, mut config: CaConfig, now: SystemTime) -> Resul
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         return Err(Error::NotEmpty {
             dir: dir.to_path_buf(),
-            found: entry.file_name().to_string_lossy().escape_debug().to_string(),
+            found: entry
+                .file_name()
+                .to_string_lossy()
+                .escape_debug()
+                .to_string(),
         });
     }
     let start = offset(now)?;
@@ -721,8 +725,8 @@ mod tests {
     fn ceremony_refuses_a_non_empty_directory() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("notes\n.txt"), b"x").unwrap();
-        let err = init_ceremony(dir.path(), CaConfig::with_defaults("X"), SystemTime::now())
-            .unwrap_err();
+        let err =
+            init_ceremony(dir.path(), CaConfig::with_defaults("X"), SystemTime::now()).unwrap_err();
         assert!(err.to_string().contains("notes\\n.txt"), "{err}");
     }
 

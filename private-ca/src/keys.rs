@@ -274,7 +274,11 @@ fn read_private_pem(path: &Path, what: &'static str) -> Result<Vec<u8>> {
     if meta.len() > MAX_KEY_FILE_BYTES {
         return Err(Error::Key {
             what,
-            problem: format!("{} is {} bytes, too large for a key file", path.display(), meta.len()),
+            problem: format!(
+                "{} is {} bytes, too large for a key file",
+                path.display(),
+                meta.len()
+            ),
         });
     }
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;

@@ -22,7 +22,7 @@ pub struct DemoArgs {
 }
 
 /// Number of steps the demo prints.
-const STEPS: u32 = 8;
+const STEPS: u32 = 9;
 
 thread_local! {
     static STEP_STARTED: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
@@ -226,12 +226,26 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
             "Private TUF repository distributing the enclave's trusted_root.json (what clients bootstrap from)",
         );
         private_tuf(&exe, &high)?;
+
+        step(
+            9,
+            "Serve the enclave (airgate serve): a client fetches an artifact and its .sigs over HTTP and verifies them",
+        );
+        if let Some(first) = report.artifacts.first() {
+            serve_and_fetch(
+                &exe,
+                &high,
+                &first.name.to_string(),
+                &dir.join("client"),
+                ca.config(),
+            )?;
+        }
         finish_step();
 
         let first = report
             .artifacts
             .first()
-            .map(|a| a.name.replace('/', "_"))
+            .map(|a| a.name.to_string())
             .unwrap_or_default();
         print_next(&high, &out_dir, ca.config(), &first, &medium, &key_dir);
         Ok(ExitCode::SUCCESS)
@@ -378,6 +392,95 @@ fn private_tuf(exe: &Path, high: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `airgate serve` as a child process, killed when dropped (on every path).
+struct ServeChild(std::process::Child);
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Step 9: start `airgate serve` on an ephemeral loopback port, fetch one
+/// artifact and its `.sigs` like a client, verify them with `airgate
+/// verify` against the enclave's trusted root, stop the server.
+fn serve_and_fetch(
+    exe: &Path,
+    high: &Path,
+    name: &str,
+    client: &Path,
+    ca: &CaConfig,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let mut child = ServeChild(
+        Command::new(exe)
+            .args(["serve", "--listen", "127.0.0.1:0", "--state"])
+            .arg(high)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?,
+    );
+    let stdout = child.0.stdout.take().context("serve's stdout")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first_line = lines.next().transpose()?.unwrap_or_default();
+    let base = first_line
+        .strip_prefix("airgate serve: listening on ")
+        .context("airgate serve did not start")?
+        .to_owned();
+    std::thread::spawn(move || lines.for_each(drop));
+    println!(
+        "      started: airgate serve --state {} (listening on {base})",
+        high.display()
+    );
+    std::fs::create_dir_all(client)?;
+    let file = name.rsplit('/').next().unwrap_or(name);
+    let artifact = client.join(file);
+    let sigs = client.join(format!("{file}.sigs"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for (url, path) in [
+        (format!("{base}/artifacts/{name}"), &artifact),
+        (format!("{base}/artifacts/{name}.sigs"), &sigs),
+    ] {
+        let bytes = runtime.block_on(fetch(&url))?;
+        std::fs::write(path, &bytes)?;
+        println!("      GET {url} -> {} bytes", bytes.len());
+    }
+    let status = Command::new(exe)
+        .args(["verify", "--trusted-root"])
+        .arg(high.join("trusted_root.json"))
+        .arg("--bundle")
+        .arg(&sigs)
+        .args(["--certificate-identity", &ca.default_identity])
+        .args(["--certificate-oidc-issuer", &ca.oidc_issuer])
+        .arg(&artifact)
+        .output()?;
+    for line in String::from_utf8_lossy(&status.stderr).lines() {
+        println!("      {}", gateway::escape::sanitized(line));
+    }
+    if !status.status.success() {
+        bail!("the artifact fetched from airgate serve did not verify");
+    }
+    drop(child);
+    println!(
+        "      verified {} with its .sigs against {}; server stopped",
+        artifact.display(),
+        high.join("trusted_root.json").display()
+    );
+    Ok(())
+}
+
+/// One GET, bounded: the demo's artifacts are small.
+async fn fetch(url: &str) -> anyhow::Result<Vec<u8>> {
+    let response = reqwest::get(url).await?.error_for_status()?;
+    let bytes = response.bytes().await?;
+    anyhow::ensure!(bytes.len() <= 64 << 20, "{url}: response over 64 MiB");
+    Ok(bytes.to_vec())
+}
+
 /// What to run next, with this demo's paths.
 fn print_next(
     high: &Path,
@@ -387,6 +490,8 @@ fn print_next(
     medium: &Path,
     key_dir: &Path,
 ) {
+    let first_name = first;
+    let first = first.replace('/', "_");
     println!("\nRound trip complete. Try it yourself:");
     println!(
         "  sigstore --trust-config {} verify identity --offline --bundle {} --cert-identity {} --cert-oidc-issuer {} {}",
@@ -398,6 +503,10 @@ fn print_next(
     );
     println!("  airgate log info --state {}", high.display());
     println!("  airgate imports list --state {}", high.display());
+    println!(
+        "  airgate artifact get --state {} {first_name} --out ./airgate-out",
+        high.display()
+    );
     println!(
         "  airgate inspect {} --exporter-key {}",
         medium.display(),

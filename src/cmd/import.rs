@@ -95,6 +95,38 @@ fn print_report(report: &ImportReport) {
     }
 }
 
+/// How to get the first accepted artifact out and verify it with real
+/// clients: the identity and issuer are the CA's, the trust files the state's.
+fn print_recipe(state: &std::path::Path, report: &ImportReport) {
+    let Some(first) = report
+        .artifacts
+        .iter()
+        .find(|a| matches!(a.decision, Decision::Accepted))
+    else {
+        return;
+    };
+    if report.dry_run {
+        return;
+    }
+    let Ok(ca) = gateway::private_ca::CaConfig::load(state) else {
+        return;
+    };
+    let out = std::path::Path::new("airgate-out");
+    let artifact = first.name.to_string();
+    let path = out.join(&artifact);
+    let bundle = std::path::PathBuf::from(format!("{}.sigstore.json", path.display()));
+    println!("Verify it like a client (offline, with the enclave's root):");
+    println!(
+        "  airgate artifact get --state {} {artifact} --out {}",
+        state.display(),
+        out.display()
+    );
+    println!(
+        "{}",
+        super::recipe::local(state, &bundle, &path, &ca.default_identity, &ca.oidc_issuer)
+    );
+}
+
 impl ImportArgs {
     /// Appends the refusal to the state's append-only record; a failure to
     /// record is reported but never hides the refusal itself.
@@ -131,6 +163,7 @@ impl ImportArgs {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
                     print_report(&report);
+                    print_recipe(&self.state, &report);
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod artifact;
 mod bench;
 mod bench_log;
 mod bench_media;
@@ -18,6 +19,7 @@ mod imports;
 mod inspect;
 mod lock;
 mod log;
+mod recipe;
 mod serve;
 mod sign;
 mod tuf;
@@ -39,6 +41,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Verify a Sigstore bundle for an artifact, offline.
     Verify(verify::VerifyArgs),
+    /// Copy an imported artifact and its bundles out of the state (no server needed).
+    Artifact(artifact::ArtifactArgs),
     /// Manage the private certificate authority (key ceremony).
     Ca(ca::CaArgs),
     /// Sign a file with the private CA and record it in the private log.
@@ -74,6 +78,7 @@ impl Command {
         match self {
             Command::Demo(args) => args.run(),
             Command::Verify(args) => args.run(),
+            Command::Artifact(args) => args.run(),
             Command::Ca(args) => args.run(),
             Command::Sign(args) => args.run(),
             Command::Log(args) => args.run(),

@@ -294,7 +294,13 @@ impl ServeArgs {
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
             let addr = listener.local_addr()?;
-            println!("airgate serve: listening on http://{addr}");
+            {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "airgate serve: listening on http://{addr}")
+                    .and_then(|()| out.flush());
+            }
+            print_recipe(&self.state, &format!("http://{addr}"));
             tracing::info!(
                 %addr,
                 state = %self.state.display(),
@@ -345,5 +351,29 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("12Q").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+}
+
+/// A copy-paste recipe for the first artifact served (none when empty).
+/// Written without `println!`: a server whose stdout was closed keeps serving.
+fn print_recipe(state: &std::path::Path, base: &str) {
+    use std::io::Write;
+    let Ok(reader) = gateway::state::StateReader::open(state) else {
+        return;
+    };
+    let Ok(Some((name, _))) = reader.first_artifact() else {
+        return;
+    };
+    match reader.airgate_bundle_element(&name, chrono::Utc::now()) {
+        Ok((element, identity, issuer)) => {
+            let text = format!(
+                "Verify a served artifact (trusted_root.json and 1.root.json come from {}):\n{}",
+                state.display(),
+                super::recipe::served(base, &name, element, &identity, &issuer)
+            );
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+        }
+        Err(e) => eprintln!("warning: no verification recipe for {name}: {e}"),
     }
 }

@@ -136,10 +136,9 @@ impl VerifyArgs {
                 }
                 Err(rejection) => {
                     eprintln!(
-                        "{}: bundle {} of {total}: check {} failed: {rejection}",
+                        "{}: bundle {} of {total}: {rejection}",
                         self.bundle.display(),
                         i + 1,
-                        rejection.check()
                     );
                     first_failure.get_or_insert(rejection);
                 }

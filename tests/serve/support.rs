@@ -58,6 +58,7 @@ pub struct Served {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     log: PathBuf,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Served {
@@ -85,9 +86,18 @@ impl Served {
             .spawn()
             .expect("failed to start airgate serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        // The rest of stdout (the verification recipe) is collected, not dropped.
+        let rest = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = rest.clone();
+        std::thread::spawn(move || {
+            for l in stdout.lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&l);
+                s.push('\n');
+            }
+        });
         let Some(url) = line.trim().strip_prefix("airgate serve: listening on ") else {
             let _ = child.kill();
             let _ = child.wait();
@@ -106,6 +116,20 @@ impl Served {
             addr,
             base: url.to_owned(),
             log,
+            stdout: rest,
+        }
+    }
+
+    /// What the server printed on stdout after its "listening" line, once
+    /// it holds `until` (waits up to 10 s).
+    pub fn stdout_until(&self, until: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.stdout.lock().unwrap().clone();
+            if text.contains(until) || start.elapsed() > Duration::from_secs(10) {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -24,9 +24,11 @@ use crate::signing::{LeafSignature, SignedBatch, SigningRequest};
 use crate::tlog::{open_database, Log, LogError, LogReader};
 use crate::{Error, Result};
 
+mod extract;
 mod plan;
 pub mod queries;
 
+pub use extract::Extracted;
 pub use plan::{Committed, ImportPlan, MediumRecord, PlannedArtifact, ReportFn};
 
 /// The SQLite database inside a state directory.
