@@ -536,19 +536,26 @@ fn serve_log_proofs_verify_against_the_served_checkpoint() {
     }
 }
 
-#[test]
-#[ignore = "interop: real clients, run by tests/run-all.sh"]
-fn serve_dashboard_in_headless_chromium() {
-    let chromium = Path::new("/usr/bin/chromium");
-    assert!(
-        chromium.exists(),
-        "headless Chromium is required (apt-get install chromium; tests/run-all.sh installs it)"
-    );
-    let demo = Demo::new();
-    let server = Served::start(&demo.high, &[]);
-    let profile = demo.scratch("chromium-profile");
-    let dump = |target: &str| -> String {
-        let out = Command::new(chromium)
+/// Headless Chromium with a throwaway profile.
+struct Chromium {
+    profile: PathBuf,
+}
+
+impl Chromium {
+    const PATH: &'static str = "/usr/bin/chromium";
+
+    fn new(demo: &Demo) -> Chromium {
+        assert!(
+            Path::new(Self::PATH).exists(),
+            "headless Chromium is required (apt-get install chromium; tests/run-all.sh installs it)"
+        );
+        Chromium {
+            profile: demo.scratch("chromium-profile"),
+        }
+    }
+
+    fn run(&self, args: &[String]) -> Vec<u8> {
+        let out = Command::new(Self::PATH)
             .args([
                 "--headless",
                 "--no-sandbox",
@@ -559,10 +566,10 @@ fn serve_dashboard_in_headless_chromium() {
                 "--disable-component-update",
                 "--disable-sync",
                 "--disable-dev-shm-usage",
+                "--hide-scrollbars",
             ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg("--dump-dom")
-            .arg(format!("{}{target}", server.base))
+            .arg(format!("--user-data-dir={}", self.profile.display()))
+            .args(args)
             .output()
             .expect("failed to run chromium");
         assert!(
@@ -570,32 +577,144 @@ fn serve_dashboard_in_headless_chromium() {
             "chromium failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout).unwrap()
-    };
+        out.stdout
+    }
+
+    /// The DOM of `url` after rendering.
+    fn dump(&self, url: &str) -> String {
+        String::from_utf8(self.run(&["--dump-dom".into(), url.into()])).unwrap()
+    }
+
+    /// A 1280x900 screenshot of `url`, decoded: (width, height, RGBA rows).
+    fn screenshot(&self, url: &str, file: &Path) -> (u32, u32, Vec<u8>) {
+        let _ = std::fs::remove_file(file);
+        self.run(&[
+            "--window-size=1280,900".into(),
+            format!("--screenshot={}", file.display()),
+            url.into(),
+        ]);
+        let mut decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(file).unwrap()));
+        decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::ALPHA);
+        let mut reader = decoder.read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+        let frame = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!(frame.color_type, png::ColorType::Rgba, "{frame:?}");
+        pixels.truncate(frame.buffer_size());
+        (frame.width, frame.height, pixels)
+    }
+}
+
+/// The page fits a 1280 px wide window: the screenshot is 1280 wide and its
+/// rightmost columns (inside the body's margin) are all background white, so
+/// no table, cell border or text runs into the right edge or past it.
+fn assert_fits_1280(chromium: &Chromium, url: &str, file: &Path) {
+    const BAND: u32 = 8;
+    let (width, height, rgba) = chromium.screenshot(url, file);
+    assert_eq!(width, 1280, "{url}: screenshot width");
+    for y in 0..height {
+        for x in width - BAND..width {
+            let i = ((y * width + x) * 4) as usize;
+            assert_eq!(
+                &rgba[i..i + 3],
+                &[255, 255, 255],
+                "{url} overflows 1280 px: pixel ({x}, {y}) at the right edge is not background (see {})",
+                file.display()
+            );
+        }
+    }
+}
+
+/// A second medium with one byte of its artifact changed in transit.
+fn tampered_second_medium(demo: &Demo) -> PathBuf {
+    let mut tar = std::fs::read(second_medium(demo)).unwrap();
+    let needle = b"a second release";
+    let at = tar.windows(needle.len()).position(|w| w == needle).unwrap();
+    tar[at] = b'A';
+    let tampered = demo.scratch("transfer-tampered").join("media.tar");
+    std::fs::write(&tampered, tar).unwrap();
+    tampered
+}
+
+/// One artifact's log indexes as the state records them: (ours, upstream).
+fn log_indexes(high: &Path, name: &str) -> (i64, i64) {
+    let conn = rusqlite::Connection::open_with_flags(
+        high.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    conn.query_row(
+        "SELECT log_index, upstream_log_index FROM artifacts WHERE name = ?1",
+        [name],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+fn assert_contains_all(page: &str, dom: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(dom.contains(e), "{page} lacks {e:?}:\n{dom}");
+    }
+}
+
+#[test]
+#[ignore = "interop: real clients, run by tests/run-all.sh"]
+fn serve_dashboard_in_headless_chromium() {
+    let demo = Demo::new();
+    // A refused import first: a medium altered in transit.
+    let out = airgate([
+        "import".as_ref(),
+        "--state".as_ref(),
+        demo.high.as_os_str(),
+        tampered_second_medium(&demo).as_os_str(),
+    ] as [&std::ffi::OsStr; 4]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let server = Served::start(&demo.high, &[]);
+    let chromium = Chromium::new(&demo);
+    let dump = |target: &str| chromium.dump(&format!("{}{target}", server.base));
     let dom = dump("/");
     let nested_sha =
         sha256_hex(&std::fs::read(demo.root.join("low/artifacts").join(NESTED)).unwrap());
-    for expected in [
-        "airgate high side",
-        NESTED,
-        "app-1.0.0.tar.gz",
-        "app-1.0.0.spdx.json",
-        nested_sha.as_str(),
-        SIMULATED_IDENTITY,
-        SIMULATED_ISSUER,
-        AIRGATE_IDENTITY,
-        "demo-low-side",
-        "tlog.airgate.internal",
-        "timestamp.json</a> version",
-    ] {
-        assert!(
-            dom.contains(expected),
-            "the dashboard lacks {expected:?}:\n{dom}"
-        );
-    }
+    assert_contains_all(
+        "the dashboard",
+        &dom,
+        &[
+            "airgate high side",
+            NESTED,
+            "app-1.0.0.tar.gz",
+            "app-1.0.0.spdx.json",
+            nested_sha.as_str(),
+            SIMULATED_IDENTITY,
+            SIMULATED_ISSUER,
+            AIRGATE_IDENTITY,
+            "demo-low-side",
+            "tlog.airgate.internal",
+            "timestamp.json</a> version",
+            &format!("href=\"/dashboard/artifact/{NESTED}\""),
+            "href=\"/dashboard/import/1\"",
+        ],
+    );
     assert_eq!(dom.matches("class=\"artifact\"").count(), 3, "{dom}");
     assert!(dom.contains("id=\"tree-size\">3<"), "{dom}");
+    // The refusal is listed, with the reason the importer recorded.
+    assert_eq!(dom.matches("class=\"refusal\"").count(), 1, "{dom}");
+    assert!(dom.contains("media.tar"), "{dom}");
+    assert!(dom.contains("tool-2.0.0.tar.gz"), "{dom}");
 
+    dashboard_search_is_escaped(&server, &dump, &nested_sha);
+    dashboard_detail_pages(&demo, &dump, &nested_sha);
+
+    for (name, target) in [
+        ("home", "/".to_owned()),
+        ("artifact", format!("/dashboard/artifact/{NESTED}")),
+        ("import", "/dashboard/import/1".to_owned()),
+    ] {
+        let file = demo.scratch("screenshots").join(format!("{name}.png"));
+        assert_fits_1280(&chromium, &format!("{}{target}", server.base), &file);
+    }
+}
+
+fn dashboard_search_is_escaped(server: &Served, dump: &dyn Fn(&str) -> String, nested_sha: &str) {
     // Search by name, then by digest prefix.
     let dom = dump("/?q=linux");
     assert_eq!(dom.matches("class=\"artifact\"").count(), 1, "{dom}");
@@ -616,6 +735,140 @@ fn serve_dashboard_in_headless_chromium() {
         .header("content-security-policy")
         .unwrap()
         .contains("default-src 'none'"));
+}
+
+fn dashboard_detail_pages(demo: &Demo, dump: &dyn Fn(&str) -> String, nested_sha: &str) {
+    let (ours, upstream) = log_indexes(&demo.high, NESTED);
+    let dom = dump(&format!("/dashboard/artifact/{NESTED}"));
+    assert_contains_all(
+        "the chain of custody",
+        &dom,
+        &[
+            nested_sha,
+            SIMULATED_IDENTITY,
+            SIMULATED_ISSUER,
+            "https://rekor.simulated.invalid",
+            &format!("id=\"upstream-log-index\">{upstream}<"),
+            "exporter <span class=\"exporter\">demo-low-side</span>",
+            "manifest signature verified",
+            "stored report records it as accepted",
+            AIRGATE_IDENTITY,
+            &format!("logIndex={ours}\">{ours}</a>"),
+            "signed entry timestamp of entry",
+            "latest checkpoint (size 3) signed by tlog.airgate.internal",
+            "inclusion proof verified against checkpoint of size 3",
+        ],
+    );
+    assert!(!dom.contains("class=\"fail\""), "{dom}");
+    let steps: Vec<usize> = ["upstream", "low-side", "medium", "high-side", "airgate"]
+        .iter()
+        .map(|id| dom.find(&format!("<li id=\"{id}\"")).unwrap())
+        .collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+
+    let dom = dump("/dashboard/import/1");
+    assert_contains_all(
+        "the import page",
+        &dom,
+        &[
+            "Import #1",
+            "demo-low-side",
+            NESTED,
+            "app-1.0.0.tar.gz",
+            SIMULATED_IDENTITY,
+            "checkpoint of size 3 signed by tlog.airgate.internal",
+            "airgate imports show 1",
+        ],
+    );
+    assert_eq!(dom.matches("class=\"report-artifact\"").count(), 3, "{dom}");
+    assert_eq!(dom.matches(">accepted<").count(), 3, "{dom}");
+}
+
+#[test]
+fn serve_dashboard_pages_refuse_bad_ids_and_show_a_failed_proof() {
+    let demo = Demo::new();
+    let target = format!("/dashboard/artifact/{NESTED}");
+    {
+        let server = Served::start(&demo.high, &[]);
+        let page = server.get(&target);
+        assert_eq!(page.status, 200, "{}", page.text());
+        assert!(page
+            .text()
+            .contains("inclusion proof verified against checkpoint of size 3"));
+        let long_id = "9".repeat(30);
+        let cases: [(&str, u16, &str); 9] = [
+            ("/dashboard/artifact/no-such.tgz", 404, "no artifact named"),
+            ("/dashboard/artifact/..%2fstate.db", 400, "is refused"),
+            (
+                "/dashboard/artifact/%3Cb%3Ex",
+                400,
+                "&quot;&lt;b&gt;x&quot;",
+            ),
+            ("/dashboard/import/999", 404, "no import #999"),
+            ("/dashboard/import/0", 400, "not an import number"),
+            ("/dashboard/import/1x", 400, "not an import number"),
+            ("/dashboard/import/-1", 400, "not an import number"),
+            (
+                "/dashboard/import/%3Cscript%3E",
+                400,
+                "&quot;&lt;script&gt;&quot;",
+            ),
+            (
+                &format!("/dashboard/import/{long_id}"),
+                400,
+                "not an import number",
+            ),
+        ];
+        for (path, status, message) in cases {
+            let r = server.get(path);
+            let body = r.text();
+            assert_eq!(r.status, status, "{path}: {body}");
+            assert!(
+                r.header("content-type").unwrap().starts_with("text/html"),
+                "{path}"
+            );
+            assert!(r
+                .header("content-security-policy")
+                .unwrap()
+                .starts_with("default-src 'none'"));
+            assert!(body.contains(message), "{path}: {body}");
+            assert!(
+                !body.contains("<script>") && !body.contains("<b>"),
+                "{body}"
+            );
+            assert!(!body.contains(demo.high.to_str().unwrap()), "{body}");
+        }
+    }
+    // Alter a stored tree node the entry's proof needs: the page must say the
+    // proof failed, computed from the log, never that it verified.
+    let (ours, _) = log_indexes(&demo.high, NESTED);
+    let conn = rusqlite::Connection::open(demo.high.join("state.db")).unwrap();
+    conn.execute_batch("DROP TRIGGER tlog_nodes_no_update")
+        .unwrap();
+    conn.execute(
+        "UPDATE tlog_nodes SET hash = zeroblob(32) WHERE NOT (level = 0 AND idx = ?1)",
+        [ours],
+    )
+    .unwrap();
+    drop(conn);
+    let server = Served::start(&demo.high, &[]);
+    let page = server.get(&target).text();
+    assert!(
+        page.contains(&format!(
+            "inclusion proof of entry {ours} failed against checkpoint of size 3"
+        )),
+        "{page}"
+    );
+    assert!(!page.contains("inclusion proof verified"), "{page}");
+    assert!(
+        page.contains("<li id=\"airgate\" class=\"broken\">"),
+        "{page}"
+    );
+    // The checkpoint itself is still the log's, and says so.
+    assert!(
+        page.contains("latest checkpoint (size 3) signed by"),
+        "{page}"
+    );
 }
 
 /// A second medium from the demo's simulated upstream and exporter key.
