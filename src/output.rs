@@ -142,10 +142,69 @@ pub fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-    ) {
-        bar.set_style(style);
-    }
+    bar.set_style(byte_style());
     Some(bar)
+}
+
+/// A labelled byte bar: `phase [====    ] 1.2 GiB/2 GiB 800 MiB/s 1s`.
+fn byte_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(
+        "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+}
+
+/// A labelled phase without byte counts: `phase (3 artifacts) 2s`.
+fn phase_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+}
+
+/// Import progress on a TTY: a byte bar while the medium is read, then one
+/// labelled line per phase.
+pub struct ImportProgress {
+    bar: Option<indicatif::ProgressBar>,
+    phase: std::sync::Mutex<Option<gateway::progress::ImportPhase>>,
+}
+
+impl ImportProgress {
+    /// Draws nothing when stderr is not a terminal or with `--json`.
+    pub fn new(json: bool) -> Self {
+        ImportProgress {
+            bar: progress_bar(json),
+            phase: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Records progress in `phase`.
+    pub fn update(&self, phase: gateway::progress::ImportPhase, done: u64, total: u64) {
+        use gateway::progress::ImportPhase;
+        let Some(bar) = &self.bar else { return };
+        let mut current = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        if *current != Some(phase) {
+            *current = Some(phase);
+            let label = match phase {
+                ImportPhase::VerifyingArtifacts => format!("{} ({total})", phase.label()),
+                _ => phase.label().to_owned(),
+            };
+            bar.set_message(label);
+            if phase == ImportPhase::Reading {
+                bar.set_style(byte_style());
+            } else {
+                bar.set_style(phase_style());
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            }
+        }
+        if phase == ImportPhase::Reading {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

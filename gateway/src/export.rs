@@ -851,9 +851,12 @@ fn write_medium(
             .map_err(|err| Error::internal("naming a planned entry", err))?;
         let digest = match source {
             Source::File(path, _) => {
-                let mut file = File::open(path).map_err(|err| Error::io(path, err))?;
+                let file = File::open(path).map_err(|err| Error::io(path, err))?;
+                let base = done;
+                let report = |n: u64| (req.progress)(base + n, total);
+                let mut reader = crate::progress::ProgressReader::new(file, &report);
                 writer
-                    .add(&name, &mut file)
+                    .add(&name, &mut reader)
                     .map_err(|err| Error::io(path, err))?
             }
             Source::Bytes(bytes) => writer.add(&name, &mut &bytes[..]).map_err(io)?,

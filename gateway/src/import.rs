@@ -47,6 +47,7 @@ use crate::medium::unpack::{
 };
 use crate::medium::EntryName;
 use crate::policy::{Policy, TufRootSource};
+use crate::progress::{ImportPhase, ProgressReader};
 use crate::signing::{sign_with_fresh_leaves, SigningRequest};
 use crate::state::{ImportPlan, MediumRecord, PlannedArtifact, Staging, StateDir};
 use crate::{Error, Result};
@@ -617,8 +618,25 @@ fn report_of(manifest: &VerifiedManifest, tuf: TufVersions, dry_run: bool) -> Im
 
 /// Imports a medium into the state directory.
 pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport> {
+    import_with_progress(state, req, &|_, _, _| {})
+}
+
+/// [`import`], calling `progress(phase, done, total)` as it goes: bytes of
+/// the medium while reading it, artifacts while re-verifying them.
+pub fn import_with_progress(
+    state: &mut StateDir,
+    req: &ImportRequest,
+    progress: &(dyn Fn(ImportPhase, u64, u64) + Sync),
+) -> Result<ImportReport> {
     let high = load_high_side(state)?;
-    let reader = open_medium(req, &high.exporters)?;
+    let total: u64 = req
+        .media
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let report_bytes = |n: u64| progress(ImportPhase::Reading, n, total);
+    let reader = ProgressReader::new(open_medium(req, &high.exporters)?, &report_bytes);
     let limits = UnpackLimits {
         max_total_bytes: high.policy.import.max_medium_bytes,
         max_memory_bytes: high.policy.import.max_metadata_bytes,
@@ -652,6 +670,7 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
             ))
         }
     };
+    progress(ImportPhase::VerifyingTuf, 0, 0);
     let tuf = verify_tuf(state, &high, &medium, &staging, export_time)?;
     check_collectors(&medium, &tuf.verifier, req.now)?;
     let judge = ArtifactJudge {
@@ -660,7 +679,13 @@ pub fn import(state: &mut StateDir, req: &ImportRequest) -> Result<ImportReport>
         policy_keys: &high.policy_keys,
         now: req.now,
     };
+    progress(
+        ImportPhase::VerifyingArtifacts,
+        0,
+        medium.manifest.predicate.artifacts.len() as u64,
+    );
     let (decisions, accepted) = judge_artifacts(state, &judge, &medium)?;
+    progress(ImportPhase::Committing, 0, 0);
     let mut report = report_of(&medium.manifest, tuf.versions, req.dry_run);
     report.artifacts = decisions;
     if req.dry_run {

@@ -17,6 +17,7 @@ pub mod judge;
 pub mod lock;
 pub mod medium;
 pub mod policy;
+pub mod progress;
 pub mod signing;
 pub mod state;
 pub mod strict_json;

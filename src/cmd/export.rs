@@ -155,6 +155,9 @@ impl ExportArgs {
         refuse_existing_out(&self.out, self.force)?;
         let key = load_exporter_key(&self.key)?;
         let bar = crate::output::progress_bar(self.json);
+        if let Some(bar) = &bar {
+            bar.set_message("verifying, then packing the medium");
+        }
         let progress = |done: u64, total: u64| {
             if let Some(bar) = &bar {
                 bar.set_length(total);

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use gateway::escape::quoted;
-use gateway::import::{import, Decision, ImportReport, ImportRequest};
+use gateway::import::{import_with_progress, Decision, ImportReport, ImportRequest};
 use gateway::state::StateDir;
 use gateway::Error;
 
@@ -157,7 +157,12 @@ impl ImportArgs {
             dry_run: self.dry_run,
             now,
         };
-        match import(&mut state, &request) {
+        let progress = crate::output::ImportProgress::new(self.json);
+        let result = import_with_progress(&mut state, &request, &|phase, done, total| {
+            progress.update(phase, done, total)
+        });
+        progress.finish();
+        match result {
             Ok(report) => {
                 if self.json {
                     println!("{}", serde_json::to_string_pretty(&report)?);
