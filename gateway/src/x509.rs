@@ -441,11 +441,11 @@ fn parse_sct_list(ext_value: &[u8]) -> Result<Vec<Sct>, String> {
         .map_err(|e| format!("SCT list: {e}"))?;
     let serialized = list
         .parse_timestamps()
-        .map_err(|e| format!("SCT list: {e:?}"))?;
+        .map_err(|e| format!("SCT list: {e}"))?;
     serialized
         .iter()
         .map(|raw| {
-            let sct = raw.parse_timestamp().map_err(|e| format!("SCT: {e:?}"))?;
+            let sct = raw.parse_timestamp().map_err(|e| format!("SCT: {}", sct_error(&e)))?;
             Ok(Sct {
                 log_id: sct.log_id.key_id,
                 timestamp_ms: sct.timestamp,
@@ -483,6 +483,14 @@ fn other_name_utf8(value: &[u8]) -> Option<String> {
         return None;
     }
     Some(explicit.value.as_str().to_string())
+}
+
+/// An SCT decoding error in words (the crate's error has no Display).
+fn sct_error(e: &x509_cert::ext::pkix::Error) -> String {
+    match e {
+        x509_cert::ext::pkix::Error::Der(d) => format!("DER: {d}"),
+        x509_cert::ext::pkix::Error::Tls(t) => format!("TLS encoding: {t:?}"),
+    }
 }
 
 #[cfg(test)]
