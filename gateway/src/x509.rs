@@ -441,11 +441,13 @@ fn parse_sct_list(ext_value: &[u8]) -> Result<Vec<Sct>, String> {
         .map_err(|e| format!("SCT list: {e}"))?;
     let serialized = list
         .parse_timestamps()
-        .map_err(|e| format!("SCT list: {e}"))?;
+        .map_err(|e| format!("SCT list: {}", sct_error(&e)))?;
     serialized
         .iter()
         .map(|raw| {
-            let sct = raw.parse_timestamp().map_err(|e| format!("SCT: {}", sct_error(&e)))?;
+            let sct = raw
+                .parse_timestamp()
+                .map_err(|e| format!("SCT: {}", sct_error(&e)))?;
             Ok(Sct {
                 log_id: sct.log_id.key_id,
                 timestamp_ms: sct.timestamp,
