@@ -585,11 +585,12 @@ impl Chromium {
         String::from_utf8(self.run(&["--dump-dom".into(), url.into()])).unwrap()
     }
 
-    /// A 1280x900 screenshot of `url`, decoded: (width, height, RGBA rows).
+    /// A 1280 px wide screenshot of `url` (1800 px tall, so every table of
+    /// the demo's pages is in it), decoded: (width, height, RGBA rows).
     fn screenshot(&self, url: &str, file: &Path) -> (u32, u32, Vec<u8>) {
         let _ = std::fs::remove_file(file);
         self.run(&[
-            "--window-size=1280,900".into(),
+            "--window-size=1280,1800".into(),
             format!("--screenshot={}", file.display()),
             url.into(),
         ]);
