@@ -1488,3 +1488,67 @@ print(json.dumps({"rekor": [u.url for u in config.signing_config._inner.rekor_tl
     let report: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["rekor"][0], ca["tlog_url"]);
 }
+
+#[test]
+#[ignore = "interop: real clients, run by tests/run-all.sh"]
+fn serve_prints_a_recipe_that_sigstore_python_and_airgate_follow() {
+    let demo = Demo::new();
+    let server = Served::start(&demo.high, &[]);
+    let printed = server.stdout_until("verify identity");
+    let recipe: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(recipe.len(), 5, "{printed}");
+    assert!(recipe[0].starts_with(&format!("curl -fsSO {}/artifacts/", server.base)));
+    // A client machine: the pinned trust files, the tools on PATH, its own home.
+    let client = demo.scratch("recipe-client");
+    std::fs::copy(
+        demo.high.join("trusted_root.json"),
+        client.join("trusted_root.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        demo.high.join("tuf-repo/1.root.json"),
+        client.join("1.root.json"),
+    )
+    .unwrap();
+    let python = crate::common::python();
+    let path = std::env::join_paths(
+        [
+            python.parent().unwrap().to_path_buf(),
+            Path::new(env!("CARGO_BIN_EXE_airgate"))
+                .parent()
+                .unwrap()
+                .to_path_buf(),
+        ]
+        .into_iter()
+        .chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )),
+    )
+    .unwrap();
+    let run = |line: &str| {
+        Command::new("bash")
+            .args(["-euc", line])
+            .current_dir(&client)
+            .env("PATH", &path)
+            .env("HOME", &client)
+            .env("XDG_DATA_HOME", client.join("data"))
+            .env("XDG_CACHE_HOME", client.join("cache"))
+            .output()
+            .unwrap()
+    };
+    for line in &recipe {
+        let out = run(line);
+        assert!(out.status.success(), "{line}: {}", stderr(&out));
+    }
+    // The same last step refuses a one-byte tamper of the fetched artifact.
+    let name = recipe[4].rsplit(' ').next().unwrap();
+    let mut bytes = std::fs::read(client.join(name)).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(client.join(name), &bytes).unwrap();
+    assert!(!run(recipe[4]).status.success());
+    assert!(!run(recipe[1]).status.success());
+}

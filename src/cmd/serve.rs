@@ -327,6 +327,30 @@ impl ServeArgs {
     }
 }
 
+/// A copy-paste recipe for the first artifact served (none when empty).
+/// Written without `println!`: a server whose stdout was closed keeps serving.
+fn print_recipe(state: &std::path::Path, base: &str) {
+    use std::io::Write;
+    let Ok(reader) = gateway::state::StateReader::open(state) else {
+        return;
+    };
+    let Ok(Some((name, _))) = reader.first_artifact() else {
+        return;
+    };
+    match reader.airgate_bundle_element(&name, chrono::Utc::now()) {
+        Ok((element, identity, issuer)) => {
+            let text = format!(
+                "Verify a served artifact (trusted_root.json and 1.root.json come from {}):\n{}",
+                state.display(),
+                super::recipe::served(base, &name, element, &identity, &issuer)
+            );
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+        }
+        Err(e) => eprintln!("warning: no verification recipe for {name}: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,29 +375,5 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("12Q").is_err());
         assert!(parse_size("99999999999T").is_err());
-    }
-}
-
-/// A copy-paste recipe for the first artifact served (none when empty).
-/// Written without `println!`: a server whose stdout was closed keeps serving.
-fn print_recipe(state: &std::path::Path, base: &str) {
-    use std::io::Write;
-    let Ok(reader) = gateway::state::StateReader::open(state) else {
-        return;
-    };
-    let Ok(Some((name, _))) = reader.first_artifact() else {
-        return;
-    };
-    match reader.airgate_bundle_element(&name, chrono::Utc::now()) {
-        Ok((element, identity, issuer)) => {
-            let text = format!(
-                "Verify a served artifact (trusted_root.json and 1.root.json come from {}):\n{}",
-                state.display(),
-                super::recipe::served(base, &name, element, &identity, &issuer)
-            );
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}").and_then(|()| out.flush());
-        }
-        Err(e) => eprintln!("warning: no verification recipe for {name}: {e}"),
     }
 }
