@@ -1,18 +1,29 @@
 //! `airgate bench`: measured performance against named baselines, in one run.
 //!
-//! `airgate bench verify` verifies real bundles in-process on all cores and, in
-//! the same run, sigstore-python's library on the same bundles in one process,
-//! plus one `airgate verify` process against one `sigstore verify` process.
+//! `airgate bench verify` verifies real bundles in-process and, in the same
+//! run, with sigstore-python's library, like for like: airgate on 1 thread vs
+//! 1 sigstore-python process, and airgate on N threads vs N concurrent
+//! sigstore-python processes (N = airgate's thread count); then where
+//! airgate's time per bundle goes (each kind of signature verification, timed
+//! alone, vs parsing and the rest), and one `airgate verify` process against
+//! one `sigstore verify` process.
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use gateway::bundle::{ArtifactDigest, IdentityPolicy, SignerPolicy, TrustedRoot, Verifier};
+use gateway::bundle::{
+    ArtifactDigest, BundleLimits, IdentityPolicy, ParsedBundle, SignerPolicy, TrustedRoot, Verifier,
+};
 use rayon::prelude::*;
+
+#[path = "bench_signatures.rs"]
+mod signatures;
 
 /// Run a benchmark.
 #[derive(Args)]
@@ -23,13 +34,13 @@ pub struct BenchArgs {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Bundle verification throughput vs sigstore-python.
+    /// Bundle verification throughput vs sigstore-python (1 thread vs 1 process, N vs N).
     Verify(VerifyBench),
     /// Durable log appends (single and batched) vs raw rusqlite inserts; proof latency.
     Log(crate::cmd::bench_log::LogBench),
     /// Export and import vs tar -cf / tar -xf / openssl dgst.
     Media(crate::cmd::bench_media::MediaBench),
-    /// `airgate serve` under load on loopback: requests/s and latency for .sigs and the checkpoint.
+    /// `airgate serve` vs nginx on the same files, loopback: requests/s, p50/p99 and their ratio.
     Serve(crate::cmd::bench_serve::ServeBench),
 }
 
@@ -98,6 +109,9 @@ def verify(verifier, data, bundle, pol):
         verifier.verify_artifact(data, bundle, pol)
 for b, data, pol, _, v in loaded:
     verify(v, data, b, pol)
+# Start together with the other processes of the run.
+print("ready", flush=True)
+sys.stdin.readline()
 n, start = 0, time.perf_counter()
 while time.perf_counter() - start < seconds:
     for _, data, pol, path, v in loaded:
@@ -211,10 +225,13 @@ impl VerifyBench {
                 .verify_bytes(&b.bundle, &b.artifact, p, now)
                 .with_context(|| format!("{} does not verify", b.name))?;
         }
+        let threads = rayon::current_num_threads();
         println!(
-            "bundles: {} real bundles (conformance cases sigstore-python also verifies), {} trusted roots",
+            "bundles: {} real bundles (conformance cases sigstore-python also verifies), {} trusted roots; \
+             {} s per measurement; N = {threads} (airgate's thread count, one per core)",
             bundles.len(),
-            verifiers.len()
+            verifiers.len(),
+            self.seconds
         );
         let work = || {
             for (b, p) in bundles.iter().zip(&policies) {
@@ -222,46 +239,199 @@ impl VerifyBench {
             }
             bundles.len() as u64
         };
-        let single = measure(self.seconds, 1, &work)?;
-        let threads = rayon::current_num_threads();
-        let all = measure(self.seconds, threads, &work)?;
-        println!("airgate in-process, 1 core:        {single:>10.0} bundles/s");
-        println!("airgate in-process, {threads} cores:       {all:>10.0} bundles/s");
-
-        if !self.no_python {
-            let items: Vec<serde_json::Value> = bundles
+        let items = serde_json::to_string(
+            &bundles
                 .iter()
                 .map(|b| {
                     serde_json::json!({"bundle": b.bundle_path, "artifact": b.artifact_path,
                                        "identity": b.identity, "issuer": b.issuer, "root": b.root_path})
                 })
-                .collect();
-            let out = Command::new(&self.python)
-                .args([
-                    "-c",
-                    PYTHON_BENCH,
-                    &self.seconds.to_string(),
-                    &serde_json::to_string(&items)?,
-                ])
-                .output()
-                .with_context(|| format!("running {}", self.python))?;
-            if !out.status.success() {
-                bail!(
-                    "sigstore-python benchmark failed (is `pip install sigstore` done?): {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-            let py = v["verified"].as_f64().unwrap_or(0.0) / v["seconds"].as_f64().unwrap_or(1.0);
-            println!("sigstore-python library, 1 process:{py:>10.0} bundles/s");
+                .collect::<Vec<_>>(),
+        )?;
+        // Like for like: 1 thread vs 1 process, then N threads vs N processes.
+        let single = measure(self.seconds, 1, &work)?;
+        let py_single = self.python_throughput(&items, 1)?;
+        let all = measure(self.seconds, threads, &work)?;
+        let py_all = self.python_throughput(&items, threads)?;
+        let one = "airgate 1 thread / sigstore-python 1 process".to_string();
+        let n = format!("airgate {threads} threads / sigstore-python {threads} processes");
+        let width = one.len().max(n.len());
+        if let (Some(py1), Some(pyn)) = (py_single, py_all) {
             println!(
-                "RATIO in-process throughput: airgate ({threads} cores) / sigstore-python = {:.1}x (1 core: {:.1}x)",
-                all / py,
-                single / py
+                "RATIO per core:  {one:<width$} = {:.1}x  ({single:.0} vs {py1:.0} bundles/s)",
+                single / py1
             );
+            println!(
+                "RATIO all cores: {n:<width$} = {:.1}x  ({all:.0} vs {pyn:.0} bundles/s)",
+                all / pyn
+            );
+        }
+        let row = |label: String, value: f64, note: String| {
+            println!("{label:<40} {value:>8.0} bundles/s{note}");
+        };
+        row(
+            "airgate in-process, 1 thread:".into(),
+            single,
+            String::new(),
+        );
+        row(
+            format!("airgate in-process, {threads} threads:"),
+            all,
+            format!(" ({:.2}x its 1 thread)", all / single),
+        );
+        if let (Some(py1), Some(pyn)) = (py_single, py_all) {
+            row(
+                "sigstore-python library, 1 process:".into(),
+                py1,
+                String::new(),
+            );
+            row(
+                format!("sigstore-python library, {threads} processes:"),
+                pyn,
+                format!(
+                    " (summed; each verifies the whole set for {} s from a common start)",
+                    self.seconds
+                ),
+            );
+        }
+        self.breakdown(&bundles, &verifiers, single)?;
+        if !self.no_python {
             self.process_comparison(&bundles)?;
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    /// sigstore-python's library in `processes` concurrent processes, each
+    /// verifying the whole set for `--seconds` from one common start; the
+    /// sum of their bundles/s. None with --no-python.
+    fn python_throughput(&self, items: &str, processes: usize) -> anyhow::Result<Option<f64>> {
+        if self.no_python {
+            return Ok(None);
+        }
+        let mut children = Children(Vec::new());
+        for _ in 0..processes.max(1) {
+            let child = Command::new(&self.python)
+                .args(["-c", PYTHON_BENCH, &self.seconds.to_string(), items])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("running {}", self.python))?;
+            children.0.push(child);
+        }
+        // Each loads and warms up, says "ready", then waits for "go".
+        let mut outputs = Vec::new();
+        for child in &mut children.0 {
+            let mut out = BufReader::new(child.stdout.take().context("python stdout")?);
+            let mut line = String::new();
+            out.read_line(&mut line)?;
+            if line.trim() != "ready" {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                bail!("sigstore-python benchmark failed (is `pip install sigstore` done?): {err}");
+            }
+            outputs.push(out);
+        }
+        for child in &mut children.0 {
+            let stdin = child.stdin.as_mut().context("python stdin")?;
+            stdin.write_all(b"go\n")?;
+            stdin.flush()?;
+        }
+        let mut total = 0.0;
+        for (child, mut out) in children.0.iter_mut().zip(outputs) {
+            let mut text = String::new();
+            out.read_to_string(&mut text)?;
+            let status = child.wait()?;
+            let v: serde_json::Value = serde_json::from_str(text.trim())
+                .with_context(|| format!("sigstore-python printed {text:?} ({status})"))?;
+            total += v["verified"].as_f64().unwrap_or(0.0) / v["seconds"].as_f64().unwrap_or(1.0);
+        }
+        Ok(Some(total))
+    }
+
+    /// Where one thread's time per bundle goes: every signature verification
+    /// the verifier makes (rebuilt by `bench_signatures` with the same keys
+    /// and calls, timed by kind), parsing, and the rest.
+    fn breakdown(
+        &self,
+        bundles: &[BenchBundle],
+        verifiers: &[Verifier],
+        single: f64,
+    ) -> anyhow::Result<()> {
+        let budget = Duration::from_secs_f64((self.seconds as f64 / 10.0).max(0.3));
+        let limits = BundleLimits::default();
+        let parsed = bundles
+            .iter()
+            .map(|b| ParsedBundle::from_json(&b.bundle, &limits))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut by_kind: BTreeMap<String, Vec<signatures::Check>> = BTreeMap::new();
+        for (p, b) in parsed.iter().zip(bundles) {
+            for check in signatures::inventory(p, verifiers[b.verifier].trusted_root(), &b.artifact)
+            {
+                by_kind.entry(check.kind.clone()).or_default().push(check);
+            }
+        }
+        let n = bundles.len() as f64;
+        let total_us = 1e6 / single;
+        let parse_us = time_per_item(budget, bundles.len(), || {
+            for b in bundles {
+                let _ = ParsedBundle::from_json(&b.bundle, &limits);
+            }
+        });
+        let mut rows = Vec::new();
+        let mut sig_us = 0.0;
+        let mut sig_count = 0.0;
+        for (kind, checks) in &by_kind {
+            let mut wrong = false;
+            let each = time_per_item(budget, checks.len(), || {
+                for c in checks {
+                    wrong |= !c.run();
+                }
+            });
+            if wrong {
+                bail!("{kind}: a verification gave another result than the first time");
+            }
+            let per_bundle = checks.len() as f64 / n;
+            sig_us += per_bundle * each;
+            sig_count += per_bundle;
+            rows.push((kind, per_bundle, each));
+        }
+        rows.sort_by(|a, b| (b.1 * b.2).total_cmp(&(a.1 * a.2)));
+        let pct = |us: f64| 100.0 * us / total_us;
+        let line = |label: &str, us: f64| {
+            println!("  {label:<78} {us:>7.1} us  {:>3.0}%", pct(us));
+        };
+        println!("airgate's time per bundle, 1 thread (averaged over the set; same run):");
+        line(
+            "whole verification (1 / the 1-thread throughput above)",
+            total_us,
+        );
+        line(
+            &format!("signature verifications: {sig_count:.2} per bundle, each kind timed alone"),
+            sig_us,
+        );
+        for (kind, per_bundle, each) in rows {
+            println!(
+                "    {per_bundle:.2} x {kind:<56} {each:>6.1} us each = {:>6.1} us",
+                per_bundle * each
+            );
+        }
+        line(
+            "parsing (ParsedBundle::from_json: JSON, base64, X.509 leaf)",
+            parse_us,
+        );
+        line(
+            "the rest (policy, times, Merkle proof, SCT TBS, RFC 3161 parse, hashing)",
+            total_us - sig_us - parse_us,
+        );
+        println!(
+            "  signature-verification bound (aws-lc-rs, these keys): {:.0} bundles/s per core; airgate reaches {:.0}% of it",
+            1e6 / sig_us.max(1e-9),
+            100.0 * sig_us / total_us
+        );
+        Ok(())
     }
 
     fn process_comparison(&self, bundles: &[BenchBundle]) -> anyhow::Result<()> {
@@ -338,6 +508,32 @@ impl VerifyBench {
             theirs.as_secs_f64() / ours.as_secs_f64().max(1e-9)
         );
         Ok(())
+    }
+}
+
+/// Runs `f` (which handles `items` items) repeatedly for `budget`; microseconds per item.
+fn time_per_item(budget: Duration, items: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut rounds = 0u64;
+    while start.elapsed() < budget {
+        f();
+        rounds += 1;
+    }
+    start.elapsed().as_secs_f64() * 1e6 / (rounds.max(1) as f64 * items.max(1) as f64)
+}
+
+/// Children killed (by their own handles) if the benchmark stops early.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 }
 
