@@ -213,6 +213,7 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
                 ),
                 identity: identity.clone(),
                 custody: None,
+                attestation: None,
             })
             .collect();
         let signed = dir.sign(&requests, now).unwrap();
@@ -260,6 +261,7 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
                 certificate_der: tampered_cert,
                 signature: leaf.key.sign_sha256_digest(&digest).unwrap(),
                 artifact_sha256: digest,
+                attestation: None,
             }],
             now,
         )

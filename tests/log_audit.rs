@@ -187,7 +187,9 @@ fn derived_kind_and_artifact_digest_columns_edited() {
     let (world, _) = two_imports();
     tamper(&world)
         .execute(
-            "UPDATE tlog_entries SET artifact_sha256 = ?1 WHERE idx = 1",
+            // idx 1 is the first artifact's attestation (a dsse entry records only
+            // its payload's hash); idx 2 the second artifact's signature.
+            "UPDATE tlog_entries SET artifact_sha256 = ?1 WHERE idx = 2",
             [vec![0u8; 32]],
         )
         .unwrap();

@@ -46,7 +46,11 @@ fn export_import_verify_round_trip_keeps_the_custody_chain() {
 
     let name = "pkg-00003.tar.gz";
     let (sigs, sha) = sigs_of(&world.high, name);
-    assert_eq!(sigs.len(), 2, ".sigs holds [upstream, ours]");
+    assert_eq!(
+        sigs.len(),
+        3,
+        ".sigs holds [upstream, our signature, our VSA]"
+    );
     // The upstream bundle is carried untouched.
     let original: Value = serde_json::from_slice(
         &std::fs::read(world.artifacts.join(format!("{name}.sigstore.json"))).unwrap(),
@@ -101,12 +105,12 @@ fn export_import_verify_round_trip_keeps_the_custody_chain() {
     let out = verify_sigs(PRIVATE_IDENTITY);
     assert!(out.status.success(), "verify .sigs: {}", stderr(&out));
     assert!(
-        stderr(&out).contains("bundle 2 of 2 verified"),
+        stderr(&out).contains("bundle 2 of 3 verified"),
         "{}",
         stderr(&out)
     );
     assert!(
-        stderr(&out).contains("bundle 1 of 2: check"),
+        stderr(&out).contains("bundle 1 of 3: check"),
         "{}",
         stderr(&out)
     );
@@ -614,7 +618,11 @@ fn sigs_array_keeps_only_the_verified_bundle() {
     let out = world.import(&[&medium], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (sigs, _) = sigs_of(&world.high, name);
-    assert_eq!(sigs.len(), 2, "[the upstream bundle that verified, ours]");
+    assert_eq!(
+        sigs.len(),
+        3,
+        "[the upstream bundle that verified, our signature, our VSA]"
+    );
     assert_eq!(sigs[0], good);
     let conn = rusqlite::Connection::open(world.high.join("state.db")).unwrap();
     let raw: Vec<u8> = conn

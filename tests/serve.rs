@@ -137,18 +137,34 @@ fn serve_artifacts_index_blobs_and_sigs() {
             continue;
         }
         // Upstream bundle first, airgate's last; the low side's file is what was served.
-        assert_eq!(array.len(), 2, "{name}: [upstream, airgate]");
+        assert_eq!(array.len(), 3, "{name}: [upstream, airgate, airgate VSA]");
         let original = std::fs::read(demo.root.join("low/artifacts").join(name)).unwrap();
         assert_eq!(
             blob.body, original,
             "{name}: served bytes are the imported bytes"
         );
-        for bundle in array {
+        let digest = gateway::encoding::b64_encode(&gateway::crypto::sha256(&original));
+        for bundle in &array[..2] {
             assert_eq!(
                 bundle["messageSignature"]["messageDigest"]["digest"],
-                gateway::encoding::b64_encode(&gateway::crypto::sha256(&original)).as_str()
+                digest.as_str()
             );
         }
+        // The VSA: a DSSE in-toto statement whose subject is the served bytes.
+        let envelope = &array[2]["dsseEnvelope"];
+        assert_eq!(envelope["payloadType"], "application/vnd.in-toto+json");
+        let statement: Value = serde_json::from_slice(
+            &gateway::encoding::b64_decode(envelope["payload"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            statement["predicateType"],
+            "https://slsa.dev/verification_summary/v1"
+        );
+        assert_eq!(
+            statement["subject"][0]["digest"]["sha256"],
+            sha256_hex(&original).as_str()
+        );
     }
 
     // Conditional GET and HEAD.
@@ -390,7 +406,10 @@ fn serve_log_proofs_verify_against_the_served_checkpoint() {
         SignatureCheck::Valid
     );
     let checkpoint = Checkpoint::parse(&note.text).unwrap();
-    assert_eq!(checkpoint.size, 3, "the demo imported three artifacts");
+    assert_eq!(
+        checkpoint.size, 6,
+        "the demo imported three artifacts, each signed and attested"
+    );
 
     // Rekor LogInfo agrees with it.
     let info = server.get("/api/v1/log").json();
@@ -522,13 +541,13 @@ fn serve_log_proofs_verify_against_the_served_checkpoint() {
     }
     // Out-of-range requests are refused with a reason.
     for (target, status) in [
-        ("/api/v1/log/entries?logIndex=3", 404),
+        ("/api/v1/log/entries?logIndex=6", 404),
         ("/api/v1/log/entries?logIndex=-1", 400),
         ("/api/v1/log/entries?logIndex=1e3", 400),
         ("/api/v1/log/entries", 400),
         ("/api/v1/log/proof?firstSize=0&lastSize=2", 400),
         ("/api/v1/log/proof?firstSize=3&lastSize=2", 400),
-        ("/api/v1/log/proof?firstSize=1&lastSize=4", 400),
+        ("/api/v1/log/proof?firstSize=1&lastSize=7", 400),
     ] {
         let r = server.get(target);
         assert_eq!(r.status, status, "{target}");
@@ -696,7 +715,7 @@ fn serve_dashboard_in_headless_chromium() {
         ],
     );
     assert_eq!(dom.matches("class=\"artifact\"").count(), 3, "{dom}");
-    assert!(dom.contains("id=\"tree-size\">3<"), "{dom}");
+    assert!(dom.contains("id=\"tree-size\">6<"), "{dom}");
     // The refusal is listed, with the reason the importer recorded.
     assert_eq!(dom.matches("class=\"refusal\"").count(), 1, "{dom}");
     assert!(dom.contains("media.tar"), "{dom}");
@@ -756,8 +775,8 @@ fn dashboard_detail_pages(demo: &Demo, dump: &dyn Fn(&str) -> String, nested_sha
             AIRGATE_IDENTITY,
             &format!("logIndex={ours}\">{ours}</a>"),
             "signed entry timestamp of entry",
-            "latest checkpoint (size 3) signed by tlog.airgate.internal",
-            "inclusion proof verified against checkpoint of size 3",
+            "latest checkpoint (size 6) signed by tlog.airgate.internal",
+            "inclusion proof verified against checkpoint of size 6",
         ],
     );
     assert!(!dom.contains("class=\"fail\""), "{dom}");
@@ -777,7 +796,7 @@ fn dashboard_detail_pages(demo: &Demo, dump: &dyn Fn(&str) -> String, nested_sha
             NESTED,
             "app-1.0.0.tar.gz",
             SIMULATED_IDENTITY,
-            "checkpoint of size 3 signed by tlog.airgate.internal",
+            "checkpoint of size 6 signed by tlog.airgate.internal",
             "airgate imports show 1",
         ],
     );
@@ -795,7 +814,7 @@ fn serve_dashboard_pages_refuse_bad_ids_and_show_a_failed_proof() {
         assert_eq!(page.status, 200, "{}", page.text());
         assert!(page
             .text()
-            .contains("inclusion proof verified against checkpoint of size 3"));
+            .contains("inclusion proof verified against checkpoint of size 6"));
         let long_id = "9".repeat(30);
         let cases: [(&str, u16, &str); 9] = [
             ("/dashboard/artifact/no-such.tgz", 404, "no artifact named"),
@@ -856,7 +875,7 @@ fn serve_dashboard_pages_refuse_bad_ids_and_show_a_failed_proof() {
     let page = server.get(&target).text();
     assert!(
         page.contains(&format!(
-            "inclusion proof of entry {ours} failed against checkpoint of size 3"
+            "inclusion proof of entry {ours} failed against checkpoint of size 6"
         )),
         "{page}"
     );
@@ -867,7 +886,7 @@ fn serve_dashboard_pages_refuse_bad_ids_and_show_a_failed_proof() {
     );
     // The checkpoint itself is still the log's, and says so.
     assert!(
-        page.contains("latest checkpoint (size 3) signed by"),
+        page.contains("latest checkpoint (size 6) signed by"),
         "{page}"
     );
 }
@@ -947,7 +966,7 @@ fn serve_import_requires_the_bearer_token_and_refusals_change_nothing() {
     );
     let timestamp_served = server.get("/tuf/timestamp.json").body;
     // Warm the server's caches: they must not outlive the import below.
-    assert_eq!(server.get("/api/v1/log").json()["treeSize"], 3);
+    assert_eq!(server.get("/api/v1/log").json()["treeSize"], 6);
     let checkpoint_before = server.get("/checkpoint").text();
     assert_eq!(
         server.get("/artifacts/").json()["artifacts"]
@@ -1024,9 +1043,9 @@ fn serve_import_requires_the_bearer_token_and_refusals_change_nothing() {
             .as_array()
             .unwrap()
             .len(),
-        2
+        3
     );
-    assert_eq!(server.get("/api/v1/log").json()["treeSize"], 4);
+    assert_eq!(server.get("/api/v1/log").json()["treeSize"], 8);
     assert_ne!(server.get("/checkpoint").text(), checkpoint_before);
     assert_eq!(
         server.get("/artifacts/").json()["artifacts"]
@@ -1042,7 +1061,8 @@ fn serve_import_requires_the_bearer_token_and_refusals_change_nothing() {
     let after = state_fingerprint(&demo.high);
     assert_eq!(
         (after.0, after.1, after.2),
-        (before.0 + 1, before.1 + 1, before.2 + 1)
+        // One import, one artifact, its signature and its VSA.
+        (before.0 + 1, before.1 + 1, before.2 + 2)
     );
 
     // The same medium again is reported, not re-imported.
@@ -1414,12 +1434,12 @@ fn log_monitor_proves_growth_and_catches_a_rolled_back_server() {
     let out = monitor(&server.base, &["--update"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("tree size 3 -> 4"), "{text}");
+    assert!(text.contains("tree size 6 -> 7"), "{text}");
     let now = SignedNote::parse(&std::fs::read_to_string(&kept).unwrap()).unwrap();
-    assert_eq!(Checkpoint::parse(&now.text).unwrap().size, 4);
+    assert_eq!(Checkpoint::parse(&now.text).unwrap().size, 7);
     let out = monitor(&server.base, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("tree size 4 -> 4"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tree size 7 -> 7"));
 
     // The gateway restored from the backup taken before the new entry.
     let rolled_back = Served::start(&backup, &[]);

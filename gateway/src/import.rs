@@ -541,6 +541,22 @@ fn plan_import(
                 "an accepted artifact without a verified signer",
             ));
         };
+        let vsa = crate::attest::vsa_statement(&crate::attest::VsaFacts {
+            verifier_id: identity_text.clone(),
+            verifier_version: env!("CARGO_PKG_VERSION").to_string(),
+            time_verified: now,
+            name: d.name.clone(),
+            sha256: d.sha256.clone(),
+            policy_uri: "airgate:policy.toml".into(),
+            policy_sha256: hex::encode(crate::crypto::sha256(&high.policy_bytes)),
+            inputs: vec![crate::attest::VerifiedInput {
+                bundle_sha256: hex::encode(crate::crypto::sha256(&a.bundle_json)),
+                identity: upstream.identity.clone(),
+                issuer: upstream.issuer.clone(),
+                log_index: upstream.log_index,
+                log_url: upstream.log_url.clone(),
+            }],
+        });
         requests.push(SigningRequest {
             artifact_sha256: sha,
             identity: identity.clone(),
@@ -549,6 +565,7 @@ fn plan_import(
                 upstream_issuer: upstream.issuer.clone(),
                 upstream_log_index: upstream.log_index,
             }),
+            attestation: Some(vsa),
         });
         artifacts.push(PlannedArtifact {
             name: d.name.clone(),

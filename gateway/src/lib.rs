@@ -2,6 +2,7 @@
 //! export, import and the HTTP server. The `airgate` binary only wires these.
 #![forbid(unsafe_code)]
 
+pub mod attest;
 pub mod bundle;
 pub mod collector;
 pub mod crypto;

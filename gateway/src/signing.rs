@@ -17,10 +17,12 @@ use sigstore_protobuf_specs::dev::sigstore::rekor::v1::{
     KindVersion, TransparencyLogEntry,
 };
 
+use sigstore_protobuf_specs::io::intoto::{Envelope, Signature as EnvelopeSignature};
+
 use private_ca::{Custody, LeafRequest, PrivateCa, SigningIdentity};
 
 use crate::bundle::MEDIA_TYPE_V0_3;
-use crate::tlog::entry::{hashedrekord_body, EntryKind};
+use crate::tlog::entry::{dsse_body, hashedrekord_body, EntryKind};
 use crate::tlog::{AppendedBatch, Log, LogError, NewEntry};
 
 /// One artifact to sign.
@@ -32,6 +34,9 @@ pub struct SigningRequest {
     pub identity: SigningIdentity,
     /// Upstream custody, for re-signed imports.
     pub custody: Option<Custody>,
+    /// An in-toto statement about the artifact to sign too, with the same
+    /// leaf, as a DSSE envelope logged as a `dsse` entry (the VSA on import).
+    pub attestation: Option<Vec<u8>>,
 }
 
 /// A signed artifact.
@@ -43,6 +48,40 @@ pub struct SignedArtifact {
     pub log_index: u64,
     /// The leaf certificate (DER).
     pub certificate_der: Vec<u8>,
+    /// The DSSE attestation bundle, when one was requested.
+    pub attestation: Option<SignedAttestation>,
+}
+
+/// A signed and logged DSSE attestation.
+#[derive(Debug, Clone)]
+pub struct SignedAttestation {
+    /// The v0.3 bundle JSON (a `dsseEnvelope` bundle).
+    pub bundle_json: Vec<u8>,
+    /// The log index of its `dsse` entry.
+    pub log_index: u64,
+}
+
+/// A DSSE signature over an in-toto statement, ready to be logged.
+#[derive(Debug, Clone)]
+pub struct DsseSigned {
+    /// The statement (the envelope's payload).
+    pub statement: Vec<u8>,
+    /// The signature over its PAE.
+    pub signature: Vec<u8>,
+}
+
+impl DsseSigned {
+    /// The envelope as protobuf-specs JSON (what the `dsse` entry's
+    /// `envelopeHash` covers).
+    fn envelope_json(&self) -> Vec<u8> {
+        use crate::encoding::b64_encode;
+        serde_json::to_vec(&serde_json::json!({
+            "payload": b64_encode(&self.statement),
+            "payloadType": crate::attest::INTOTO_PAYLOAD_TYPE,
+            "signatures": [{"sig": b64_encode(&self.signature)}],
+        }))
+        .unwrap_or_default()
+    }
 }
 
 /// Why signing failed.
@@ -68,6 +107,8 @@ pub struct LeafSignature {
     pub signature: Vec<u8>,
     /// The artifact's SHA-256.
     pub artifact_sha256: [u8; 32],
+    /// The attestation signed with the same leaf, if requested.
+    pub attestation: Option<DsseSigned>,
 }
 
 /// Issues a leaf per request and signs each artifact digest with it (no log yet).
@@ -87,10 +128,22 @@ pub fn sign_with_fresh_leaves(
                 now,
             )?;
             let signature = leaf.key.sign_sha256_digest(&request.artifact_sha256)?;
+            let attestation = match &request.attestation {
+                None => None,
+                Some(statement) => {
+                    let pae = crate::bundle::pae(crate::attest::INTOTO_PAYLOAD_TYPE, statement);
+                    let signature = leaf.key.sign_sha256_digest(&crate::crypto::sha256(&pae))?;
+                    Some(DsseSigned {
+                        statement: statement.clone(),
+                        signature,
+                    })
+                }
+            };
             Ok(LeafSignature {
                 certificate_der: leaf.certificate_der,
                 signature,
                 artifact_sha256: request.artifact_sha256,
+                attestation,
             })
         })
         .collect()
@@ -106,21 +159,37 @@ pub struct SignedBatch {
 }
 
 /// Appends the signatures to the log as one batch inside `tx` and builds their
-/// bundles, each with an inclusion proof against the batch's checkpoint.
+/// bundles, each with an inclusion proof against the batch's checkpoint. An
+/// artifact's attestation, if any, is the entry right after its signature.
 pub fn log_and_bundle(
     log: &Log,
     tx: &Transaction<'_>,
     signatures: &[LeafSignature],
     now: SystemTime,
 ) -> Result<SignedBatch, SigningError> {
-    let entries: Vec<NewEntry> = signatures
-        .iter()
-        .map(|s| NewEntry {
+    let mut entries = Vec::with_capacity(signatures.len() * 2);
+    let mut jobs = Vec::with_capacity(signatures.len() * 2);
+    for (i, s) in signatures.iter().enumerate() {
+        entries.push(NewEntry {
             kind: EntryKind::HashedRekord,
             body: hashedrekord_body(&s.artifact_sha256, &s.signature, &s.certificate_der),
             artifact_sha256: s.artifact_sha256,
-        })
-        .collect();
+        });
+        jobs.push((i, None));
+        if let Some(d) = &s.attestation {
+            entries.push(NewEntry {
+                kind: EntryKind::Dsse,
+                body: dsse_body(
+                    &d.envelope_json(),
+                    &d.statement,
+                    &d.signature,
+                    &s.certificate_der,
+                ),
+                artifact_sha256: s.artifact_sha256,
+            });
+            jobs.push((i, Some(d)));
+        }
+    }
     let now_secs = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -128,32 +197,55 @@ pub fn log_and_bundle(
     let batch = log.append_batch(tx, &entries, now_secs)?;
     // Proofs come with the batch; bundles serialize on all cores.
     use rayon::prelude::*;
-    let artifacts = signatures
+    let built = jobs
         .par_iter()
         .zip(batch.entries.par_iter())
         .zip(entries.par_iter())
-        .map(|((s, entry), new)| {
-            let bundle_json = bundle_json(
-                log,
-                &batch,
-                entry,
-                &new.body,
-                &entry.inclusion_proof,
-                &s.certificate_der,
-                &s.signature,
-                &s.artifact_sha256,
-            )?;
-            Ok(SignedArtifact {
-                bundle_json,
-                log_index: entry.index,
-                certificate_der: s.certificate_der.clone(),
-            })
+        .map(|((&(i, dsse), entry), new)| {
+            let s = &signatures[i];
+            let content = match dsse {
+                None => Content::Message {
+                    signature: &s.signature,
+                    artifact_sha256: &s.artifact_sha256,
+                },
+                Some(d) => Content::Dsse(d),
+            };
+            let json = bundle_json(log, &batch, entry, &new.body, &s.certificate_der, content)?;
+            Ok((json, entry.index))
         })
         .collect::<Result<Vec<_>, SigningError>>()?;
+    let mut artifacts: Vec<SignedArtifact> = Vec::with_capacity(signatures.len());
+    for (&(i, dsse), (bundle_json, log_index)) in jobs.iter().zip(built) {
+        match dsse {
+            None => artifacts.push(SignedArtifact {
+                bundle_json,
+                log_index,
+                certificate_der: signatures[i].certificate_der.clone(),
+                attestation: None,
+            }),
+            Some(_) => {
+                if let Some(last) = artifacts.last_mut() {
+                    last.attestation = Some(SignedAttestation {
+                        bundle_json,
+                        log_index,
+                    });
+                }
+            }
+        }
+    }
     Ok(SignedBatch {
         artifacts,
         checkpoint: batch.checkpoint,
     })
+}
+
+/// What a bundle carries: a message signature or a DSSE envelope.
+enum Content<'a> {
+    Message {
+        signature: &'a [u8],
+        artifact_sha256: &'a [u8; 32],
+    },
+    Dsse(&'a DsseSigned),
 }
 
 /// Signs every request with a fresh leaf, appends them to the log as one batch
@@ -169,21 +261,22 @@ pub fn sign_batch(
     log_and_bundle(log, tx, &signatures, now)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn bundle_json(
     log: &Log,
     batch: &AppendedBatch,
     entry: &crate::tlog::AppendedEntry,
     body: &[u8],
-    proof: &[[u8; 32]],
     certificate_der: &[u8],
-    signature: &[u8],
-    artifact_sha256: &[u8; 32],
+    content: Content<'_>,
 ) -> Result<Vec<u8>, SigningError> {
     let index = i64::try_from(entry.index)
         .map_err(|_| SigningError::Serialize("log index overflow".into()))?;
     let tree_size = i64::try_from(batch.checkpoint.size)
         .map_err(|_| SigningError::Serialize("tree size overflow".into()))?;
+    let kind = match content {
+        Content::Message { .. } => EntryKind::HashedRekord,
+        Content::Dsse(_) => EntryKind::Dsse,
+    };
     let bundle = Bundle {
         media_type: MEDIA_TYPE_V0_3.to_string(),
         verification_material: Some(VerificationMaterial {
@@ -193,8 +286,8 @@ fn bundle_json(
                     key_id: log.log_id().to_vec(),
                 }),
                 kind_version: Some(KindVersion {
-                    kind: EntryKind::HashedRekord.kind().to_string(),
-                    version: EntryKind::HashedRekord.version().to_string(),
+                    kind: kind.kind().to_string(),
+                    version: kind.version().to_string(),
                 }),
                 integrated_time: entry.integrated_time,
                 inclusion_promise: Some(InclusionPromise {
@@ -204,7 +297,7 @@ fn bundle_json(
                     log_index: index,
                     root_hash: batch.checkpoint.root_hash.to_vec(),
                     tree_size,
-                    hashes: proof.iter().map(|h| h.to_vec()).collect(),
+                    hashes: entry.inclusion_proof.iter().map(|h| h.to_vec()).collect(),
                     checkpoint: Some(ProtoCheckpoint {
                         envelope: batch.checkpoint.note.clone(),
                     }),
@@ -218,13 +311,26 @@ fn bundle_json(
                 },
             )),
         }),
-        content: Some(bundle::Content::MessageSignature(MessageSignature {
-            message_digest: Some(HashOutput {
-                algorithm: ProtoHashAlgorithm::Sha2256 as i32,
-                digest: artifact_sha256.to_vec(),
+        content: Some(match content {
+            Content::Message {
+                signature,
+                artifact_sha256,
+            } => bundle::Content::MessageSignature(MessageSignature {
+                message_digest: Some(HashOutput {
+                    algorithm: ProtoHashAlgorithm::Sha2256 as i32,
+                    digest: artifact_sha256.to_vec(),
+                }),
+                signature: signature.to_vec(),
             }),
-            signature: signature.to_vec(),
-        })),
+            Content::Dsse(d) => bundle::Content::DsseEnvelope(Envelope {
+                payload: d.statement.clone(),
+                payload_type: crate::attest::INTOTO_PAYLOAD_TYPE.to_string(),
+                signatures: vec![EnvelopeSignature {
+                    sig: d.signature.clone(),
+                    keyid: String::new(),
+                }],
+            }),
+        }),
     };
     serialize_bundle(&bundle)
 }
@@ -279,6 +385,7 @@ mod tests {
                     ),
                     identity: identity.clone(),
                     custody: None,
+                    attestation: None,
                 })
                 .collect();
             let tx = conn.transaction().unwrap();

@@ -42,6 +42,7 @@ impl SignArgs {
                 artifact_sha256: digest.0,
                 identity,
                 custody: None,
+                attestation: None,
             }],
             now,
         )?;

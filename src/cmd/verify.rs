@@ -10,6 +10,7 @@ use gateway::bundle::{
     SignerPolicy, VerifiedSigner, Verifier,
 };
 use gateway::crypto::VerifyingKey;
+use gateway::escape::quoted;
 use gateway::{files, Error};
 
 /// Verify a Sigstore bundle for an artifact, offline.
@@ -231,7 +232,51 @@ fn verified_json(
         "integratedTime": v.integrated_time.map(|t| t.to_rfc3339()),
         "timestamps": v.timestamps.iter().map(|t| t.to_rfc3339()).collect::<Vec<_>>(),
         "predicateType": v.predicate_type,
+        "verificationSummary": vsa_of(v).map(|r| match r {
+            Ok(s) => serde_json::json!({
+                "subject": s.subject, "sha256": s.sha256, "verifier": s.verifier_id,
+                "timeVerified": s.time_verified, "result": s.result,
+                "policy": {"uri": s.policy.0, "sha256": s.policy.1},
+                "inputs": s.inputs,
+            }),
+            Err(e) => serde_json::json!({"error": e}),
+        }),
     })
+}
+
+/// The SLSA verification summary a verified DSSE envelope carries, if any.
+fn vsa_of(
+    v: &gateway::bundle::VerifiedBundle,
+) -> Option<Result<gateway::attest::VsaSummary, String>> {
+    gateway::attest::read_vsa(v.dsse_payload.as_deref()?).transpose()
+}
+
+/// The verified fields of a VSA (the statement a verified signature covers).
+fn print_vsa(summary: &gateway::attest::VsaSummary) {
+    println!("  verification summary (SLSA VSA v1, covered by the verified signature):");
+    println!(
+        "    subject:        {} sha256:{}",
+        quoted(&summary.subject),
+        summary.sha256
+    );
+    println!("    verifier:       {}", quoted(&summary.verifier_id));
+    println!("    time verified:  {}", quoted(&summary.time_verified));
+    println!("    result:         {}", quoted(&summary.result));
+    println!(
+        "    policy:         {} sha256:{}",
+        quoted(&summary.policy.0),
+        summary.policy.1
+    );
+    for i in &summary.inputs {
+        println!(
+            "    input:          bundle sha256:{} signed by {} ({}), log index {} at {}",
+            i.bundle_sha256,
+            quoted(&i.identity),
+            quoted(&i.issuer),
+            i.log_index,
+            quoted(&i.log_url)
+        );
+    }
 }
 
 fn print_verified(v: &gateway::bundle::VerifiedBundle, artifact: &ArtifactDigest) {
@@ -260,6 +305,11 @@ fn print_verified(v: &gateway::bundle::VerifiedBundle, artifact: &ArtifactDigest
         println!("  RFC 3161 time:    {}", t.to_rfc3339());
     }
     if let Some(p) = &v.predicate_type {
-        println!("  predicate type:   {p}");
+        println!("  predicate type:   {}", quoted(p));
+    }
+    match vsa_of(v) {
+        Some(Ok(summary)) => print_vsa(&summary),
+        Some(Err(e)) => println!("  verification summary unreadable: {}", quoted(&e)),
+        None => {}
     }
 }

@@ -670,6 +670,7 @@ fn own_bundle(
                 certificate_der: leaf.certificate_der,
                 signature,
                 artifact_sha256: digest,
+                attestation: None,
             }],
             logged_at,
         )
@@ -753,6 +754,7 @@ fn tlog_body_records_another_signature() {
                 certificate_der: leaf.certificate_der,
                 signature: first,
                 artifact_sha256: digest,
+                attestation: None,
             }],
             now,
         )

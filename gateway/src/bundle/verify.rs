@@ -109,6 +109,9 @@ pub struct VerifiedBundle {
     pub dsse_payload_type: Option<String>,
     /// in-toto predicate type, for attestations.
     pub predicate_type: Option<String>,
+    /// The DSSE payload the verified signature covers (the in-toto
+    /// statement), for envelopes.
+    pub dsse_payload: Option<Vec<u8>>,
 }
 
 /// A bundle verifier bound to one trusted root. Cheap to share across threads.
@@ -324,6 +327,7 @@ impl Verifier {
         // 3. The signature over the artifact (or the DSSE envelope).
         let mut predicate_type = None;
         let mut dsse_payload_type = None;
+        let mut dsse_payload = None;
         match &bundle.content {
             SignedContent::MessageSignature { digest, signature } => {
                 if let Some((algorithm, value)) = digest {
@@ -342,6 +346,7 @@ impl Verifier {
                 predicate_type =
                     verify_dsse(signing_key, envelope, artifact, key_policy.is_some())?;
                 dsse_payload_type = Some(envelope.payload_type.clone());
+                dsse_payload = Some(envelope.payload.clone());
             }
         }
 
@@ -403,6 +408,7 @@ impl Verifier {
             timestamps: tsa_times,
             dsse_payload_type,
             predicate_type,
+            dsse_payload,
         })
     }
 

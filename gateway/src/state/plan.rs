@@ -139,7 +139,8 @@ impl StateDir {
                 )
                 .map_err(LogError::from)?;
             for (a, s) in plan.artifacts.iter().zip(&signed.artifacts) {
-                let sigs = sigs_array(&a.upstream_bundle_json, &s.bundle_json)?;
+                let attestation = s.attestation.as_ref().map(|t| t.bundle_json.as_slice());
+                let sigs = sigs_array(&a.upstream_bundle_json, &s.bundle_json, attestation)?;
                 insert
                     .execute(params![
                         a.name,
@@ -193,12 +194,20 @@ impl StateDir {
 }
 
 /// `.sigs` = [the upstream bundle that verified, byte for byte, ours].
-fn sigs_array(upstream: &[u8], ours: &[u8]) -> Result<Vec<u8>> {
-    let upstream: &serde_json::value::RawValue = serde_json::from_slice(upstream)
-        .map_err(|e| Error::internal("reading a verified upstream bundle", e))?;
-    let ours: &serde_json::value::RawValue =
-        serde_json::from_slice(ours).map_err(|e| Error::internal("reading our bundle", e))?;
-    serde_json::to_vec(&[upstream, ours]).map_err(|e| Error::internal("serializing .sigs", e))
+/// `.sigs` = [upstream bundle as received and verified, airgate's
+/// signature, airgate's attestation (the VSA) when there is one].
+fn sigs_array(upstream: &[u8], ours: &[u8], attestation: Option<&[u8]>) -> Result<Vec<u8>> {
+    let raw = |bytes, what| -> Result<&serde_json::value::RawValue> {
+        serde_json::from_slice(bytes).map_err(|e| Error::internal(what, e))
+    };
+    let mut list = vec![
+        raw(upstream, "reading a verified upstream bundle")?,
+        raw(ours, "reading our bundle")?,
+    ];
+    if let Some(a) = attestation {
+        list.push(raw(a, "reading our attestation")?);
+    }
+    serde_json::to_vec(&list).map_err(|e| Error::internal("serializing .sigs", e))
 }
 
 fn duplicate_record(e: rusqlite::Error, name: &str) -> Error {
