@@ -346,13 +346,27 @@ fn serve_sigstore_js_verifies_through_private_tuf() {
     assert_eq!(report["artifactStatus"], 200, "{report}");
     assert_eq!(report["sigsStatus"], 200, "{report}");
     let bundles = report["bundles"].as_array().unwrap();
-    assert_eq!(bundles.len(), 2, "{report}");
+    assert_eq!(bundles.len(), 3, "{report}");
     // airgate's bundle verifies against the trusted root sigstore-js got from our TUF repository ...
     assert_eq!(bundles[1]["ok"], true, "airgate's bundle: {report}");
     // ... which holds only the private stack: the upstream bundle does not.
     assert_eq!(bundles[0]["ok"], false, "upstream bundle: {report}");
     // And a tampered artifact is rejected.
     assert_eq!(report["tampered"]["ok"], false, "{report}");
+    // airgate's attestation (the VSA) verifies through the same TUF root, its
+    // subject is the artifact, and a one-byte signature tamper is rejected.
+    assert_eq!(
+        report["attestation"]["ok"],
+        true,
+        "{report}\n{}",
+        server.log()
+    );
+    assert_eq!(
+        report["attestationPredicateType"],
+        "https://slsa.dev/verification_summary/v1"
+    );
+    assert_eq!(report["attestationSubjectMatches"], true, "{report}");
+    assert_eq!(report["attestationTampered"]["ok"], false, "{report}");
     // The trusted root came through TUF: the client cached it and the metadata.
     let cached: Vec<&str> = report["cache"]
         .as_array()
@@ -1470,27 +1484,69 @@ fn sigstore_python_bootstraps_the_enclave_from_its_tuf_repository() {
     let demo = Demo::new();
     let server = Served::start(&demo.high, &[]);
     let home = demo.scratch("sigstore-python-home");
+    // The served .sigs: [upstream, airgate's signature, airgate's VSA]. Both
+    // of airgate's verify (verify_artifact; verify_dsse, then the statement's
+    // subject against the artifact, as the sigstore CLI does); a one-byte tamper of the artifact, of either
+    // signature, or of the VSA payload is rejected.
     let script = r#"
-import sys, json
+import sys, json, base64, copy
 from pathlib import Path
 from sigstore.models import ClientTrustConfig, Bundle
 from sigstore.verify import Verifier, policy
-url, root, bundle, artifact, identity, issuer = sys.argv[1:7]
+url, root, sigs, artifact, identity, issuer = sys.argv[1:7]
 config = ClientTrustConfig.from_tuf(url, offline=False, bootstrap_root=Path(root))
 verifier = Verifier(trusted_root=config.trusted_root)
-b = Bundle.from_json(Path(bundle).read_bytes())
-verifier.verify_artifact(Path(artifact).read_bytes(), b, policy.Identity(identity=identity, issuer=issuer))
-print(json.dumps({"rekor": [u.url for u in config.signing_config._inner.rekor_tlog_urls]}))
+who = policy.Identity(identity=identity, issuer=issuer)
+data = Path(artifact).read_bytes()
+elements = json.loads(Path(sigs).read_text())
+import hashlib
+def attempt(element, data):
+    try:
+        bundle = Bundle.from_json(json.dumps(element))
+        if "dsseEnvelope" not in element:
+            verifier.verify_artifact(data, bundle, who)
+            return "ok"
+        # An attestation: the envelope verifies, then its subject must be the artifact.
+        _, payload = verifier.verify_dsse(bundle, who)
+        subjects = json.loads(payload)["subject"]
+        digest = hashlib.sha256(data).hexdigest()
+        return "ok" if any(s["digest"].get("sha256") == digest for s in subjects) else "subject mismatch"
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+def flip(b64):
+    raw = bytearray(base64.b64decode(b64)); raw[-1] ^= 1
+    return base64.b64encode(bytes(raw)).decode()
+tampered = bytearray(data); tampered[0] ^= 1
+sig, vsa = elements[1], elements[2]
+bad_sig = copy.deepcopy(sig); bad_sig["messageSignature"]["signature"] = flip(sig["messageSignature"]["signature"])
+bad_vsa = copy.deepcopy(vsa); bad_vsa["dsseEnvelope"]["signatures"][0]["sig"] = flip(vsa["dsseEnvelope"]["signatures"][0]["sig"])
+statement = json.loads(base64.b64decode(vsa["dsseEnvelope"]["payload"]))
+statement["predicate"]["verificationResult"] = "FAILED"
+forged = copy.deepcopy(vsa); forged["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+print(json.dumps({
+    "rekor": [u.url for u in config.signing_config._inner.rekor_tlog_urls],
+    "signature": attempt(sig, data), "attestation": attempt(vsa, data),
+    "signatureTamperedArtifact": attempt(sig, bytes(tampered)),
+    "attestationTamperedArtifact": attempt(vsa, bytes(tampered)),
+    "signatureTampered": attempt(bad_sig, data), "attestationTampered": attempt(bad_vsa, data),
+    "attestationPayloadForged": attempt(forged, data),
+}))
 "#;
-    let out_dir = demo.root.join("high-out");
+    let out_dir = demo.scratch("sigstore-python-fetch");
+    let name = "app-1.0.0.tar.gz";
+    for file in [name.to_string(), format!("{name}.sigs")] {
+        let r = server.get(&format!("/artifacts/{file}"));
+        assert_eq!(r.status, 200, "{file}");
+        std::fs::write(out_dir.join(&file), &r.body).unwrap();
+    }
     let ca: Value =
         serde_json::from_slice(&std::fs::read(demo.high.join("ca.json")).unwrap()).unwrap();
     let out = Command::new(crate::common::python())
         .args(["-c", script])
         .arg(format!("{}/tuf", server.base))
         .arg(demo.high.join("tuf-repo/1.root.json"))
-        .arg(out_dir.join("app-1.0.0.tar.gz.sigstore.json"))
-        .arg(out_dir.join("app-1.0.0.tar.gz"))
+        .arg(out_dir.join(format!("{name}.sigs")))
+        .arg(out_dir.join(name))
         .arg(ca["default_identity"].as_str().unwrap())
         .arg(ca["oidc_issuer"].as_str().unwrap())
         .env("HOME", &home)
@@ -1505,6 +1561,18 @@ print(json.dumps({"rekor": [u.url for u in config.signing_config._inner.rekor_tl
         String::from_utf8_lossy(&out.stderr),
         server.log()
     );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["signature"], "ok", "{report}");
+    assert_eq!(report["attestation"], "ok", "{report}");
+    for refused in [
+        "signatureTamperedArtifact",
+        "attestationTamperedArtifact",
+        "signatureTampered",
+        "attestationTampered",
+        "attestationPayloadForged",
+    ] {
+        assert_ne!(report[refused], "ok", "{refused}: {report}");
+    }
     let report: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["rekor"][0], ca["tlog_url"]);
 }
@@ -1564,11 +1632,21 @@ fn serve_prints_a_recipe_that_sigstore_python_and_airgate_follow() {
         let out = run(line);
         assert!(out.status.success(), "{line}: {}", stderr(&out));
     }
+    // The sigstore CLI, bootstrapped the same way, verifies airgate's VSA too.
+    let vsa_step = recipe[4].replace(".sigstore.json", ".vsa.sigstore.json");
+    let extract = recipe[3]
+        .replace("))[1]", "))[2]")
+        .replace(".sigstore.json", ".vsa.sigstore.json");
+    for line in [extract.as_str(), vsa_step.as_str()] {
+        let out = run(line);
+        assert!(out.status.success(), "{line}: {}", stderr(&out));
+    }
     // The same last step refuses a one-byte tamper of the fetched artifact.
     let name = recipe[4].rsplit(' ').next().unwrap();
     let mut bytes = std::fs::read(client.join(name)).unwrap();
     bytes[0] ^= 1;
     std::fs::write(client.join(name), &bytes).unwrap();
     assert!(!run(recipe[4]).status.success());
+    assert!(!run(&vsa_step).status.success());
     assert!(!run(recipe[1]).status.success());
 }

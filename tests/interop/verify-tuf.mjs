@@ -5,7 +5,11 @@
 // sigstore.verify() on every bundle of the .sigs array with
 // tufMirrorURL = BASE_URL/tuf (trusted root bootstrapped from TUF_ROOT_JSON,
 // cached in CACHE_DIR), and once more on a tampered copy of the artifact with
-// the last (airgate's) bundle. Prints one JSON report on stdout; exit 0.
+// airgate's message-signature bundle. For airgate's DSSE attestation (the
+// VSA) sigstore-js verifies the envelope; matching its in-toto subject to the
+// artifact is the caller's job, done here as a client would, and a one-byte
+// tamper of the envelope's signature must fail. One JSON report on stdout.
+import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { verify } from 'sigstore';
@@ -30,7 +34,8 @@ function listFiles(dir, prefix = '') {
 
 async function attempt(bundle, data) {
   try {
-    await verify(bundle, data, options);
+    // verify(bundle, options) for envelopes, verify(bundle, data, options) for signatures.
+    await (data === undefined ? verify(bundle, options) : verify(bundle, data, options));
     return { ok: true };
   } catch (e) {
     return { ok: false, error: `${e.code ?? e.name}: ${e.message}` };
@@ -52,10 +57,24 @@ if (artifactResponse.ok && sigsResponse.ok) {
   for (const bundle of sigs) {
     report.bundles.push(await attempt(bundle, artifact));
   }
-  if (sigs.length > 0) {
+  const signature = sigs.filter((b) => b.messageSignature).pop();
+  if (signature) {
     const tampered = Buffer.from(artifact);
     tampered[0] ^= 1;
-    report.tampered = await attempt(sigs[sigs.length - 1], tampered);
+    report.tampered = await attempt(signature, tampered);
+  }
+  const attestation = sigs.filter((b) => b.dsseEnvelope).pop();
+  if (attestation) {
+    report.attestation = await attempt(attestation);
+    const statement = JSON.parse(Buffer.from(attestation.dsseEnvelope.payload, 'base64'));
+    const digest = createHash('sha256').update(artifact).digest('hex');
+    report.attestationPredicateType = statement.predicateType;
+    report.attestationSubjectMatches = statement.subject.some((s) => s.digest?.sha256 === digest);
+    const forged = structuredClone(attestation);
+    const sig = Buffer.from(forged.dsseEnvelope.signatures[0].sig, 'base64');
+    sig[sig.length - 1] ^= 1;
+    forged.dsseEnvelope.signatures[0].sig = sig.toString('base64');
+    report.attestationTampered = await attempt(forged);
   }
   report.cache = listFiles(cachePath).sort();
 }
