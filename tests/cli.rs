@@ -252,3 +252,170 @@ fn a_closed_stdout_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+#[test]
+fn sign_with_a_predicate_attests_the_file_as_a_logged_dsse_envelope() {
+    let world = World::new(1);
+    let file = world.artifacts.join("pkg-00000.tar.gz");
+    let predicate = world.root().join("provenance.json");
+    std::fs::write(
+        &predicate,
+        br#"{"buildDefinition":{"buildType":"https://example.com/t"}}"#,
+    )
+    .unwrap();
+    let bundle = world.root().join("out.sigstore.json");
+    let out = airgate([
+        "sign",
+        "--state",
+        world.high.to_str().unwrap(),
+        "-o",
+        bundle.to_str().unwrap(),
+        "--predicate",
+        predicate.to_str().unwrap(),
+        "--predicate-type",
+        "https://slsa.dev/provenance/v1",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let attestation = world.root().join("out.intoto.sigstore.json");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&attestation).unwrap()).unwrap();
+    assert_eq!(
+        doc["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["kind"],
+        "dsse"
+    );
+    let ca: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(world.high.join("ca.json")).unwrap()).unwrap();
+    let verify = |artifact: &Path| {
+        airgate([
+            "verify",
+            "--json",
+            "--trusted-root",
+            world.high.join("trusted_root.json").to_str().unwrap(),
+            "--bundle",
+            attestation.to_str().unwrap(),
+            "--certificate-identity",
+            ca["default_identity"].as_str().unwrap(),
+            "--certificate-oidc-issuer",
+            ca["oidc_issuer"].as_str().unwrap(),
+            artifact.to_str().unwrap(),
+        ])
+    };
+    let out = verify(&file);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["predicateType"], "https://slsa.dev/provenance/v1");
+    assert_eq!(v["entryKind"], "dsse/0.0.1");
+    // The statement's subject is this file: another file does not verify.
+    let other = world.root().join("other");
+    std::fs::write(&other, b"other bytes").unwrap();
+    assert_eq!(verify(&other).status.code(), Some(1));
+    // A predicate that is not a JSON object is a usage error, nothing signed.
+    std::fs::write(&predicate, b"[1, 2]").unwrap();
+    let out = airgate([
+        "sign",
+        "--state",
+        world.high.to_str().unwrap(),
+        "-o",
+        world.root().join("x.json").to_str().unwrap(),
+        "--predicate",
+        predicate.to_str().unwrap(),
+        "--predicate-type",
+        "https://slsa.dev/provenance/v1",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not a JSON object"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!world.root().join("x.json").exists());
+}
+
+#[test]
+fn verify_prints_the_verified_fields_of_an_imported_artifacts_vsa() {
+    let world = imported();
+    let sigs: Vec<serde_json::Value> = serde_json::from_slice(
+        &gateway::state::StateReader::open(&world.high)
+            .unwrap()
+            .artifact_sigs("pkg-00001.tar.gz")
+            .unwrap()
+            .unwrap()
+            .0,
+    )
+    .unwrap();
+    let vsa = world.root().join("vsa.json");
+    std::fs::write(&vsa, serde_json::to_vec(&sigs[2]).unwrap()).unwrap();
+    let ca: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(world.high.join("ca.json")).unwrap()).unwrap();
+    let out = airgate([
+        "verify",
+        "--trusted-root",
+        world.high.join("trusted_root.json").to_str().unwrap(),
+        "--bundle",
+        vsa.to_str().unwrap(),
+        "--certificate-identity",
+        ca["default_identity"].as_str().unwrap(),
+        "--certificate-oidc-issuer",
+        ca["oidc_issuer"].as_str().unwrap(),
+        world.artifacts.join("pkg-00001.tar.gz").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expected in [
+        "verification summary (SLSA VSA v1",
+        "subject:        \"pkg-00001.tar.gz\"",
+        "result:         \"PASSED\"",
+        gateway::demo::SIMULATED_IDENTITY,
+        "policy:         \"airgate:policy.toml\"",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+}
+
+#[test]
+fn require_vsa_accepts_only_a_passed_summary_from_the_sigs() {
+    let world = imported();
+    let out_dir = world.root().join("got");
+    let got = get(&world, "pkg-00000.tar.gz", &out_dir, true);
+    assert!(got.status.success(), "{}", stderr(&got));
+    let doc: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
+    let verify = |bundle: &Path| {
+        airgate([
+            "verify",
+            "--require-vsa",
+            "--trusted-root",
+            world.high.join("trusted_root.json").to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--certificate-identity",
+            doc["identity"].as_str().unwrap(),
+            "--certificate-oidc-issuer",
+            doc["issuer"].as_str().unwrap(),
+            out_dir.join("pkg-00000.tar.gz").to_str().unwrap(),
+        ])
+    };
+    // The .sigs holds the VSA: verified (element 3).
+    let out = verify(&out_dir.join("pkg-00000.tar.gz.sigs"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bundle 3 of 3 verified"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("result:         \"PASSED\""),
+        "{}",
+        stdout(&out)
+    );
+    // airgate's message signature alone verifies, but is not a summary.
+    let out = verify(&out_dir.join("pkg-00000.tar.gz.sigstore.json"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("policy.vsa"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a verification summary"),
+        "{}",
+        stderr(&out)
+    );
+}

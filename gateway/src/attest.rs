@@ -91,6 +91,42 @@ pub fn vsa_statement(facts: &VsaFacts) -> Vec<u8> {
     serde_json::to_vec(&statement).unwrap_or_default()
 }
 
+/// An in-toto Statement v1 about one artifact with a caller's predicate
+/// (`airgate sign --predicate`): the predicate must be a JSON object with
+/// unique keys, the type an absolute URI.
+pub fn statement(
+    name: &str,
+    sha256: &str,
+    predicate_type: &str,
+    predicate: &[u8],
+) -> Result<Vec<u8>, String> {
+    let scheme_ok = predicate_type
+        .split_once(':')
+        .is_some_and(|(scheme, rest)| !scheme.is_empty() && !rest.is_empty());
+    if !scheme_ok
+        || predicate_type
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "predicate type {} is not an absolute URI (e.g. https://slsa.dev/provenance/v1)",
+            crate::escape::quoted(predicate_type)
+        ));
+    }
+    let value: serde_json::Value =
+        crate::strict_json::from_slice(predicate).map_err(|e| format!("predicate: {e}"))?;
+    if !value.is_object() {
+        return Err("predicate: not a JSON object".into());
+    }
+    let statement = json!({
+        "_type": STATEMENT_V1,
+        "subject": [{"name": name, "digest": {"sha256": sha256}}],
+        "predicateType": predicate_type,
+        "predicate": value,
+    });
+    serde_json::to_vec(&statement).map_err(|e| format!("statement: {e}"))
+}
+
 /// What `airgate verify` prints of a verified VSA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VsaSummary {
@@ -256,6 +292,33 @@ mod tests {
         assert_eq!(summary.result, "PASSED");
         assert_eq!(summary.inputs, facts().inputs);
         assert_eq!(summary.policy, ("policy.toml".into(), "cd".repeat(32)));
+    }
+
+    #[test]
+    fn a_caller_predicate_becomes_a_statement_about_the_file() {
+        let s = statement(
+            "a.tar",
+            &"ab".repeat(32),
+            "https://slsa.dev/provenance/v1",
+            br#"{"x":1}"#,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&s).unwrap();
+        assert_eq!(v["subject"][0]["name"], "a.tar");
+        assert_eq!(v["predicate"]["x"], 1);
+    }
+
+    #[test]
+    fn predicate_not_an_object_or_type_not_a_uri_is_refused() {
+        let sha = "ab".repeat(32);
+        assert!(statement("a", &sha, "https://t/v1", b"[1]")
+            .unwrap_err()
+            .contains("not a JSON object"));
+        assert!(statement("a", &sha, "https://t/v1", br#"{"x":1,"x":2}"#).is_err());
+        assert!(statement("a", &sha, "provenance", b"{}")
+            .unwrap_err()
+            .contains("absolute URI"));
+        assert!(statement("a", &sha, "https://t/\nv1", b"{}").is_err());
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub struct VerifyArgs {
     /// trusted_root.json to verify against (default: the embedded production root).
     #[arg(long, value_name = "FILE")]
     trusted_root: Option<PathBuf>,
+    /// Accept only an airgate verification summary (SLSA VSA v1, result
+    /// PASSED) about the artifact, signed by the given identity: the enclave's
+    /// "we vetted this". With a `.sigs`, the VSA element must verify.
+    #[arg(long)]
+    require_vsa: bool,
     /// Print a JSON result on stdout.
     #[arg(long)]
     json: bool,
@@ -168,6 +173,13 @@ impl VerifyArgs {
                         .verify(&bundle, &artifact, &policy, now)
                         .map_err(BundleRejection::from)
                 })
+                .and_then(|v| {
+                    if self.require_vsa {
+                        require_vsa(v)
+                    } else {
+                        Ok(v)
+                    }
+                })
         };
         let is_sigs = bundle_bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
         let result = if is_sigs {
@@ -242,6 +254,29 @@ fn verified_json(
             Err(e) => serde_json::json!({"error": e}),
         }),
     })
+}
+
+/// `--require-vsa`: the verified bundle must be a readable VSA that passed.
+fn require_vsa(
+    v: gateway::bundle::VerifiedBundle,
+) -> Result<gateway::bundle::VerifiedBundle, BundleRejection> {
+    let refuse = |why: String| BundleRejection::Failed {
+        failure: gateway::bundle::VerificationFailure::VsaRequired(why),
+    };
+    match vsa_of(&v) {
+        None => Err(refuse(format!(
+            "--require-vsa: this bundle verifies but is not a verification summary ({})",
+            v.predicate_type
+                .as_deref()
+                .map_or_else(|| "a message signature".to_string(), quoted)
+        ))),
+        Some(Err(e)) => Err(refuse(format!("--require-vsa: unreadable summary: {e}"))),
+        Some(Ok(s)) if s.result != "PASSED" => Err(refuse(format!(
+            "--require-vsa: the summary's result is {}",
+            quoted(&s.result)
+        ))),
+        Some(Ok(_)) => Ok(v),
+    }
 }
 
 /// The SLSA verification summary a verified DSSE envelope carries, if any.

@@ -105,7 +105,10 @@ pub enum VerificationFailure {
 
     // --- identity policy ---
     /// The SAN does not satisfy the policy.
-    #[error("signer identity {found:?} does not match the expected {expected}")]
+    #[error(
+        "signer identity {} does not match the expected {expected}",
+        quoted_list(found)
+    )]
     IdentityMismatch {
         /// What the policy wanted.
         expected: String,
@@ -113,7 +116,7 @@ pub enum VerificationFailure {
         found: Vec<String>,
     },
     /// The OIDC issuer does not satisfy the policy.
-    #[error("OIDC issuer {found:?} does not match the expected {expected}")]
+    #[error("OIDC issuer {} does not match the expected {expected}", found.as_deref().map_or_else(|| "(none)".to_string(), crate::escape::quoted))]
     IssuerMismatch {
         /// What the policy wanted.
         expected: String,
@@ -140,6 +143,9 @@ pub enum VerificationFailure {
     /// The DSSE payload is not an in-toto statement.
     #[error("DSSE payload is not an in-toto statement: {0}")]
     DssePayloadNotInToto(String),
+    /// The policy requires a verification summary this bundle is not.
+    #[error("{0}")]
+    VsaRequired(String),
     /// No in-toto subject carries the artifact's digest.
     #[error("no in-toto subject has the artifact's digest sha256:{digest}")]
     DsseSubjectMismatch {
@@ -301,6 +307,7 @@ impl VerificationFailure {
             ArtifactSignatureInvalid | UnsupportedSignatureAlgorithm(_) => "signature",
             DsseSignatureCount(_) | DsseSignatureInvalid => "dsse.signature",
             DssePayloadNotInToto(_) => "dsse.payload",
+            VsaRequired(_) => "policy.vsa",
             DsseSubjectMismatch { .. } => "dsse.subject",
             TlogEntryCount(_) | TlogEntryUnproven => "tlog.entry",
             TlogUnknownLog { .. } => "tlog.log",
@@ -325,4 +332,16 @@ impl VerificationFailure {
             | TimestampAuthorityNotValidAt { .. } => "timestamp",
         }
     }
+}
+
+/// Identities as a quoted, comma-separated list (no Rust debug forms).
+fn quoted_list(items: &[String]) -> String {
+    if items.is_empty() {
+        return "(none)".into();
+    }
+    items
+        .iter()
+        .map(|s| crate::escape::quoted(s))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
