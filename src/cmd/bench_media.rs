@@ -163,9 +163,12 @@ fn gbps(bytes: u64, d: Duration) -> f64 {
 
 impl MediaBench {
     /// Runs the benchmark.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub fn run(mut self) -> anyhow::Result<ExitCode> {
         let exe = std::env::current_exe()?;
         std::fs::create_dir_all(&self.dir)?;
+        // Policies written below name paths relative to their own directory:
+        // a relative --dir would be resolved twice.
+        self.dir = std::path::absolute(&self.dir)?;
         if !self.no_large {
             let size = crate::cmd::export::parse_size(&self.size).context("--size")?;
             self.large(&exe, size)?;
