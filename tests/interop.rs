@@ -213,7 +213,7 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
                 ),
                 identity: identity.clone(),
                 custody: None,
-                attestation: None,
+                attestations: Vec::new(),
             })
             .collect();
         let signed = dir.sign(&requests, now).unwrap();
@@ -261,7 +261,7 @@ fn private_stack_bundles_verify_in_sigstore_python_and_js_and_tampering_is_rejec
                 certificate_der: tampered_cert,
                 signature: leaf.key.sign_sha256_digest(&digest).unwrap(),
                 artifact_sha256: digest,
-                attestation: None,
+                attestations: Vec::new(),
             }],
             now,
         )

@@ -3,7 +3,7 @@
 //! ephemeral port, and drives it with real clients (python-tuf, sigstore-js,
 //! headless Chromium) or a plain HTTP/1.1 client.
 
-mod support;
+pub mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod conda;
 mod conformance;
 mod export;
 mod fuzz;

@@ -127,6 +127,36 @@ pub fn statement(
     serde_json::to_vec(&statement).map_err(|e| format!("statement: {e}"))
 }
 
+/// The CEP 27 publish predicate (conda packages).
+pub const CEP27_PREDICATE: &str = "https://schemas.conda.org/attestations-publish-1.schema.json";
+
+/// The conda package filename of an artifact name (its last component),
+/// when it is one: `NAME-VERSION-BUILD.conda` or `.tar.bz2`, as CEP 27 and
+/// conda-sigstore require of a subject.
+pub fn conda_filename(name: &str) -> Option<&str> {
+    let file = name.rsplit('/').next()?;
+    let stem = file
+        .strip_suffix(".conda")
+        .or_else(|| file.strip_suffix(".tar.bz2"))?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    (parts.len() >= 3 && parts.iter().all(|p| !p.is_empty())).then_some(file)
+}
+
+/// The CEP 27 publish attestation for a conda package artifact (`None` for
+/// any other name): exactly one subject, the package filename and its
+/// SHA-256; `predicate` = `{"targetChannel": URL}` or null.
+pub fn cep27_statement(name: &str, sha256: &str, target_channel: Option<&str>) -> Option<Vec<u8>> {
+    let file = conda_filename(name)?;
+    let predicate = target_channel.map(|url| json!({ "targetChannel": url }));
+    let statement = json!({
+        "_type": STATEMENT_V1,
+        "subject": [{"name": file, "digest": {"sha256": sha256}}],
+        "predicateType": CEP27_PREDICATE,
+        "predicate": predicate,
+    });
+    serde_json::to_vec(&statement).ok()
+}
+
 /// What `airgate verify` prints of a verified VSA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VsaSummary {
@@ -319,6 +349,34 @@ mod tests {
             .unwrap_err()
             .contains("absolute URI"));
         assert!(statement("a", &sha, "https://t/\nv1", b"{}").is_err());
+    }
+
+    #[test]
+    fn conda_package_names_get_a_cep27_statement_with_one_subject() {
+        assert_eq!(
+            conda_filename("linux-64/numpy-1.26.4-py311h0_0.conda"),
+            Some("numpy-1.26.4-py311h0_0.conda")
+        );
+        assert_eq!(
+            conda_filename("zlib-1.3-h0.tar.bz2"),
+            Some("zlib-1.3-h0.tar.bz2")
+        );
+        for not_conda in [
+            "app.tar.gz",
+            "a-b.conda",
+            "--.conda",
+            "a--b-c.conda",
+            "x.conda.sig",
+        ] {
+            assert_eq!(conda_filename(not_conda), None, "{not_conda}");
+        }
+        let s = cep27_statement("noarch/pkg-1.0-0.conda", &"ab".repeat(32), None).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&s).unwrap();
+        assert_eq!(v["predicateType"], CEP27_PREDICATE);
+        assert_eq!(v["subject"].as_array().unwrap().len(), 1);
+        assert_eq!(v["subject"][0]["name"], "pkg-1.0-0.conda");
+        assert!(v["predicate"].is_null());
+        assert!(cep27_statement("app.tar.gz", &"ab".repeat(32), None).is_none());
     }
 
     #[test]

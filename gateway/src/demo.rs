@@ -97,7 +97,7 @@ impl SimulatedUpstream {
                 artifact_sha256: files::hash_file(path)?.0,
                 identity: identity.clone(),
                 custody: None,
-                attestation: None,
+                attestations: Vec::new(),
             });
         }
         let mut out = Vec::new();

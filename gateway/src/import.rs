@@ -532,6 +532,7 @@ fn plan_import(
     let identity = SigningIdentity::parse(&identity_text)?;
     let mut artifacts = Vec::with_capacity(accepted.len());
     let mut requests = Vec::with_capacity(accepted.len());
+    let mut warnings = Vec::new();
     for a in accepted {
         let d = &decisions[a.decision_index];
         let (Some(upstream), Some(sha)) = (d.upstream.clone(), crate::encoding::hex32(&d.sha256))
@@ -565,9 +566,25 @@ fn plan_import(
                 upstream_issuer: upstream.issuer.clone(),
                 upstream_log_index: upstream.log_index,
             }),
-            attestation: Some(vsa),
+            attestations: std::iter::once(vsa)
+                .chain(crate::attest::cep27_statement(&d.name, &d.sha256, None))
+                .collect(),
         });
+        let conda = match crate::attest::conda_filename(&d.name) {
+            None => None,
+            Some(file) => match crate::conda::record_of(&a.staged, file, &d.sha256, d.size) {
+                Ok(record) => Some(record),
+                Err(why) => {
+                    warnings.push(format!(
+                        "{}: carried, but not listed in the conda channel: {why}",
+                        d.name
+                    ));
+                    None
+                }
+            },
+        };
         artifacts.push(PlannedArtifact {
+            conda,
             name: d.name.clone(),
             sha256: d.sha256.clone(),
             size: d.size,
@@ -614,6 +631,7 @@ fn plan_import(
         signatures,
         tuf_state: tuf.new_state,
         now: now_system,
+        warnings,
     })
 }
 
@@ -717,6 +735,7 @@ pub fn import_with_progress(
         accepted,
         req.now,
     )?;
+    report.warnings.extend(plan.warnings.iter().cloned());
     let template = report.clone();
     let committed = state.commit_import(plan, staging, &|log_indexes, size| {
         let mut r = template.clone();

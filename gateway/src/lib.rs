@@ -5,6 +5,7 @@
 pub mod attest;
 pub mod bundle;
 pub mod collector;
+pub mod conda;
 pub mod crypto;
 pub mod demo;
 pub mod encoding;

@@ -34,9 +34,10 @@ pub struct SigningRequest {
     pub identity: SigningIdentity,
     /// Upstream custody, for re-signed imports.
     pub custody: Option<Custody>,
-    /// An in-toto statement about the artifact to sign too, with the same
-    /// leaf, as a DSSE envelope logged as a `dsse` entry (the VSA on import).
-    pub attestation: Option<Vec<u8>>,
+    /// In-toto statements about the artifact to sign too, with the same
+    /// leaf, each as a DSSE envelope logged as a `dsse` entry (on import: the
+    /// VSA, and for conda packages the CEP 27 publish attestation).
+    pub attestations: Vec<Vec<u8>>,
 }
 
 /// A signed artifact.
@@ -48,8 +49,8 @@ pub struct SignedArtifact {
     pub log_index: u64,
     /// The leaf certificate (DER).
     pub certificate_der: Vec<u8>,
-    /// The DSSE attestation bundle, when one was requested.
-    pub attestation: Option<SignedAttestation>,
+    /// The DSSE attestation bundles, one per requested statement, in order.
+    pub attestations: Vec<SignedAttestation>,
 }
 
 /// A signed and logged DSSE attestation.
@@ -107,8 +108,8 @@ pub struct LeafSignature {
     pub signature: Vec<u8>,
     /// The artifact's SHA-256.
     pub artifact_sha256: [u8; 32],
-    /// The attestation signed with the same leaf, if requested.
-    pub attestation: Option<DsseSigned>,
+    /// The attestations signed with the same leaf, in request order.
+    pub attestations: Vec<DsseSigned>,
 }
 
 /// Issues a leaf per request and signs each artifact digest with it (no log yet).
@@ -128,22 +129,23 @@ pub fn sign_with_fresh_leaves(
                 now,
             )?;
             let signature = leaf.key.sign_sha256_digest(&request.artifact_sha256)?;
-            let attestation = match &request.attestation {
-                None => None,
-                Some(statement) => {
+            let attestations = request
+                .attestations
+                .iter()
+                .map(|statement| {
                     let pae = crate::bundle::pae(crate::attest::INTOTO_PAYLOAD_TYPE, statement);
                     let signature = leaf.key.sign_sha256_digest(&crate::crypto::sha256(&pae))?;
-                    Some(DsseSigned {
+                    Ok(DsseSigned {
                         statement: statement.clone(),
                         signature,
                     })
-                }
-            };
+                })
+                .collect::<Result<Vec<_>, SigningError>>()?;
             Ok(LeafSignature {
                 certificate_der: leaf.certificate_der,
                 signature,
                 artifact_sha256: request.artifact_sha256,
-                attestation,
+                attestations,
             })
         })
         .collect()
@@ -160,7 +162,7 @@ pub struct SignedBatch {
 
 /// Appends the signatures to the log as one batch inside `tx` and builds their
 /// bundles, each with an inclusion proof against the batch's checkpoint. An
-/// artifact's attestation, if any, is the entry right after its signature.
+/// artifact's attestations, if any, are the entries right after its signature.
 pub fn log_and_bundle(
     log: &Log,
     tx: &Transaction<'_>,
@@ -176,7 +178,7 @@ pub fn log_and_bundle(
             artifact_sha256: s.artifact_sha256,
         });
         jobs.push((i, None));
-        if let Some(d) = &s.attestation {
+        for d in &s.attestations {
             entries.push(NewEntry {
                 kind: EntryKind::Dsse,
                 body: dsse_body(
@@ -221,11 +223,11 @@ pub fn log_and_bundle(
                 bundle_json,
                 log_index,
                 certificate_der: signatures[i].certificate_der.clone(),
-                attestation: None,
+                attestations: Vec::new(),
             }),
             Some(_) => {
                 if let Some(last) = artifacts.last_mut() {
-                    last.attestation = Some(SignedAttestation {
+                    last.attestations.push(SignedAttestation {
                         bundle_json,
                         log_index,
                     });
@@ -385,7 +387,7 @@ mod tests {
                     ),
                     identity: identity.clone(),
                     custody: None,
-                    attestation: None,
+                    attestations: Vec::new(),
                 })
                 .collect();
             let tx = conn.transaction().unwrap();

@@ -78,14 +78,14 @@ impl SignArgs {
             .unwrap_or_else(|| state.ca().config().default_identity.clone());
         let identity = SigningIdentity::parse(&identity_text).map_err(Error::from)?;
         let digest = files::hash_file(&self.file)?;
-        let attestation = self.statement(&digest)?;
+        let attestations: Vec<Vec<u8>> = self.statement(&digest)?.into_iter().collect();
         let now = SystemTime::now();
         let batch = state.sign(
             &[SigningRequest {
                 artifact_sha256: digest.0,
                 identity,
                 custody: None,
-                attestation,
+                attestations,
             }],
             now,
         )?;
@@ -101,7 +101,7 @@ impl SignArgs {
             signed.log_index,
             self.output.display()
         );
-        if let Some(a) = &signed.attestation {
+        if let Some(a) = signed.attestations.first() {
             let path = self.attestation_path();
             files::write_atomic(&path, &a.bundle_json, None)?;
             println!(

@@ -670,7 +670,7 @@ fn own_bundle(
                 certificate_der: leaf.certificate_der,
                 signature,
                 artifact_sha256: digest,
-                attestation: None,
+                attestations: Vec::new(),
             }],
             logged_at,
         )
@@ -754,7 +754,7 @@ fn tlog_body_records_another_signature() {
                 certificate_der: leaf.certificate_der,
                 signature: first,
                 artifact_sha256: digest,
-                attestation: None,
+                attestations: Vec::new(),
             }],
             now,
         )

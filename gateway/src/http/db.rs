@@ -95,6 +95,7 @@ where
 }
 
 pub(crate) use crate::state::queries::{
-    artifact, artifact_count, artifact_versions, artifacts, import_record, imports, refusals, sigs,
-    upstream_log_url, ArtifactRow, ImportRecord, ImportRow, RefusalRow, Search,
+    artifact, artifact_count, artifact_versions, artifacts, conda_artifact, conda_listed,
+    import_record, imports, refusals, sigs, upstream_log_url, ArtifactRow, ImportRecord, ImportRow,
+    RefusalRow, Search,
 };

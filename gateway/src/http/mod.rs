@@ -32,6 +32,7 @@
 
 mod artifacts;
 mod cache;
+mod conda;
 mod dashboard;
 mod db;
 mod error;
@@ -261,6 +262,7 @@ impl Server {
             .route("/artifacts", get(artifacts::index))
             .route("/artifacts/", get(artifacts::index))
             .route("/artifacts/{*name}", get(artifacts::artifact))
+            .route("/conda/{subdir}/{file}", get(conda::file))
             .route("/tuf/{file}", get(tuf::metadata))
             .route("/tuf/targets/{file}", get(tuf::target))
             .route("/api/v1/log", get(log::info))

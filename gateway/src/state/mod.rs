@@ -139,9 +139,10 @@ pub fn initialize_schema(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Refused imports (append-only, the one thing a refusal writes) and exporter
-/// key revocations (permanent). Created on open, so state directories made
-/// before them get them too.
+/// Refused imports (append-only, the one thing a refusal writes), conda
+/// channel records (one per imported conda package version, append-only)
+/// and exporter key revocations (permanent). Created on open, so state
+/// directories made before them get them too.
 const REFUSALS_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS refused_imports (
     id INTEGER PRIMARY KEY,
@@ -154,6 +155,19 @@ CREATE TRIGGER IF NOT EXISTS refused_imports_no_update BEFORE UPDATE ON refused_
     BEGIN SELECT RAISE(ABORT, 'refused imports are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS refused_imports_no_delete BEFORE DELETE ON refused_imports
     BEGIN SELECT RAISE(ABORT, 'refused imports are append-only'); END;
+CREATE TABLE IF NOT EXISTS conda_packages (
+    name TEXT NOT NULL,
+    import_id INTEGER NOT NULL,
+    subdir TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (name, import_id)
+);
+CREATE INDEX IF NOT EXISTS conda_packages_by_subdir ON conda_packages (subdir, filename);
+CREATE TRIGGER IF NOT EXISTS conda_packages_no_update BEFORE UPDATE ON conda_packages
+    BEGIN SELECT RAISE(ABORT, 'conda package records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS conda_packages_no_delete BEFORE DELETE ON conda_packages
+    BEGIN SELECT RAISE(ABORT, 'conda package records are append-only'); END;
 CREATE TABLE IF NOT EXISTS exporter_revocations (
     key_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,

@@ -53,6 +53,8 @@ pub struct PlannedArtifact {
     pub staged: PathBuf,
     /// The import whose version of this name it replaces (allowed by policy).
     pub replaces_import: Option<i64>,
+    /// Its conda channel record, for a conda package whose metadata reads.
+    pub conda: Option<crate::conda::CondaRecord>,
 }
 
 /// An import, decided and signed; [`StateDir::commit_import`] writes it.
@@ -68,6 +70,9 @@ pub struct ImportPlan {
     pub signatures: Vec<LeafSignature>,
     /// The TUF state after this import.
     pub tuf_state: tuf_repo::TufState,
+    /// What the plan could not do but the import may go on without
+    /// (a conda package whose metadata cannot be listed in the channel).
+    pub warnings: Vec<String>,
     /// The high side's clock (integrated time of the log batch).
     pub now: SystemTime,
 }
@@ -139,8 +144,12 @@ impl StateDir {
                 )
                 .map_err(LogError::from)?;
             for (a, s) in plan.artifacts.iter().zip(&signed.artifacts) {
-                let attestation = s.attestation.as_ref().map(|t| t.bundle_json.as_slice());
-                let sigs = sigs_array(&a.upstream_bundle_json, &s.bundle_json, attestation)?;
+                let attestations: Vec<&[u8]> = s
+                    .attestations
+                    .iter()
+                    .map(|t| t.bundle_json.as_slice())
+                    .collect();
+                let sigs = sigs_array(&a.upstream_bundle_json, &s.bundle_json, &attestations)?;
                 insert
                     .execute(params![
                         a.name,
@@ -156,6 +165,13 @@ impl StateDir {
                         sigs,
                     ])
                     .map_err(|e| duplicate_record(e, &a.name))?;
+                if let Some(c) = &a.conda {
+                    tx.prepare_cached(
+                        "INSERT INTO conda_packages (name, import_id, subdir, filename, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .and_then(|mut st| st.execute(params![a.name, import_id, c.subdir, c.filename, c.record_json]))
+                    .map_err(LogError::from)?;
+                }
                 if !blob_path(&state_dir, &a.sha256).exists() && seen.insert(a.sha256.clone()) {
                     new_blobs.push((a.sha256.clone(), a.staged.clone()));
                 }
@@ -195,8 +211,9 @@ impl StateDir {
 
 /// `.sigs` = [the upstream bundle that verified, byte for byte, ours].
 /// `.sigs` = [upstream bundle as received and verified, airgate's
-/// signature, airgate's attestation (the VSA) when there is one].
-fn sigs_array(upstream: &[u8], ours: &[u8], attestation: Option<&[u8]>) -> Result<Vec<u8>> {
+/// signature, airgate's attestations (the VSA; for conda packages then the
+/// CEP 27 publish attestation)].
+fn sigs_array(upstream: &[u8], ours: &[u8], attestations: &[&[u8]]) -> Result<Vec<u8>> {
     let raw = |bytes, what| -> Result<&serde_json::value::RawValue> {
         serde_json::from_slice(bytes).map_err(|e| Error::internal(what, e))
     };
@@ -204,7 +221,7 @@ fn sigs_array(upstream: &[u8], ours: &[u8], attestation: Option<&[u8]>) -> Resul
         raw(upstream, "reading a verified upstream bundle")?,
         raw(ours, "reading our bundle")?,
     ];
-    if let Some(a) = attestation {
+    for a in attestations {
         list.push(raw(a, "reading our attestation")?);
     }
     serde_json::to_vec(&list).map_err(|e| Error::internal("serializing .sigs", e))

@@ -477,3 +477,70 @@ pub fn artifact_versions(conn: &Connection, name: &str, limit: usize) -> Result<
         .map_err(sql)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(sql)
 }
+
+/// Whether the state has the conda table (a database no newer airgate has
+/// opened for writing may not).
+fn has_conda_table(conn: &Connection) -> Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'conda_packages'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(sql)
+}
+
+/// The conda packages of `subdir` as served now (the newest import of each
+/// artifact name), with their `.sigs`, by filename; a filename carried under
+/// two artifact names is listed once, from the newest import.
+pub fn conda_listed(conn: &Connection, subdir: &str) -> Result<Vec<crate::conda::Listed>> {
+    if !has_conda_table(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT c.filename, c.record, a.sigs FROM conda_packages c \
+             JOIN artifacts a ON a.name = c.name AND a.import_id = c.import_id \
+             WHERE c.subdir = ?1 \
+               AND c.import_id = (SELECT MAX(import_id) FROM artifacts WHERE name = c.name) \
+             ORDER BY c.filename, c.import_id DESC",
+        )
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map([subdir], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })
+        .map_err(sql)?;
+    let mut out: Vec<crate::conda::Listed> = Vec::new();
+    for row in rows {
+        let (filename, record_json, sigs) = row.map_err(sql)?;
+        if out.last().is_some_and(|l| l.filename == filename) {
+            continue;
+        }
+        out.push(crate::conda::Listed {
+            filename,
+            record_json,
+            sigs_sha256: hex::encode(crate::crypto::sha256(&sigs)),
+        });
+    }
+    Ok(out)
+}
+
+/// The artifact name `subdir/filename` of the channel is served from.
+pub fn conda_artifact(conn: &Connection, subdir: &str, filename: &str) -> Result<Option<String>> {
+    if !has_conda_table(conn)? {
+        return Ok(None);
+    }
+    conn.prepare_cached(
+        "SELECT c.name FROM conda_packages c \
+         WHERE c.subdir = ?1 AND c.filename = ?2 \
+           AND c.import_id = (SELECT MAX(import_id) FROM artifacts WHERE name = c.name) \
+         ORDER BY c.import_id DESC LIMIT 1",
+    )
+    .and_then(|mut s| s.query_row([subdir, filename], |r| r.get(0)).optional())
+    .map_err(sql)
+}
