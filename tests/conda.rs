@@ -104,6 +104,13 @@ impl CondaWorld {
             .upstream
             .sign_files(&[conda.clone(), tar_bz2.clone(), fake], SystemTime::now())
             .unwrap();
+        // The enclave names its channel: CEP 27 statements carry it as targetChannel.
+        let policy = world.high.join("policy.toml");
+        let text = std::fs::read_to_string(&policy).unwrap().replace(
+            "[import]\n",
+            "[import]\nconda-channel = \"https://conda.enclave.example/conda\"\n",
+        );
+        std::fs::write(&policy, text).unwrap();
         let (medium, out) = world.export("conda.tar", &[]);
         assert!(out.status.success(), "export: {}", stderr(&out));
         let out = world.import(&[&medium], &[]);
@@ -137,6 +144,10 @@ fn conda_packages_get_a_cep27_attestation_and_a_channel_built_from_their_metadat
     assert_eq!(statement["predicateType"], gateway::attest::CEP27_PREDICATE);
     assert_eq!(statement["subject"].as_array().unwrap().len(), 1);
     assert_eq!(statement["subject"][0]["name"], "tool-1.0-h0_0.conda");
+    assert_eq!(
+        statement["predicate"]["targetChannel"],
+        "https://conda.enclave.example/conda"
+    );
     let bytes = std::fs::read(&w.conda).unwrap();
     assert_eq!(
         statement["subject"][0]["digest"]["sha256"],
@@ -213,18 +224,33 @@ fn conda_packages_get_a_cep27_attestation_and_a_channel_built_from_their_metadat
 /// `repodata.json` for linux-64 and noarch, the records carry the verified
 /// sha256 and the `.sigs` digest (`attestations_sha256`), and the package
 /// downloaded from the record's URL has that sha256; the sidecar at
-/// `URL.sigs.SHA256` hashes to the advertised digest.
+/// `URL.sigs.SHA256` hashes to the advertised digest, and sigstore-python
+/// verifies its CEP 27 publish attestation with the enclave's trust config.
+/// (conda-sigstore itself cannot run here: it imports `conda`, which is not
+/// published on PyPI or Debian in a version it supports.)
 #[test]
 #[ignore = "interop: real clients, run by tests/run-all.sh"]
 fn py_rattler_fetches_the_channel_and_downloads_a_package() {
     let w = CondaWorld::new();
     let served = Served::start(&w.world.high, &[]);
     let cache = w.world.root().join("rattler-cache");
+    let ca: Value =
+        serde_json::from_slice(&std::fs::read(w.world.high.join("ca.json")).unwrap()).unwrap();
     let script = r#"
 import asyncio, hashlib, json, sys, urllib.request
 from rattler import Channel, fetch_repo_data, PackageName
 from rattler.platform import Platform
-url, cache = sys.argv[1:3]
+from sigstore.models import Bundle, ClientTrustConfig
+from sigstore.verify import Verifier, policy
+url, cache, trust_config, identity, issuer = sys.argv[1:6]
+verifier = Verifier(trusted_root=ClientTrustConfig.from_json(open(trust_config).read()).trusted_root)
+def cep27(bundle, data):
+    # sigstore-python verifies the CEP 27 envelope; its one subject must be this package.
+    kind, payload = verifier.verify_dsse(Bundle.from_json(json.dumps(bundle)), policy.Identity(identity=identity, issuer=issuer))
+    s = json.loads(payload)
+    return {"predicateType": s["predicateType"], "subjects": s["subject"],
+            "matches": s["subject"][0]["digest"]["sha256"] == hashlib.sha256(data).hexdigest(),
+            "targetChannel": (s.get("predicate") or {}).get("targetChannel")}
 async def main():
     repos = await fetch_repo_data(channels=[Channel(url)], platforms=[Platform("linux-64"), Platform("noarch")], cache_path=cache, callback=None)
     out = {}
@@ -239,6 +265,7 @@ async def main():
                     "attestations_sha256": r.attestations_sha256.hex(),
                     "sidecar_sha256": hashlib.sha256(sidecar).hexdigest(),
                     "sidecar_bundles": len(json.loads(sidecar)),
+                    "cep27": cep27(json.loads(sidecar)[3], data),
                 }
     print(json.dumps(out))
 asyncio.run(main())
@@ -247,6 +274,9 @@ asyncio.run(main())
         .args(["-c", script])
         .arg(format!("{}/conda", served.base))
         .arg(&cache)
+        .arg(w.world.high.join("trust_config.json"))
+        .arg(ca["default_identity"].as_str().unwrap())
+        .arg(ca["oidc_issuer"].as_str().unwrap())
         .output()
         .expect("the interop venv's python (tests/run-all.sh makes it)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -268,6 +298,16 @@ asyncio.run(main())
         assert_eq!(r["downloaded_sha256"], want.as_str(), "{report}");
         assert_eq!(r["sidecar_sha256"], r["attestations_sha256"], "{report}");
         assert_eq!(r["sidecar_bundles"], 4, "{report}");
+        let c = &r["cep27"];
+        assert_eq!(
+            c["predicateType"],
+            gateway::attest::CEP27_PREDICATE,
+            "{report}"
+        );
+        assert_eq!(c["subjects"].as_array().unwrap().len(), 1, "{report}");
+        assert_eq!(c["subjects"][0]["name"], file, "{report}");
+        assert_eq!(c["matches"], true, "{report}");
+        assert_eq!(c["targetChannel"], "https://conda.enclave.example/conda");
     }
     assert!(report.get("fake-1.0-0.conda").is_none(), "{report}");
 }

@@ -567,7 +567,11 @@ fn plan_import(
                 upstream_log_index: upstream.log_index,
             }),
             attestations: std::iter::once(vsa)
-                .chain(crate::attest::cep27_statement(&d.name, &d.sha256, None))
+                .chain(crate::attest::cep27_statement(
+                    &d.name,
+                    &d.sha256,
+                    high.policy.import.conda_channel.as_deref(),
+                ))
                 .collect(),
         });
         let conda = match crate::attest::conda_filename(&d.name) {

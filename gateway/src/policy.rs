@@ -67,6 +67,7 @@ struct ImportToml {
     identity: Option<String>,
     max_medium_size: Option<SizeToml>,
     max_metadata_size: Option<SizeToml>,
+    conda_channel: Option<String>,
 }
 
 /// A size in bytes: an integer, or a string with K, M, G or T (powers of 1024).
@@ -119,6 +120,9 @@ pub struct ImportConfig {
     /// Largest total of bundles, TUF metadata and other small entries,
     /// which are held in memory while the medium is read.
     pub max_metadata_bytes: u64,
+    /// The enclave's conda channel URL, stated as `targetChannel` in the CEP 27
+    /// publish attestations of imported conda packages (none: not stated).
+    pub conda_channel: Option<String>,
 }
 
 impl Default for ImportConfig {
@@ -130,6 +134,7 @@ impl Default for ImportConfig {
             identity: None,
             max_medium_bytes: 1 << 40,
             max_metadata_bytes: 512 << 20,
+            conda_channel: None,
         }
     }
 }
@@ -279,6 +284,34 @@ impl Allowed {
     }
 }
 
+/// A `conda-channel` URL as CEP 27 wants a `targetChannel`: http(s), a
+/// host, no credentials, query, fragment or trailing slash.
+fn conda_channel(url: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "conda-channel = {}: {why} (e.g. \"https://conda.enclave.example/conda\")",
+            crate::escape::quoted(url)
+        ))
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return bad("not a URL");
+    };
+    if scheme != "https" && scheme != "http" {
+        return bad("not an http or https URL");
+    }
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') {
+        return bad("needs a host and no credentials");
+    }
+    if url.ends_with('/')
+        || url.contains(['?', '#'])
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return bad("no trailing slash, query, fragment or spaces");
+    }
+    Ok(url.to_string())
+}
+
 fn matcher(exact: Option<String>, regex: Option<String>, what: &str) -> Result<Matcher, String> {
     match (exact, regex) {
         (Some(e), None) if !e.is_empty() => Ok(Matcher::Exact(e)),
@@ -337,6 +370,10 @@ impl Policy {
                     max_metadata_bytes: match &i.max_metadata_size {
                         Some(size) => size.bytes("max-metadata-size")?,
                         None => defaults.max_metadata_bytes,
+                    },
+                    conda_channel: match i.conda_channel {
+                        Some(url) => Some(conda_channel(&url).map_err(PolicyError::Import)?),
+                        None => None,
                     },
                 }
             }
@@ -593,5 +630,32 @@ signers = [{ identity = "a", issuer = "c" }]"#;
             Policy::parse("[import]\nmax-transit-age-days = 0", Path::new(".")),
             Err(PolicyError::Import(_))
         ));
+    }
+
+    #[test]
+    fn conda_channel_is_a_plain_http_url() {
+        let p = Policy::parse(
+            "[import]\nconda-channel = \"https://conda.enclave.example/conda\"",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(
+            p.import.conda_channel.as_deref(),
+            Some("https://conda.enclave.example/conda")
+        );
+        for bad in [
+            "conda.example/c",
+            "ftp://h/c",
+            "https://u:p@h/c",
+            "https://h/c/",
+            "https://h/c?x=1",
+            "https:///c",
+        ] {
+            let text = format!("[import]\nconda-channel = \"{bad}\"");
+            let err = Policy::parse(&text, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("conda-channel"), "{bad}: {err}");
+        }
     }
 }
