@@ -14,4 +14,5 @@ mod log_audit;
 mod log_crash;
 mod roundtrip;
 mod serve;
+mod tiles;
 mod world;

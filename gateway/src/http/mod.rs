@@ -39,6 +39,7 @@ mod error;
 mod import;
 mod limits;
 mod log;
+mod tiles;
 mod tuf;
 
 use std::future::Future;
@@ -270,6 +271,8 @@ impl Server {
             .route("/api/v1/log/proof", get(log::consistency))
             .route("/api/v1/log/publicKey", get(log::public_key))
             .route("/checkpoint", get(log::checkpoint))
+            .route("/tlog/checkpoint", get(log::checkpoint))
+            .route("/tlog/tile/{*path}", get(tiles::tile))
             .route("/healthz", get(health))
             .route("/api/v1/import", post(import::upload))
             .fallback(error::no_route)

@@ -6,6 +6,7 @@ pub mod entry;
 pub mod merkle;
 pub mod monitor;
 pub mod store;
+pub mod tiles;
 
 pub use store::{
     open_database, origin_for, verify_note, AppendedBatch, AppendedEntry, KeptCheckpoint, Log,

@@ -485,6 +485,48 @@ impl<'c> LogReader<'c> {
         hash.map(|h| blob32(h, "node")).transpose()
     }
 
+    /// The stored nodes at tree `level`, indices `start ..< start + count`,
+    /// in order (a hash tile's content); an error if any is missing.
+    pub fn node_range(&self, level: u32, start: u64, count: u64) -> Result<Vec<Hash>, LogError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT hash FROM tlog_nodes WHERE level = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+        )?;
+        let end = start.saturating_add(count);
+        let rows = stmt.query_map(params![level, start as i64, end as i64], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?;
+        let hashes = rows
+            .map(|h| blob32(h?, "node"))
+            .collect::<Result<Vec<_>, LogError>>()?;
+        if hashes.len() as u64 != count {
+            return Err(LogError::Tampered(format!(
+                "{} of {count} nodes at level {level} from index {start} are stored",
+                hashes.len()
+            )));
+        }
+        Ok(hashes)
+    }
+
+    /// The entry bodies `start ..< start + count`, in order.
+    pub fn body_range(&self, start: u64, count: u64) -> Result<Vec<Vec<u8>>, LogError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT body FROM tlog_entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+        )?;
+        let end = start.saturating_add(count);
+        let bodies = stmt
+            .query_map(params![start as i64, end as i64], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        if bodies.len() as u64 != count {
+            return Err(LogError::Tampered(format!(
+                "{} of {count} entries from index {start} are stored",
+                bodies.len()
+            )));
+        }
+        Ok(bodies)
+    }
+
     fn node_lookup(&self) -> impl FnMut(u32, u64) -> Option<Hash> + '_ {
         move |level, index| self.node(level, index).ok().flatten()
     }
