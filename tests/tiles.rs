@@ -181,3 +181,144 @@ fn a_spec_client_verifies_inclusion_and_consistency_from_tiles_alone() {
         assert_eq!(r.status, status, "{target}: {}", r.text());
     }
 }
+
+/// A witness's key pair and its verifier key text.
+fn witness(name: &str) -> (gateway::private_ca::Ed25519SigningKey, String) {
+    use gateway::tlog::cosignature::{key_hint, COSIGNATURE_V1};
+    let key = gateway::private_ca::Ed25519SigningKey::generate().unwrap();
+    let public: [u8; 32] = key.public_key_spki()[12..].try_into().unwrap();
+    let mut raw = vec![COSIGNATURE_V1];
+    raw.extend_from_slice(&public);
+    let vkey = format!(
+        "{name}+{}+{}",
+        hex::encode(key_hint(name, &public)),
+        gateway::encoding::b64_encode(&raw)
+    );
+    (key, vkey)
+}
+
+/// The checkpoint `text` cosigned by `key` as `name` at `time`, as a note.
+fn cosigned(
+    text: &str,
+    name: &str,
+    key: &gateway::private_ca::Ed25519SigningKey,
+    vkey: &str,
+    time: u64,
+) -> String {
+    let w = gateway::tlog::cosignature::parse_vkey(vkey).unwrap();
+    let mut raw = w.key_hint.to_vec();
+    raw.extend_from_slice(&time.to_be_bytes());
+    raw.extend_from_slice(&key.sign(&gateway::tlog::cosignature::signed_message(text, time)));
+    format!(
+        "{text}\n\u{2014} {name} {}\n",
+        gateway::encoding::b64_encode(&raw)
+    )
+}
+
+#[test]
+fn witness_cosignatures_are_verified_stored_and_served_with_the_checkpoint() {
+    use crate::common::{airgate, stderr};
+    use crate::serve::support::request;
+    let demo = crate::serve::support::Demo::new();
+    let high = demo.high.to_str().unwrap();
+    let (key, vkey) = witness("witness.example/w1");
+    let out = airgate(["log", "witness", "add", "--state", high, &vkey]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A malformed key and a second key under the same name are refused.
+    let out = airgate(["log", "witness", "add", "--state", high, "w2+00000000+AAAA"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let (_, again) = witness("witness.example/w1");
+    let out = airgate(["log", "witness", "add", "--state", high, &again]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("already enrolled"),
+        "{}",
+        stderr(&out)
+    );
+
+    let server = Served::start(&demo.high, &[]);
+    let served = server.get("/tlog/checkpoint").text();
+    let note = SignedNote::parse(&served).unwrap();
+    let post = |body: &str| {
+        request(
+            server.addr,
+            "POST",
+            "/tlog/cosignature",
+            &[],
+            body.as_bytes(),
+        )
+    };
+
+    // Refused, nothing stored: a forged cosignature, text this log never
+    // signed, no enrolled witness, an oversized body.
+    let (other, _) = witness("witness.example/w1");
+    let wrong_key = {
+        let w = gateway::tlog::cosignature::parse_vkey(&vkey).unwrap();
+        let mut raw = w.key_hint.to_vec();
+        raw.extend_from_slice(&1u64.to_be_bytes());
+        raw.extend_from_slice(
+            &other.sign(&gateway::tlog::cosignature::signed_message(&note.text, 1)),
+        );
+        format!(
+            "{}\n\u{2014} witness.example/w1 {}\n",
+            note.text,
+            gateway::encoding::b64_encode(&raw)
+        )
+    };
+    let unsigned_text = note.text.replace("\n6\n", "\n5\n");
+    for (body, status, expect) in [
+        (wrong_key, 400, "does not verify"),
+        (
+            cosigned(&unsigned_text, "witness.example/w1", &key, &vkey, 1),
+            400,
+            "size 5",
+        ),
+        (served.clone(), 400, "no cosignature by an enrolled witness"),
+        ("not a note".to_string(), 400, "refused"),
+        ("x".repeat(70_000), 413, "over the limit"),
+    ] {
+        let r = post(&body);
+        assert_eq!(r.status, status, "{expect}: {}", r.text());
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(expect),
+            "{expect}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(
+        server.get("/checkpoint").text(),
+        served,
+        "nothing was stored"
+    );
+
+    // A real cosignature is stored once and served as one more signature line.
+    let good = cosigned(&note.text, "witness.example/w1", &key, &vkey, 1_800_000_000);
+    let r = post(&good);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["accepted"][0], "witness.example/w1");
+    assert_eq!(post(&good).json()["already"][0], "witness.example/w1");
+    for path in ["/checkpoint", "/tlog/checkpoint"] {
+        let now = SignedNote::parse(&server.get(path).text()).unwrap();
+        assert_eq!(now.text, note.text);
+        assert_eq!(now.signatures.len(), 2, "{path}");
+        let w = gateway::tlog::cosignature::parse_vkey(&vkey).unwrap();
+        assert_eq!(
+            gateway::tlog::cosignature::verify(&w, &now.signatures[1], &now.text).unwrap(),
+            1_800_000_000
+        );
+        // The log's own signature still verifies: clients ignore other names.
+        let root = gateway::bundle::TrustedRoot::from_json(
+            &std::fs::read(demo.high.join("trusted_root.json")).unwrap(),
+        )
+        .unwrap();
+        let tlog = &root.tlogs[0];
+        let hint: [u8; 4] = tlog.key.key_id()[..4].try_into().unwrap();
+        assert_eq!(
+            now.verify(&tlog.checkpoint_name(), hint, &tlog.key),
+            SignatureCheck::Valid
+        );
+    }
+    // `log witness list` shows the enrolled key.
+    let out = airgate(["log", "witness", "list", "--state", high]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&vkey));
+}

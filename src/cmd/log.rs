@@ -79,6 +79,48 @@ enum LogCommand {
         #[arg(long)]
         update: bool,
     },
+    /// Witnesses whose cosignatures of checkpoints (C2SP tlog-cosignature)
+    /// `POST /tlog/cosignature` accepts and `/checkpoint` then carries.
+    Witness {
+        #[command(subcommand)]
+        command: WitnessCommand,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum WitnessCommand {
+    /// Enroll a witness by its verifier key `NAME+HASH+BASE64(0x04||ed25519 key)`.
+    Add {
+        #[command(flatten)]
+        state: StateOnly,
+        /// The witness's verifier key.
+        vkey: String,
+    },
+    /// The enrolled witnesses.
+    List(StateOnly),
+}
+
+/// `log witness add|list`.
+fn witness(command: WitnessCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        WitnessCommand::Add { state, vkey } => {
+            let dir = gateway::state::StateDir::open(&state.state)?;
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let key = dir.add_witness(&vkey, &now)?;
+            println!(
+                "Enrolled witness {} (key hint {}); its cosignatures are accepted at POST /tlog/cosignature",
+                gateway::escape::quoted(&key.name),
+                hex::encode(key.key_hint)
+            );
+        }
+        WitnessCommand::List(state) => {
+            let reader = StateReader::open(&state.state)?;
+            for w in reader.witnesses()? {
+                println!("{}", w.vkey);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
@@ -102,6 +144,7 @@ impl LogArgs {
                 log_key,
                 update,
             } => monitor(&url, &checkpoint, &log_key, update),
+            LogCommand::Witness { command } => witness(command),
             command => with_state(command),
         }
     }
@@ -111,8 +154,8 @@ impl LogArgs {
 fn with_state(command: LogCommand) -> anyhow::Result<ExitCode> {
     {
         let dir = match &command {
-            LogCommand::Monitor { .. } => {
-                return Err(Error::Usage("log monitor takes no state".into()).into())
+            LogCommand::Monitor { .. } | LogCommand::Witness { .. } => {
+                return Err(Error::internal("dispatching a log subcommand", "handled above").into())
             }
             LogCommand::Info(s) | LogCommand::Checkpoint(s) => &s.state,
             LogCommand::Verify { state, .. } => &state.state,
@@ -200,7 +243,7 @@ fn with_state(command: LogCommand) -> anyhow::Result<ExitCode> {
                 print!("{}", checkpoint.note);
                 return Ok(ExitCode::SUCCESS);
             }
-            LogCommand::Monitor { .. } => {
+            LogCommand::Monitor { .. } | LogCommand::Witness { .. } => {
                 return Err(Error::Usage("log monitor takes no state".into()).into())
             }
         };

@@ -184,7 +184,12 @@ pub(crate) async fn public_key(State(state): State<AppState>) -> Response {
 
 /// `GET /checkpoint`: the newest C2SP checkpoint (signed note).
 pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let note = head(&state).await?.checkpoint.note.clone();
+    let cp = head(&state).await?.checkpoint.clone();
+    // Witness cosignatures received for it are more signature lines.
+    let note = with_db(&state, move |c| {
+        Ok(crate::state::witness::cosigned_note(c, &cp.note, cp.size)?)
+    })
+    .await?;
     Ok((
         [
             (
@@ -196,4 +201,37 @@ pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response
         note,
     )
         .into_response())
+}
+
+/// Largest cosigned checkpoint accepted (a checkpoint and some signature lines).
+const MAX_COSIGNED_NOTE_BYTES: usize = 64 << 10;
+
+/// `POST /tlog/cosignature`: a cosigned checkpoint (this log's checkpoint
+/// text with witness signature lines, C2SP tlog-cosignature). Each line by
+/// an enrolled witness (`airgate log witness add`) is verified against the
+/// exact text this log signed and stored; 400 when none verifies.
+pub(crate) async fn cosignature(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    if body.len() > MAX_COSIGNED_NOTE_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "the cosigned checkpoint is {} bytes, over {MAX_COSIGNED_NOTE_BYTES}",
+            body.len()
+        )));
+    }
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the cosigned checkpoint is not UTF-8"))?;
+    let db = state.dir.join(crate::state::DATABASE);
+    let outcome = tokio::task::spawn_blocking(move || {
+        let conn = crate::tlog::open_database(&db).map_err(crate::Error::from)?;
+        crate::state::witness::submit(&conn, &text)
+    })
+    .await
+    .map_err(|e| ApiError::internal("storing a cosignature", &e))?;
+    match outcome {
+        Ok(s) => Ok(axum::Json(serde_json::to_value(&s).unwrap_or_default()).into_response()),
+        Err(crate::Error::Usage(why)) => Err(ApiError::bad_request(why)),
+        Err(e) => Err(ApiError::internal("storing a cosignature", &e)),
+    }
 }

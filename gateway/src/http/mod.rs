@@ -272,6 +272,7 @@ impl Server {
             .route("/api/v1/log/publicKey", get(log::public_key))
             .route("/checkpoint", get(log::checkpoint))
             .route("/tlog/checkpoint", get(log::checkpoint))
+            .route("/tlog/cosignature", post(log::cosignature))
             .route("/tlog/tile/{*path}", get(tiles::tile))
             .route("/healthz", get(health))
             .route("/api/v1/import", post(import::upload))

@@ -27,6 +27,7 @@ use crate::{Error, Result};
 mod extract;
 mod plan;
 pub mod queries;
+pub mod witness;
 
 pub use extract::Extracted;
 pub use plan::{Committed, ImportPlan, MediumRecord, PlannedArtifact, ReportFn};
@@ -168,6 +169,22 @@ CREATE TRIGGER IF NOT EXISTS conda_packages_no_update BEFORE UPDATE ON conda_pac
     BEGIN SELECT RAISE(ABORT, 'conda package records are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS conda_packages_no_delete BEFORE DELETE ON conda_packages
     BEGIN SELECT RAISE(ABORT, 'conda package records are append-only'); END;
+CREATE TABLE IF NOT EXISTS witnesses (
+    name TEXT PRIMARY KEY,
+    vkey TEXT NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoint_cosignatures (
+    tree_size INTEGER NOT NULL,
+    witness TEXT NOT NULL,
+    line TEXT NOT NULL,
+    cosigned_at INTEGER NOT NULL,
+    PRIMARY KEY (tree_size, witness)
+);
+CREATE TRIGGER IF NOT EXISTS checkpoint_cosignatures_no_update BEFORE UPDATE ON checkpoint_cosignatures
+    BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoint_cosignatures_no_delete BEFORE DELETE ON checkpoint_cosignatures
+    BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;
 CREATE TABLE IF NOT EXISTS exporter_revocations (
     key_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -259,6 +276,15 @@ impl StateDir {
             manifest_sha256,
             reason,
         )
+    }
+
+    /// Enrolls a witness by its verifier key (`NAME+HASH+BASE64KEY`).
+    pub fn add_witness(
+        &self,
+        vkey: &str,
+        now: &str,
+    ) -> Result<crate::tlog::cosignature::WitnessKey> {
+        witness::add(&self.conn, vkey, now)
     }
 
     /// The directory.
@@ -667,6 +693,11 @@ impl StateReader {
     /// The newest `limit` imports, newest first.
     pub fn imports(&self, limit: usize) -> Result<Vec<queries::ImportRow>> {
         queries::imports(&self.conn, limit)
+    }
+
+    /// The enrolled checkpoint witnesses.
+    pub fn witnesses(&self) -> Result<Vec<crate::tlog::cosignature::WitnessKey>> {
+        witness::witnesses(&self.conn)
     }
 
     /// The newest `limit` refused imports, newest first.

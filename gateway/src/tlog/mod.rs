@@ -2,6 +2,7 @@
 //! the SQLite store. `merkle`, `checkpoint` and `entry` are pure.
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod entry;
 pub mod merkle;
 pub mod monitor;
