@@ -327,28 +327,49 @@ fn verify_re_signed(
             .artifact_sigs(&a.name)?
             .context("imported artifact row")?;
         let list: Vec<serde_json::Value> = serde_json::from_slice(&sigs)?;
-        let ours = list.last().context("our bundle")?;
+        // [upstream, airgate signature, airgate VSA]
+        let ours = list.get(1).context("our bundle")?;
+        let vsa = list.get(2).context("our verification summary")?;
         let flat = a.name.replace('/', "_");
         let artifact_path = out_dir.join(&flat);
         std::fs::copy(blob_path(high, &sha), &artifact_path)?;
         let bundle_path = out_dir.join(format!("{flat}.sigstore.json"));
         std::fs::write(&bundle_path, serde_json::to_vec(ours)?)?;
         std::fs::write(out_dir.join(format!("{flat}.sigs")), &sigs)?;
-        let status = Command::new(exe)
-            .args(["verify", "--bundle"])
-            .arg(&bundle_path)
-            .arg("--trusted-root")
-            .arg(high.join("trusted_root.json"))
-            .args([
-                "--certificate-identity",
-                &ca.config().default_identity,
-                "--certificate-oidc-issuer",
-                &ca.config().oidc_issuer,
-            ])
-            .arg(&artifact_path)
-            .status()?;
-        if !status.success() {
-            bail!("airgate verify rejected {}", a.name);
+        let vsa_path = out_dir.join(format!("{flat}.vsa.sigstore.json"));
+        std::fs::write(&vsa_path, serde_json::to_vec(vsa)?)?;
+        for (bundle, extra) in [(&bundle_path, None), (&vsa_path, Some("--require-vsa"))] {
+            let out = Command::new(exe)
+                .args(["verify", "--bundle"])
+                .arg(bundle)
+                .arg("--trusted-root")
+                .arg(high.join("trusted_root.json"))
+                .args([
+                    "--certificate-identity",
+                    &ca.config().default_identity,
+                    "--certificate-oidc-issuer",
+                    &ca.config().oidc_issuer,
+                ])
+                .args(extra)
+                .arg(&artifact_path)
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "airgate verify rejected {}: {}",
+                    a.name,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            if extra.is_none() {
+                for line in String::from_utf8_lossy(&out.stdout).lines() {
+                    println!("      {}", gateway::escape::sanitized(line));
+                }
+            } else {
+                println!(
+                    "      verification summary (SLSA VSA v1) verified with --require-vsa: {}",
+                    vsa_path.display()
+                );
+            }
         }
         let bundle: serde_json::Value = ours.clone();
         let cert_b64 = bundle["verificationMaterial"]["certificate"]["rawBytes"]
@@ -366,7 +387,7 @@ fn verify_re_signed(
             }
         }
         println!(
-            "      .sigs [upstream bundle, airgate bundle] written to {}",
+            "      .sigs [upstream bundle, airgate signature, airgate VSA] written to {}",
             out_dir.join(format!("{flat}.sigs")).display()
         );
     }
@@ -493,14 +514,19 @@ fn print_next(
     let first_name = first;
     let first = first.replace('/', "_");
     println!("\nRound trip complete. Try it yourself:");
-    println!(
-        "  sigstore --trust-config {} verify identity --offline --bundle {} --cert-identity {} --cert-oidc-issuer {} {}",
-        high.join("trust_config.json").display(),
-        out_dir.join(format!("{first}.sigstore.json")).display(),
-        ca.default_identity,
-        ca.oidc_issuer,
-        out_dir.join(first).display()
-    );
+    for bundle in [
+        format!("{first}.sigstore.json"),
+        format!("{first}.vsa.sigstore.json"),
+    ] {
+        println!(
+            "  sigstore --trust-config {} verify identity --offline --bundle {} --cert-identity {} --cert-oidc-issuer {} {}",
+            high.join("trust_config.json").display(),
+            out_dir.join(bundle).display(),
+            ca.default_identity,
+            ca.oidc_issuer,
+            out_dir.join(&first).display()
+        );
+    }
     println!("  airgate log info --state {}", high.display());
     println!("  airgate imports list --state {}", high.display());
     println!(
