@@ -259,14 +259,14 @@ pub struct CeremonySummary {
     pub ctlog_id: String,
 }
 
-fn unix_secs(t: SystemTime) -> Result<i64> {
+pub(crate) fn unix_secs(t: SystemTime) -> Result<i64> {
     let d = t
         .duration_since(UNIX_EPOCH)
         .map_err(|_| Error::Issuance("time before 1970".into()))?;
     i64::try_from(d.as_secs()).map_err(|_| Error::Issuance("time out of range".into()))
 }
 
-fn offset(t: SystemTime) -> Result<time::OffsetDateTime> {
+pub(crate) fn offset(t: SystemTime) -> Result<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp(unix_secs(t)?)
         .map_err(|e| Error::Issuance(e.to_string()))
 }
@@ -280,7 +280,7 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
-fn rcgen_key(key: &SigningKey, what: &'static str) -> Result<KeyPair> {
+pub(crate) fn rcgen_key(key: &SigningKey, what: &'static str) -> Result<KeyPair> {
     let alg = match key.curve() {
         Curve::P256 => &PKCS_ECDSA_P256_SHA256,
         Curve::P384 => &PKCS_ECDSA_P384_SHA384,
@@ -299,7 +299,7 @@ fn dn(organization: &str, common_name: &str) -> DistinguishedName {
     dn
 }
 
-fn cert_pem(der_bytes: &[u8]) -> String {
+pub(crate) fn cert_pem(der_bytes: &[u8]) -> String {
     crate::pem::encode("CERTIFICATE", der_bytes)
 }
 
@@ -338,27 +338,14 @@ pub fn init_ceremony(dir: &Path, mut config: CaConfig, now: SystemTime) -> Resul
         .map_err(|e| Error::Issuance(e.to_string()))?;
     let root_issuer = Issuer::new(root_params, root_rcgen);
 
-    let intermediate_key = SigningKey::generate(Curve::P256)?;
-    let mut inter_params = CertificateParams::default();
-    inter_params.distinguished_name = dn(&config.name, &format!("{} intermediate", config.name));
-    inter_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    inter_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    inter_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-    inter_params.use_authority_key_identifier_extension = true;
-    inter_params.not_before = start;
-    inter_params.not_after = start + Duration::from_secs(10 * 365 * 86_400);
-    inter_params.serial_number = Some(random_serial());
-    let inter_rcgen = rcgen_key(&intermediate_key, "intermediate")?;
-    let inter_cert = inter_params
-        .signed_by(&inter_rcgen, &root_issuer)
-        .map_err(|e| Error::Issuance(e.to_string()))?;
+    let (intermediate_key, inter_der) = new_intermediate(&config, start, &root_issuer)?;
 
     let ct_key = SigningKey::generate(Curve::P256)?;
     let tlog_key = SigningKey::generate(Curve::P256)?;
 
     let trusted_root = crate::trust::trusted_root_json(
         &config,
-        &[inter_cert.der().to_vec(), root_cert.der().to_vec()],
+        &[inter_der.clone(), root_cert.der().to_vec()],
         tlog_key.public_key_spki(),
         ct_key.public_key_spki(),
     );
@@ -379,7 +366,7 @@ pub fn init_ceremony(dir: &Path, mut config: CaConfig, now: SystemTime) -> Resul
     let config_json = serde_json::to_value(&config).map_err(|e| Error::Config(e.to_string()))?;
     let public_files = [
         (files::ROOT_CERT, cert_pem(root_cert.der())),
-        (files::INTERMEDIATE_CERT, cert_pem(inter_cert.der())),
+        (files::INTERMEDIATE_CERT, cert_pem(&inter_der)),
         (files::TRUSTED_ROOT, pretty(&trusted_root)?),
         (files::TRUST_CONFIG, pretty(&trust_config)?),
         // The config last: its presence marks a complete ceremony.
@@ -399,7 +386,31 @@ pub fn init_ceremony(dir: &Path, mut config: CaConfig, now: SystemTime) -> Resul
     })
 }
 
-fn pretty(value: &serde_json::Value) -> Result<String> {
+/// A fresh intermediate key and its certificate, signed by `root` and valid
+/// from `start` for ten years (the ceremony's and every rotation's).
+pub(crate) fn new_intermediate<S: rcgen::SigningKey>(
+    config: &CaConfig,
+    start: time::OffsetDateTime,
+    root: &Issuer<'_, S>,
+) -> Result<(SigningKey, Vec<u8>)> {
+    let key = SigningKey::generate(Curve::P256)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(&config.name, &format!("{} intermediate", config.name));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = start;
+    params.not_after = start + Duration::from_secs(10 * 365 * 86_400);
+    params.serial_number = Some(random_serial());
+    let rcgen = rcgen_key(&key, "intermediate")?;
+    let cert = params
+        .signed_by(&rcgen, root)
+        .map_err(|e| Error::Issuance(e.to_string()))?;
+    Ok((key, cert.der().to_vec()))
+}
+
+pub(crate) fn pretty(value: &serde_json::Value) -> Result<String> {
     serde_json::to_string_pretty(value)
         .map(|s| s + "\n")
         .map_err(|e| Error::Config(e.to_string()))
@@ -484,7 +495,7 @@ impl std::fmt::Debug for PrivateCa {
     }
 }
 
-fn read_cert(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_cert(path: &Path) -> Result<Vec<u8>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     crate::pem::decode(&text, "CERTIFICATE")
         .ok_or_else(|| Error::Config(format!("{} is not a PEM certificate", path.display())))
@@ -493,6 +504,7 @@ fn read_cert(path: &Path) -> Result<Vec<u8>> {
 impl PrivateCa {
     /// Loads the CA from the directory a ceremony wrote (the root key is not needed).
     pub fn load(dir: &Path) -> Result<Self> {
+        crate::rotate::finish_pending(dir)?;
         let config = CaConfig::load(dir)?;
         let root_der = read_cert(&dir.join(files::ROOT_CERT))?;
         let intermediate_der = read_cert(&dir.join(files::INTERMEDIATE_CERT))?;

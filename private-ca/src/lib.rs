@@ -9,6 +9,7 @@ mod der_cert;
 mod error;
 pub mod keys;
 mod pem;
+pub mod rotate;
 mod sct;
 pub mod trust;
 

@@ -84,3 +84,86 @@ pub fn client_trust_config_json(trusted_root: &Value) -> Value {
         "signingConfig": {"mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json"},
     })
 }
+
+/// `trusted_root.json` after an intermediate rotation at `at` (RFC 3339):
+/// every CA entry still open gets `validFor.end = at`, and a new entry for
+/// `chain` (new intermediate, then root) opens at `at` with the same
+/// subject and URI. Everything signed before `at` still verifies under the
+/// old entry; leaves from the new key chain to the new one.
+pub fn rotate_ca(trusted_root: &Value, chain: &[Vec<u8>], at: &str) -> Result<Value, String> {
+    let mut root = trusted_root.clone();
+    let cas = root
+        .get_mut("certificateAuthorities")
+        .and_then(Value::as_array_mut)
+        .ok_or("trusted_root.json has no certificateAuthorities")?;
+    let open: Vec<usize> = cas
+        .iter()
+        .enumerate()
+        .filter(|(_, ca)| ca.pointer("/validFor/end").is_none())
+        .map(|(i, _)| i)
+        .collect();
+    let Some(&last) = open.last() else {
+        return Err("trusted_root.json has no open certificate authority to rotate".into());
+    };
+    let mut next = cas[last].clone();
+    for i in open {
+        if let Some(window) = cas[i].get_mut("validFor").and_then(Value::as_object_mut) {
+            window.insert("end".into(), json!(at));
+        }
+    }
+    next["certChain"] = json!({"certificates": chain.iter().map(|c| json!({"rawBytes": b64(c)})).collect::<Vec<_>>()});
+    next["validFor"] = json!({"start": at});
+    cas.push(next);
+    Ok(root)
+}
+
+#[cfg(test)]
+mod rotate_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn rotation_closes_the_open_ca_and_opens_the_new_one() {
+        let config = CaConfig::with_defaults("T");
+        let before = trusted_root_json(&config, &[b"old".to_vec(), b"root".to_vec()], b"t", b"c");
+        let after = rotate_ca(
+            &before,
+            &[b"new".to_vec(), b"root".to_vec()],
+            "2026-12-03T08:00:00Z",
+        )
+        .unwrap();
+        let cas = after["certificateAuthorities"].as_array().unwrap();
+        assert_eq!(cas.len(), 2);
+        assert_eq!(cas[0]["validFor"]["end"], "2026-12-03T08:00:00Z");
+        assert_eq!(
+            cas[0]["validFor"]["start"],
+            before["certificateAuthorities"][0]["validFor"]["start"]
+        );
+        assert_eq!(cas[1]["validFor"]["start"], "2026-12-03T08:00:00Z");
+        assert!(cas[1]["validFor"].get("end").is_none());
+        assert_eq!(
+            cas[1]["certChain"]["certificates"][0]["rawBytes"],
+            b64(b"new")
+        );
+        assert_eq!(cas[1]["uri"], cas[0]["uri"]);
+        // A second rotation closes only the newest.
+        let again = rotate_ca(
+            &after,
+            &[b"third".to_vec(), b"root".to_vec()],
+            "2026-12-04T00:00:00Z",
+        )
+        .unwrap();
+        let cas = again["certificateAuthorities"].as_array().unwrap();
+        assert_eq!(cas[0]["validFor"]["end"], "2026-12-03T08:00:00Z");
+        assert_eq!(cas[1]["validFor"]["end"], "2026-12-04T00:00:00Z");
+    }
+
+    #[test]
+    fn a_root_without_an_open_ca_is_refused() {
+        let closed = json!({"certificateAuthorities": [{"validFor": {"start": "a", "end": "b"}}]});
+        assert!(rotate_ca(&closed, &[], "c")
+            .unwrap_err()
+            .contains("no open"));
+        assert!(rotate_ca(&json!({}), &[], "c").is_err());
+    }
+}

@@ -18,6 +18,51 @@ pub struct CaArgs {
 enum CaCommand {
     /// Create the root, intermediate, CT and log keys and the public trust material.
     Init(InitArgs),
+    /// Rotate the intermediate CA: a new one signed by the root, the old one's
+    /// validFor closed now; trusted_root.json lists both; new leaves come from
+    /// the new key; the private TUF repository republishes the trusted root.
+    Rotate(RotateArgs),
+}
+
+#[derive(Args)]
+struct RotateArgs {
+    /// The high-side state directory.
+    #[arg(long, value_name = "STATE")]
+    state: PathBuf,
+    /// The root CA's private key (default: STATE/root.key.pem; keep it offline
+    /// and give it here for the ceremony).
+    #[arg(long, value_name = "FILE")]
+    root_key: Option<PathBuf>,
+}
+
+/// `ca rotate`.
+fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
+    let root_key = args
+        .root_key
+        .unwrap_or_else(|| args.state.join(gateway::private_ca::ca::files::ROOT_KEY));
+    // The state lock: no import signs while the intermediate changes.
+    let state = gateway::state::StateDir::open(&args.state)?;
+    let rotation =
+        gateway::private_ca::rotate::rotate_intermediate(&args.state, &root_key, SystemTime::now())
+            .map_err(gateway::Error::from)?;
+    drop(state);
+    let state = gateway::state::StateDir::open(&args.state)?;
+    let published = state.publish_trusted_root(chrono::Utc::now())?;
+    println!("Rotated the intermediate CA at {}", rotation.at);
+    println!(
+        "  retired: sha256 {} (kept in {}; its key is gone)",
+        rotation.old_fingerprint,
+        rotation.retired_cert.display()
+    );
+    println!(
+        "  new:     sha256 {} (signs every leaf from now on)",
+        rotation.new_fingerprint
+    );
+    match published {
+        Some(v) => println!("  trusted_root.json lists both windows; private TUF republished (timestamp v{v})"),
+        None => println!("  trusted_root.json lists both windows; no private TUF repository to republish (airgate tuf init-private)"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
@@ -68,6 +113,7 @@ impl CaArgs {
                 println!("  public: trusted_root.json, trust_config.json (sigstore-python --trust-config)");
                 Ok(ExitCode::SUCCESS)
             }
+            CaCommand::Rotate(args) => rotate(args),
         }
     }
 }

@@ -1,0 +1,214 @@
+//! Intermediate CA rotation without downtime: a new intermediate signed by
+//! the root (its key given as a file, kept offline otherwise), the trusted
+//! root listing both with their windows (the old one closed at the rotation
+//! time), new leaves from the new key, everything signed before still
+//! verifying.
+//!
+//! Crash safety: the new key and certificate are written beside the old
+//! ones as `*.next`, then `trusted_root.json` (the commit point), then the
+//! `*.next` files replace the old ones. [`finish_pending`] (run by every
+//! load) rolls a half-done rotation forward when the trusted root already
+//! lists the new intermediate, and back otherwise.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rcgen::Issuer;
+use sha2::{Digest as _, Sha256};
+
+use crate::ca::{
+    cert_pem, files, new_intermediate, offset, pretty, rcgen_key, read_cert, unix_secs, CaConfig,
+};
+use crate::keys::{write_new_file, Curve, SigningKey};
+use crate::{Error, Result};
+
+/// What a rotation did.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// SHA-256 of the retired intermediate certificate.
+    pub old_fingerprint: String,
+    /// SHA-256 of the new intermediate certificate.
+    pub new_fingerprint: String,
+    /// The rotation time: the old window's end, the new one's start.
+    pub at: String,
+    /// Where the retired certificate was kept.
+    pub retired_cert: PathBuf,
+}
+
+fn next(name: &str) -> String {
+    format!("{name}.next")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Rotates the intermediate in `dir` at `now`, signing the new one with the
+/// root key at `root_key`.
+pub fn rotate_intermediate(dir: &Path, root_key: &Path, now: SystemTime) -> Result<Rotation> {
+    finish_pending(dir)?;
+    let config = CaConfig::load(dir)?;
+    let root_der = read_cert(&dir.join(files::ROOT_CERT))?;
+    let old_der = read_cert(&dir.join(files::INTERMEDIATE_CERT))?;
+    let key = SigningKey::load(root_key, Curve::P384, "root")?;
+    if crate::der_cert::spki(&root_der) != Some(key.public_key_spki()) {
+        return Err(Error::Key {
+            what: "root",
+            problem: format!("{} does not match {}", root_key.display(), files::ROOT_CERT),
+        });
+    }
+    let root = Issuer::from_ca_cert_der(&root_der.clone().into(), rcgen_key(&key, "root")?)
+        .map_err(|e| Error::Config(format!("root certificate: {e}")))?;
+    let at = crate::ca::chrono_like_rfc3339(unix_secs(now)?);
+    let (new_key, new_der) = new_intermediate(&config, offset(now)?, &root)?;
+    let trusted_path = dir.join(files::TRUSTED_ROOT);
+    let text = std::fs::read_to_string(&trusted_path).map_err(|e| Error::io(&trusted_path, e))?;
+    let trusted: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: {e}", trusted_path.display())))?;
+    let rotated = crate::trust::rotate_ca(&trusted, &[new_der.clone(), root_der], &at)
+        .map_err(Error::Config)?;
+    let trust_config = crate::trust::client_trust_config_json(&rotated);
+
+    new_key.save_new(&dir.join(next(files::INTERMEDIATE_KEY)))?;
+    write_new_file(
+        &dir.join(next(files::INTERMEDIATE_CERT)),
+        cert_pem(&new_der).as_bytes(),
+        0o644,
+    )?;
+    let retired = dir.join("retired");
+    std::fs::create_dir_all(&retired).map_err(|e| Error::io(&retired, e))?;
+    let retired_cert = retired.join(format!("intermediate-{}.crt.pem", unix_secs(now)?));
+    write_new_file(&retired_cert, cert_pem(&old_der).as_bytes(), 0o644)?;
+    // The commit point, then what derives from it.
+    replace_file(&trusted_path, pretty(&rotated)?.as_bytes())?;
+    replace_file(
+        &dir.join(files::TRUST_CONFIG),
+        pretty(&trust_config)?.as_bytes(),
+    )?;
+    finish_pending(dir)?;
+    Ok(Rotation {
+        old_fingerprint: hex(&Sha256::digest(&old_der)),
+        new_fingerprint: hex(&Sha256::digest(&new_der)),
+        at,
+        retired_cert,
+    })
+}
+
+/// Completes or undoes a rotation a crash interrupted (see the module doc).
+pub fn finish_pending(dir: &Path) -> Result<()> {
+    let key_next = dir.join(next(files::INTERMEDIATE_KEY));
+    let cert_next = dir.join(next(files::INTERMEDIATE_CERT));
+    if !key_next.exists() && !cert_next.exists() {
+        return Ok(());
+    }
+    let committed = cert_next.exists() && {
+        let der = read_cert(&cert_next)?;
+        let path = dir.join(files::TRUSTED_ROOT);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let needle = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
+        text.contains(&needle)
+    };
+    if committed && key_next.exists() {
+        rename(&key_next, &dir.join(files::INTERMEDIATE_KEY))?;
+        rename(&cert_next, &dir.join(files::INTERMEDIATE_CERT))?;
+        // trust_config.json follows the trusted root (a crash may have come first).
+        let path = dir.join(files::TRUSTED_ROOT);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let trusted: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let config = crate::trust::client_trust_config_json(&trusted);
+        replace_file(&dir.join(files::TRUST_CONFIG), pretty(&config)?.as_bytes())?;
+    } else {
+        for p in [&key_next, &cert_next] {
+            if p.exists() {
+                std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| Error::io(to, e))?;
+    if let Some(parent) = to.parent() {
+        if let Ok(d) = std::fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `path` atomically (a temporary file renamed over it), keeping mode 0644.
+fn replace_file(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    if tmp.exists() {
+        std::fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    write_new_file(&tmp, data, 0o644)?;
+    rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A ceremony, and a new intermediate written as `.next` (a rotation cut
+    /// short before or after its commit point).
+    fn interrupted(commit: bool) -> (tempfile::TempDir, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        crate::init_ceremony(dir.path(), CaConfig::with_defaults("T"), now).unwrap();
+        let root_der = read_cert(&dir.path().join(files::ROOT_CERT)).unwrap();
+        let key = SigningKey::load(&dir.path().join(files::ROOT_KEY), Curve::P384, "root").unwrap();
+        let root =
+            Issuer::from_ca_cert_der(&root_der.clone().into(), rcgen_key(&key, "root").unwrap())
+                .unwrap();
+        let config = CaConfig::load(dir.path()).unwrap();
+        let (new_key, new_der) = new_intermediate(&config, offset(now).unwrap(), &root).unwrap();
+        new_key
+            .save_new(&dir.path().join(next(files::INTERMEDIATE_KEY)))
+            .unwrap();
+        write_new_file(
+            &dir.path().join(next(files::INTERMEDIATE_CERT)),
+            cert_pem(&new_der).as_bytes(),
+            0o644,
+        )
+        .unwrap();
+        if commit {
+            let path = dir.path().join(files::TRUSTED_ROOT);
+            let trusted: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let rotated = crate::trust::rotate_ca(
+                &trusted,
+                &[new_der.clone(), root_der],
+                "2026-12-03T00:00:00Z",
+            )
+            .unwrap();
+            replace_file(&path, pretty(&rotated).unwrap().as_bytes()).unwrap();
+        }
+        (dir, new_der)
+    }
+
+    #[test]
+    fn a_rotation_cut_short_before_its_commit_is_rolled_back() {
+        let (dir, new_der) = interrupted(false);
+        let ca = crate::PrivateCa::load(dir.path()).unwrap();
+        assert_ne!(ca.intermediate_der(), new_der.as_slice());
+        assert!(!dir.path().join(next(files::INTERMEDIATE_KEY)).exists());
+        assert!(!dir.path().join(next(files::INTERMEDIATE_CERT)).exists());
+    }
+
+    #[test]
+    fn a_rotation_cut_short_after_its_commit_is_rolled_forward() {
+        let (dir, new_der) = interrupted(true);
+        let ca = crate::PrivateCa::load(dir.path()).unwrap();
+        assert_eq!(ca.intermediate_der(), new_der.as_slice());
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &new_der);
+        let trust_config = std::fs::read_to_string(dir.path().join(files::TRUST_CONFIG)).unwrap();
+        assert!(
+            trust_config.contains(&b64),
+            "trust_config.json follows the trusted root"
+        );
+    }
+}
