@@ -16,6 +16,8 @@
 #   (npm ci).
 # - Headless Chromium at /usr/bin/chromium (the dashboard test): installed with
 #   apt (Debian's package) when missing, so other systems need it already there.
+# - nginx (Debian's package, for the published-tree tests): installed with apt
+#   when missing.
 # - Network access to PyPI, npm and the Debian mirror the first time only.
 #
 # A plain `cargo test --workspace` runs the hermetic, Rust-only tests and lists
@@ -80,5 +82,7 @@ npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 
 # --- headless Chromium for the dashboard test
 if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi
+# Debian's nginx serves a published tree (airgate publish) in the interop tests.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then apt_install nginx; fi
 
 cargo test --workspace --locked -- --include-ignored

@@ -12,6 +12,7 @@ mod import_v2;
 mod interop;
 mod log_audit;
 mod log_crash;
+mod publish;
 mod rotation;
 mod roundtrip;
 mod serve;

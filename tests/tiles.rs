@@ -18,7 +18,7 @@ use crate::world::World;
 type Hash = [u8; 32];
 
 /// RFC 6962 MTH(D[n]) over leaf hashes.
-fn mth(leaves: &[Hash]) -> Hash {
+pub fn mth(leaves: &[Hash]) -> Hash {
     match leaves.len() {
         0 => gateway::crypto::sha256(b""),
         1 => leaves[0],
@@ -77,7 +77,7 @@ fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
     }
 }
 
-fn tile_url(level: &str, index: u64, width: u64) -> String {
+pub fn tile_url(level: &str, index: u64, width: u64) -> String {
     let partial = if width < 256 {
         format!(".p/{width}")
     } else {

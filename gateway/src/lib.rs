@@ -20,6 +20,7 @@ pub mod lock;
 pub mod medium;
 pub mod policy;
 pub mod progress;
+pub mod publish;
 pub mod signing;
 pub mod state;
 pub mod strict_json;

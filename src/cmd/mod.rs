@@ -19,6 +19,7 @@ mod imports;
 mod inspect;
 mod lock;
 mod log;
+mod publish;
 mod recipe;
 mod serve;
 mod sign;
@@ -68,6 +69,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Snapshot a TUF repository (the Sigstore trust root) or verify a snapshot offline.
     Tuf(tuf::TufArgs),
+    /// High side: write the read side (artifacts, .sigs, conda channel, TUF, log tiles, a static page) as plain files.
+    Publish(publish::PublishArgs),
     /// High side: serve artifacts with .sigs, the private TUF repository, the log and a dashboard.
     Serve(serve::ServeArgs),
 }
@@ -92,6 +95,7 @@ impl Command {
             Command::Bench(args) => args.run(),
             Command::Tuf(args) => args.run(),
             Command::Serve(args) => args.run(),
+            Command::Publish(args) => args.run(),
         }
     }
 }

@@ -695,6 +695,11 @@ impl StateReader {
         queries::imports(&self.conn, limit)
     }
 
+    /// The read-only database connection (for the queries in [`queries`]).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The enrolled checkpoint witnesses.
     pub fn witnesses(&self) -> Result<Vec<crate::tlog::cosignature::WitnessKey>> {
         witness::witnesses(&self.conn)

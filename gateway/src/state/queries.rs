@@ -544,3 +544,16 @@ pub fn conda_artifact(conn: &Connection, subdir: &str, filename: &str) -> Result
     .and_then(|mut s| s.query_row([subdir, filename], |r| r.get(0)).optional())
     .map_err(sql)
 }
+
+/// The subdirs that hold conda packages now.
+pub fn conda_subdirs(conn: &Connection) -> Result<Vec<String>> {
+    if !has_conda_table(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn
+        .prepare_cached("SELECT DISTINCT subdir FROM conda_packages ORDER BY subdir")
+        .map_err(sql)?;
+    let rows = stmt.query_map([], |r| r.get(0)).map_err(sql)?;
+    rows.collect::<std::result::Result<Vec<String>, _>>()
+        .map_err(sql)
+}

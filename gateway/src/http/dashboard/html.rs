@@ -34,18 +34,7 @@ col.w20{width:20%}col.w26{width:26%}col.w30{width:30%}col.w40{width:40%}";
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub(super) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::escape::html(text)
 }
 
 /// `prefix` then `name` with every byte outside `A-Za-z0-9-._~/` percent-encoded.
