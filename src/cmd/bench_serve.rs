@@ -166,6 +166,21 @@ impl ServeBench {
             self.artifacts,
             nginx_dir.path(),
         ))?;
+        // nginx serves what `airgate publish` writes (the static read side);
+        // every body is checked against the server's before any timing.
+        gateway::publish::publish(&state, &www)?;
+        for t in targets.iter() {
+            let path = std::str::from_utf8(&t.request)
+                .ok()
+                .and_then(|r| r.split(' ').nth(1))
+                .unwrap_or_default()
+                .to_owned();
+            let file = www.join(percent_decoded(&path).trim_start_matches('/'));
+            let len = std::fs::metadata(&file).map(|m| m.len() as usize).unwrap_or(0);
+            if len != t.body_len {
+                bail!("{}: published {len} bytes, served {}", file.display(), t.body_len);
+            }
+        }
         let targets = Arc::new(targets);
         let nginx = if self.no_nginx {
             None
@@ -501,6 +516,27 @@ fn fresh_state(exe: &Path, dir: &Path, count: usize, bytes: usize) -> anyhow::Re
 }
 
 /// Percent-encodes a path for a request line ('/' kept).
+/// Undoes `url_path`'s percent-encoding (for the published file's name).
+fn percent_decoded(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn url_path(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
@@ -514,8 +550,8 @@ fn url_path(name: &str) -> String {
 }
 
 /// The request list (every artifact of the index, up to `limit`, and each
-/// `.sigs`, shuffled with a fixed seed) and a copy of each body, as airgate
-/// serves it, under `dir/www` for nginx.
+/// `.sigs`, shuffled with a fixed seed), and `dir/www`, where the caller
+/// publishes the static tree nginx serves.
 async fn targets_and_files(
     addr: SocketAddr,
     limit: usize,
@@ -558,11 +594,6 @@ async fn targets_and_files(
             if status != 200 {
                 bail!("GET {path}: status {status}");
             }
-            let file = www.join(&path[1..]);
-            if let Some(parent) = file.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&file, &buf[buf.len() - len..])?;
             targets.push(Target {
                 request,
                 body_len: len,
