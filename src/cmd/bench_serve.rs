@@ -176,9 +176,15 @@ impl ServeBench {
                 .unwrap_or_default()
                 .to_owned();
             let file = www.join(percent_decoded(&path).trim_start_matches('/'));
-            let len = std::fs::metadata(&file).map(|m| m.len() as usize).unwrap_or(0);
+            let len = std::fs::metadata(&file)
+                .map(|m| m.len() as usize)
+                .unwrap_or(0);
             if len != t.body_len {
-                bail!("{}: published {len} bytes, served {}", file.display(), t.body_len);
+                bail!(
+                    "{}: published {len} bytes, served {}",
+                    file.display(),
+                    t.body_len
+                );
             }
         }
         let targets = Arc::new(targets);
@@ -212,7 +218,7 @@ impl ServeBench {
             );
             if nginx.is_some() {
                 println!(
-                    "  nginx: the same files from disk, worker_processes {threads}, sendfile on, access_log (combined) to a file"
+                    "  nginx: the tree `airgate publish` wrote (same bytes, checked), worker_processes {threads}, sendfile on, access_log (combined) to a file"
                 );
             }
             println!(
@@ -522,7 +528,9 @@ fn percent_decoded(path: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(b)) => {
                 out.push(b);
