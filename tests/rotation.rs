@@ -221,3 +221,80 @@ print(json.dumps(out))
         stderr(&out)
     );
 }
+
+#[test]
+fn revoking_a_retired_intermediate_from_a_past_time_splits_its_signatures() {
+    let world = World::new(0);
+    let high = world.high.to_str().unwrap().to_string();
+    let file = |name: &str| {
+        let p = world.root().join(name);
+        std::fs::write(&p, format!("{name}\n")).unwrap();
+        p
+    };
+    let early = file("early.txt");
+    let early_bundle = sign(&world.high, &early);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let compromised_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let late = file("late.txt");
+    let late_bundle = sign(&world.high, &late);
+    let fingerprint = |path: &Path| {
+        let pem = std::fs::read_to_string(path).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = gateway::encoding::b64_decode(&body).unwrap();
+        hex::encode(gateway::crypto::sha256(&der))
+    };
+    let old = fingerprint(&world.high.join("intermediate.crt.pem"));
+    // The current intermediate cannot be revoked: rotate first.
+    let out = airgate([
+        "ca",
+        "revoke",
+        "--state",
+        &high,
+        "--intermediate",
+        &old,
+        "--at",
+        &compromised_at,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("rotate it first"), "{}", stderr(&out));
+    let out = airgate(["ca", "rotate", "--state", &high]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = airgate([
+        "ca",
+        "revoke",
+        "--state",
+        &high,
+        "--intermediate",
+        &old,
+        "--at",
+        &compromised_at,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let root = world.high.join("trusted_root.json");
+    assert!(
+        verify(&root, &early_bundle, &early).status.success(),
+        "signed before the compromise"
+    );
+    let out = verify(&root, &late_bundle, &late);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "signed after the compromise: {}",
+        stderr(&out)
+    );
+    // A revocation only moves a window's end earlier.
+    let later = (chrono::Utc::now() + chrono::Duration::days(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let out = airgate([
+        "ca",
+        "revoke",
+        "--state",
+        &high,
+        "--intermediate",
+        &old,
+        "--at",
+        &later,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

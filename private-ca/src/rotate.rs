@@ -94,6 +94,21 @@ pub fn rotate_intermediate(dir: &Path, root_key: &Path, now: SystemTime) -> Resu
     })
 }
 
+/// Closes the window of the retired intermediate with certificate SHA-256
+/// `fingerprint` at `at` (a compromise): `trusted_root.json` and
+/// `trust_config.json` are rewritten, the trusted root first.
+pub fn revoke_intermediate(dir: &Path, fingerprint: &str, at: &str) -> Result<()> {
+    finish_pending(dir)?;
+    let path = dir.join(files::TRUSTED_ROOT);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let trusted: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let revoked = crate::trust::revoke_ca(&trusted, fingerprint, at).map_err(Error::Config)?;
+    replace_file(&path, pretty(&revoked)?.as_bytes())?;
+    let config = crate::trust::client_trust_config_json(&revoked);
+    replace_file(&dir.join(files::TRUST_CONFIG), pretty(&config)?.as_bytes())
+}
+
 /// Completes or undoes a rotation a crash interrupted (see the module doc).
 pub fn finish_pending(dir: &Path) -> Result<()> {
     let key_next = dir.join(next(files::INTERMEDIATE_KEY));

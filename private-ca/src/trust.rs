@@ -167,3 +167,111 @@ mod rotate_tests {
         assert!(rotate_ca(&json!({}), &[], "c").is_err());
     }
 }
+
+/// `trusted_root.json` with the certificate authority whose first
+/// certificate (the intermediate) has SHA-256 `fingerprint` (hex) closed at
+/// `at` (RFC 3339, UTC, `YYYY-MM-DDTHH:MM:SSZ`): a compromise. What it signed
+/// before `at` still verifies; after, not. Only a window that is already
+/// closed (rotated out) can be moved earlier: the current CA must be
+/// rotated first, so signing never stops. `at` may not precede the window's
+/// start or move its end later.
+pub fn revoke_ca(trusted_root: &Value, fingerprint: &str, at: &str) -> Result<Value, String> {
+    let mut root = trusted_root.clone();
+    let cas = root
+        .get_mut("certificateAuthorities")
+        .and_then(Value::as_array_mut)
+        .ok_or("trusted_root.json has no certificateAuthorities")?;
+    let matches = |ca: &Value| {
+        ca.pointer("/certChain/certificates/0/rawBytes")
+            .and_then(Value::as_str)
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .is_some_and(|der| hex::encode(Sha256::digest(der)) == fingerprint.to_ascii_lowercase())
+    };
+    let ca = cas.iter_mut().find(|ca| matches(ca)).ok_or_else(|| {
+        format!("no certificate authority with intermediate sha256 {fingerprint}")
+    })?;
+    let window = ca
+        .get_mut("validFor")
+        .and_then(Value::as_object_mut)
+        .ok_or("that certificate authority has no validFor")?;
+    let start = window
+        .get("start")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let Some(end) = window
+        .get("end")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Err("that is the current certificate authority: rotate it first (airgate ca rotate), then revoke the retired one".into());
+    };
+    // RFC 3339 UTC with seconds (as airgate writes them) orders as text.
+    if at.len() != 20 || !at.ends_with('Z') {
+        return Err(format!("{at} is not YYYY-MM-DDTHH:MM:SSZ"));
+    }
+    if at < start.as_str() {
+        return Err(format!("{at} is before the window's start {start}"));
+    }
+    if at > end.as_str() {
+        return Err(format!(
+            "{at} is after the window's end {end}: a revocation only moves the end earlier"
+        ));
+    }
+    window.insert("end".into(), json!(at));
+    Ok(root)
+}
+
+#[cfg(test)]
+mod revoke_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn rotated() -> Value {
+        let config = CaConfig::with_defaults("T");
+        let mut before =
+            trusted_root_json(&config, &[b"old".to_vec(), b"root".to_vec()], b"t", b"c");
+        before["certificateAuthorities"][0]["validFor"]["start"] = json!("2026-12-01T00:00:00Z");
+        rotate_ca(
+            &before,
+            &[b"new".to_vec(), b"root".to_vec()],
+            "2026-12-03T00:00:00Z",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn revocation_moves_a_closed_window_end_earlier() {
+        let old = hex::encode(Sha256::digest(b"old"));
+        let v = revoke_ca(&rotated(), &old, "2026-12-02T00:00:00Z").unwrap();
+        assert_eq!(
+            v["certificateAuthorities"][0]["validFor"]["end"],
+            "2026-12-02T00:00:00Z"
+        );
+        assert!(v["certificateAuthorities"][1]["validFor"]
+            .get("end")
+            .is_none());
+    }
+
+    #[test]
+    fn revocation_refuses_the_current_ca_and_windows_out_of_range() {
+        let root = rotated();
+        let old = hex::encode(Sha256::digest(b"old"));
+        let new = hex::encode(Sha256::digest(b"new"));
+        assert!(revoke_ca(&root, &new, "2026-12-02T00:00:00Z")
+            .unwrap_err()
+            .contains("rotate it first"));
+        assert!(revoke_ca(&root, &old, "2026-11-30T00:00:00Z")
+            .unwrap_err()
+            .contains("before the window"));
+        assert!(revoke_ca(&root, &old, "2026-12-04T00:00:00Z")
+            .unwrap_err()
+            .contains("only moves the end earlier"));
+        assert!(revoke_ca(&root, &old, "yesterday")
+            .unwrap_err()
+            .contains("is not"));
+        assert!(revoke_ca(&root, &"00".repeat(32), "2026-12-02T00:00:00Z")
+            .unwrap_err()
+            .contains("no certificate authority"));
+    }
+}

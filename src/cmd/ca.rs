@@ -22,6 +22,43 @@ enum CaCommand {
     /// validFor closed now; trusted_root.json lists both; new leaves come from
     /// the new key; the private TUF repository republishes the trusted root.
     Rotate(RotateArgs),
+    /// Revoke a retired intermediate from a past time (a compromise): its
+    /// validFor ends at --at; what it signed before still verifies, after
+    /// not (with airgate; see the README for what other clients do).
+    Revoke(RevokeArgs),
+}
+
+#[derive(Args)]
+struct RevokeArgs {
+    /// The high-side state directory.
+    #[arg(long, value_name = "STATE")]
+    state: PathBuf,
+    /// SHA-256 of the retired intermediate certificate (as `ca rotate` printed it).
+    #[arg(long, value_name = "SHA256")]
+    intermediate: String,
+    /// From when its signatures are not to be trusted (RFC 3339, a date, or seconds since 1970).
+    #[arg(long, value_name = "TIME")]
+    at: String,
+}
+
+/// `ca revoke`.
+fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
+    let at = crate::output::parse_time(&args.at, "--at")?
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let state = gateway::state::StateDir::open(&args.state)?;
+    gateway::private_ca::rotate::revoke_intermediate(&args.state, &args.intermediate, &at)
+        .map_err(gateway::Error::from)?;
+    drop(state);
+    let state = gateway::state::StateDir::open(&args.state)?;
+    let published = state.publish_trusted_root(chrono::Utc::now())?;
+    println!(
+        "Revoked intermediate sha256 {} from {at}: signatures it made before still verify, after do not",
+        args.intermediate
+    );
+    if let Some(v) = published {
+        println!("  private TUF republished (timestamp v{v})");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
@@ -114,6 +151,7 @@ impl CaArgs {
                 Ok(ExitCode::SUCCESS)
             }
             CaCommand::Rotate(args) => rotate(args),
+            CaCommand::Revoke(args) => revoke(args),
         }
     }
 }
