@@ -283,6 +283,11 @@ fn revoking_a_retired_intermediate_from_a_past_time_splits_its_signatures() {
         "signed after the compromise: {}",
         stderr(&out)
     );
+    assert!(
+        stderr(&out).contains("certificate.authority-validity"),
+        "{}",
+        stderr(&out)
+    );
     // A revocation only moves a window's end earlier.
     let later = (chrono::Utc::now() + chrono::Duration::days(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
