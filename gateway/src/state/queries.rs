@@ -478,16 +478,20 @@ pub fn artifact_versions(conn: &Connection, name: &str, limit: usize) -> Result<
     rows.collect::<Result<Vec<_>, _>>().map_err(sql)
 }
 
-/// Whether the state has the conda table (a database no newer airgate has
-/// opened for writing may not).
-fn has_conda_table(conn: &Connection) -> Result<bool> {
+/// Whether the state has table `name` (tables created on open may be
+/// missing from a database no newer airgate has opened for writing).
+pub fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
     conn.query_row(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'conda_packages'",
-        [],
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
         |r| r.get::<_, i64>(0),
     )
     .map(|n| n > 0)
     .map_err(sql)
+}
+
+fn has_conda_table(conn: &Connection) -> Result<bool> {
+    table_exists(conn, "conda_packages")
 }
 
 /// The conda packages of `subdir` as served now (the newest import of each

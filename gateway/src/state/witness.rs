@@ -52,14 +52,7 @@ pub fn witnesses(conn: &Connection) -> Result<Vec<WitnessKey>> {
 
 /// The stored cosignature lines for the checkpoint of `size`.
 pub fn cosignature_lines(conn: &Connection, size: u64) -> Result<Vec<String>> {
-    let has_table: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'checkpoint_cosignatures'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(sql)?;
-    if has_table == 0 {
+    if !super::queries::table_exists(conn, "checkpoint_cosignatures")? {
         return Ok(Vec::new());
     }
     let mut stmt = conn
