@@ -98,158 +98,172 @@ impl DemoArgs {
 
 /// Every step of the demo, in `dir` (absolute, empty).
 fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
-    {
-        let dir = dir.to_path_buf();
-        let exe = std::env::current_exe()?;
-        let now = SystemTime::now();
-        println!(
-            "== airgate demo: a full low-to-high round trip in {} ==",
-            dir.display()
-        );
+    let exe = std::env::current_exe()?;
+    let now = SystemTime::now();
+    println!(
+        "== airgate demo: a full low-to-high round trip in {} ==",
+        dir.display()
+    );
+    let (upstream, artifacts_dir) = upstream_release(dir, now)?;
 
-        step(1, "SIMULATED upstream Sigstore (a stand-in for sigstore.dev, NOT the public good instance):");
-        let upstream = SimulatedUpstream::create(&dir.join("upstream"), now)?;
-        println!(
-            "      CA + CT signer + transparency log: {}",
-            upstream.ca_dir.display()
-        );
-        println!(
-            "      TUF repository serving its trusted_root.json: {}",
-            upstream.tuf_repo.display()
-        );
+    step(
+        3,
+        "Low side: exporter key, policy, export to a signed medium",
+    );
+    let (medium, key_dir, key) = low_side_export(dir, &upstream, &artifacts_dir, now)?;
 
-        step(
-            2,
-            "Upstream release: sample artifacts signed by the simulated release workflow",
-        );
-        let artifacts_dir = dir.join("low/artifacts");
-        let artifacts = sample_artifacts(&artifacts_dir)?;
-        let bundles = upstream.sign_files(&artifacts, now)?;
-        for (a, b) in artifacts.iter().zip(&bundles) {
-            println!(
-                "      {} + {}",
-                a.display(),
-                b.file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            );
-        }
-        println!("      signer: {SIMULATED_IDENTITY}");
+    let high = dir.join("high");
+    high_side_setup(&high, &upstream, &key, &key_dir, now)?;
+    let report = import_medium(&high, &medium)?;
 
-        step(
-            3,
-            "Low side: exporter key, policy, export to a signed medium",
-        );
-        let (medium, key_dir, key) = low_side_export(&dir, &upstream, &artifacts_dir, now)?;
+    step(
+        6,
+        "Verify the re-signed artifacts with `airgate verify` against the PRIVATE trusted root",
+    );
+    let out_dir = dir.join("high-out");
+    verify_re_signed(&exe, &high, &out_dir, &report)?;
+    let ca = gateway::private_ca::PrivateCa::load(&high)?;
 
-        step(
-            4,
-            "High side: private CA ceremony, exporter enrolled, high-side policy installed",
-        );
-        let high = dir.join("high");
-        init_ceremony(&high, CaConfig::with_defaults("airgate demo enclave"), now)?;
-        let pinned = high.join("upstream-tuf-root.json");
-        std::fs::copy(&upstream.tuf_root, &pinned)?;
-        std::fs::write(high.join("policy.toml"), upstream.high_side_policy(&pinned))?;
-        {
-            let state = StateDir::open(&high)?;
-            let public = crypto::VerifyingKey::from_spki_der(key.public_key_spki())
-                .map_err(|e| Error::Usage(e.to_string()))?;
-            state.enroll("demo-low-side", &public, &chrono::Utc::now().to_rfc3339())?;
-        }
-        println!(
-            "      state directory {} (private keys 0600, trusted_root.json, trust_config.json)",
-            high.display()
-        );
-        println!(
-            "      equivalent: airgate ca init --state {h} --name 'airgate demo enclave'; airgate exporter enroll --state {h} --name demo-low-side {}",
-            key_dir.join("exporter.pub.pem").display(),
-            h = high.display()
-        );
+    audit_log(&high)?;
 
-        step(5, "Import, offline: medium signature and digests, TUF chain, every bundle under the high side's policy; re-sign; log");
-        let report = {
-            let mut state = StateDir::open(&high)?;
-            import(
-                &mut state,
-                &ImportRequest {
-                    media: vec![medium.clone()],
-                    chunk_index: None,
-                    dry_run: false,
-                    now: chrono::Utc::now(),
-                },
-            )?
-        };
-        for a in &report.artifacts {
-            println!(
-                "      accepted {} (upstream {} #{}) -> private log index {}",
-                a.name,
-                a.upstream
-                    .as_ref()
-                    .map(|u| u.identity.as_str())
-                    .unwrap_or("?"),
-                a.upstream.as_ref().map(|u| u.log_index).unwrap_or_default(),
-                a.log_index.unwrap_or_default()
-            );
-        }
+    step(
+        8,
+        "Private TUF repository distributing the enclave's trusted_root.json (what clients bootstrap from)",
+    );
+    private_tuf(&exe, &high)?;
 
-        println!(
-            "      equivalent: airgate import --state {} {}",
-            high.display(),
-            medium.display()
-        );
-
-        step(
-            6,
-            "Verify the re-signed artifacts with `airgate verify` against the PRIVATE trusted root",
-        );
-        let out_dir = dir.join("high-out");
-        verify_re_signed(&exe, &high, &out_dir, &report)?;
-        let reader = StateReader::open(&high)?;
-        let ca = gateway::private_ca::PrivateCa::load(&high)?;
-
-        step(7, "Audit the private transparency log (airgate log verify)");
-        let audit = reader.audit()?;
-        println!(
-            "      log OK: {} entries, {} checkpoints, root {}",
-            audit.size,
-            audit.checkpoints,
-            hex::encode(audit.root_hash)
-        );
-        println!(
-            "      equivalent: airgate log verify --state {}",
-            high.display()
-        );
-
-        step(
-            8,
-            "Private TUF repository distributing the enclave's trusted_root.json (what clients bootstrap from)",
-        );
-        private_tuf(&exe, &high)?;
-
-        step(
-            9,
-            "Serve the enclave (airgate serve): a client fetches an artifact and its .sigs over HTTP and verifies them",
-        );
-        if let Some(first) = report.artifacts.first() {
-            serve_and_fetch(
-                &exe,
-                &high,
-                &first.name.to_string(),
-                &dir.join("client"),
-                ca.config(),
-            )?;
-        }
-        finish_step();
-
-        let first = report
-            .artifacts
-            .first()
-            .map(|a| a.name.to_string())
-            .unwrap_or_default();
-        print_next(&high, &out_dir, ca.config(), &first, &medium, &key_dir);
-        Ok(ExitCode::SUCCESS)
+    step(
+        9,
+        "Serve the enclave (airgate serve): a client fetches an artifact and its .sigs over HTTP and verifies them",
+    );
+    let first = report
+        .artifacts
+        .first()
+        .map(|a| a.name.to_string())
+        .unwrap_or_default();
+    if !first.is_empty() {
+        serve_and_fetch(&exe, &high, &first, &dir.join("client"), ca.config())?;
     }
+    finish_step();
+    print_next(&high, &out_dir, ca.config(), &first, &medium, &key_dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Steps 1 and 2: the simulated upstream Sigstore and its signed release.
+fn upstream_release(dir: &Path, now: SystemTime) -> anyhow::Result<(SimulatedUpstream, PathBuf)> {
+    step(
+        1,
+        "SIMULATED upstream Sigstore (a stand-in for sigstore.dev, NOT the public good instance):",
+    );
+    let upstream = SimulatedUpstream::create(&dir.join("upstream"), now)?;
+    println!(
+        "      CA + CT signer + transparency log: {}",
+        upstream.ca_dir.display()
+    );
+    println!(
+        "      TUF repository serving its trusted_root.json: {}",
+        upstream.tuf_repo.display()
+    );
+    step(
+        2,
+        "Upstream release: sample artifacts signed by the simulated release workflow",
+    );
+    let artifacts_dir = dir.join("low/artifacts");
+    let artifacts = sample_artifacts(&artifacts_dir)?;
+    let bundles = upstream.sign_files(&artifacts, now)?;
+    for (a, b) in artifacts.iter().zip(&bundles) {
+        println!(
+            "      {} + {}",
+            a.display(),
+            b.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+    }
+    println!("      signer: {SIMULATED_IDENTITY}");
+    Ok((upstream, artifacts_dir))
+}
+
+/// Step 4: the CA ceremony, the pinned upstream root, the policy, the exporter.
+fn high_side_setup(
+    high: &Path,
+    upstream: &SimulatedUpstream,
+    key: &Ed25519SigningKey,
+    key_dir: &Path,
+    now: SystemTime,
+) -> anyhow::Result<()> {
+    step(
+        4,
+        "High side: private CA ceremony, exporter enrolled, high-side policy installed",
+    );
+    init_ceremony(high, CaConfig::with_defaults("airgate demo enclave"), now)?;
+    let pinned = high.join("upstream-tuf-root.json");
+    std::fs::copy(&upstream.tuf_root, &pinned)?;
+    std::fs::write(high.join("policy.toml"), upstream.high_side_policy(&pinned))?;
+    let state = StateDir::open(high)?;
+    let public = crypto::VerifyingKey::from_spki_der(key.public_key_spki())
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    state.enroll("demo-low-side", &public, &chrono::Utc::now().to_rfc3339())?;
+    println!(
+        "      state directory {} (private keys 0600, trusted_root.json, trust_config.json)",
+        high.display()
+    );
+    println!(
+        "      equivalent: airgate ca init --state {h} --name 'airgate demo enclave'; airgate exporter enroll --state {h} --name demo-low-side {}",
+        key_dir.join("exporter.pub.pem").display(),
+        h = high.display()
+    );
+    Ok(())
+}
+
+/// Step 5: the offline import.
+fn import_medium(high: &Path, medium: &Path) -> anyhow::Result<gateway::import::ImportReport> {
+    step(5, "Import, offline: medium signature and digests, TUF chain, every bundle under the high side's policy; re-sign; log");
+    let mut state = StateDir::open(high)?;
+    let report = import(
+        &mut state,
+        &ImportRequest {
+            media: vec![medium.to_path_buf()],
+            chunk_index: None,
+            dry_run: false,
+            now: chrono::Utc::now(),
+        },
+    )?;
+    for a in &report.artifacts {
+        println!(
+            "      accepted {} (upstream {} #{}) -> private log index {}",
+            a.name,
+            a.upstream
+                .as_ref()
+                .map(|u| u.identity.as_str())
+                .unwrap_or("?"),
+            a.upstream.as_ref().map(|u| u.log_index).unwrap_or_default(),
+            a.log_index.unwrap_or_default()
+        );
+    }
+    println!(
+        "      equivalent: airgate import --state {} {}",
+        high.display(),
+        medium.display()
+    );
+    Ok(report)
+}
+
+/// Step 7: the log audit.
+fn audit_log(high: &Path) -> anyhow::Result<()> {
+    step(7, "Audit the private transparency log (airgate log verify)");
+    let audit = StateReader::open(high)?.audit()?;
+    println!(
+        "      log OK: {} entries, {} checkpoints, root {}",
+        audit.size,
+        audit.checkpoints,
+        hex::encode(audit.root_hash)
+    );
+    println!(
+        "      equivalent: airgate log verify --state {}",
+        high.display()
+    );
+    Ok(())
 }
 
 /// Step 3: the exporter key, the low side's policy, and the signed medium.

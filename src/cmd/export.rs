@@ -104,10 +104,9 @@ pub fn parse_size(text: &str) -> Option<u64> {
 }
 
 impl ExportArgs {
-    /// Runs the export.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
-        let verify_at = crate::output::danger_as_of(self.danger_as_of.as_deref())?;
-        let now = match &self.export_time {
+    /// The export time to sign: `--export-time` (never in the future) or now.
+    fn export_time(&self) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+        Ok(match &self.export_time {
             None => chrono::Utc::now(),
             Some(text) => {
                 let at = crate::output::parse_time(text, "--export-time")?;
@@ -123,8 +122,12 @@ impl ExportArgs {
                 }
                 at
             }
-        };
-        let config = match &self.config {
+        })
+    }
+
+    /// The `--config` file, or the defaults.
+    fn config(&self) -> anyhow::Result<ExportConfig> {
+        Ok(match &self.config {
             Some(path) => {
                 let text = files::read_limited(path, 1 << 20)?;
                 ExportConfig::parse(
@@ -133,7 +136,72 @@ impl ExportArgs {
                 )?
             }
             None => ExportConfig::default(),
-        };
+        })
+    }
+
+    /// The export report, as JSON or for people.
+    fn print_report(&self, report: &gateway::export::ExportReport) -> anyhow::Result<()> {
+        if self.json {
+            let out = serde_json::json!({
+                "exported": true,
+                "outputs": report.outputs,
+                "mediumBytes": report.medium_bytes,
+                "entries": report.entries,
+                "exportTime": report.export_time,
+                "packDigest": report.pack_digest,
+                "tuf": report.tuf,
+                "accepted": report.accepted,
+                "rejected": report.rejected,
+                "collectors": report.collectors.iter().map(|c| serde_json::json!({
+                    "name": c.record.name, "version": c.record.version, "sha256": c.record.sha256,
+                    "stdout": c.run.stdout, "stderr": c.run.stderr,
+                })).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            for c in &report.collectors {
+                eprintln!(
+                    "collector {} {} ran ({:.1} s)",
+                    c.record.name,
+                    c.record.version,
+                    c.run.elapsed.as_secs_f64()
+                );
+                for line in c.run.stderr.lines().chain(c.run.stdout.lines()) {
+                    eprintln!("  | {line}");
+                }
+            }
+            for a in &report.accepted {
+                println!(
+                    "accepted: {} sha256:{} signed by {} ({}), log index {}",
+                    a.name, a.sha256, a.upstream.identity, a.upstream.issuer, a.upstream.log_index
+                );
+            }
+            for r in &report.rejected {
+                println!("rejected (skipped): {} [{}]: {}", r.name, r.check, r.reason);
+            }
+            println!(
+                "Exported {} artifact(s), {} entries, {} bytes, TUF root v{} timestamp v{}, to {}",
+                report.accepted.len(),
+                report.entries,
+                report.medium_bytes,
+                report.tuf.root,
+                report.tuf.timestamp,
+                report
+                    .outputs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs the export.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let verify_at = crate::output::danger_as_of(self.danger_as_of.as_deref())?;
+        let now = self.export_time()?;
+        let config = self.config()?;
         let policy_path = self
             .policy
             .clone()
@@ -207,59 +275,7 @@ impl ExportArgs {
             }
             Err(e) => return Err(e.into()),
         };
-        if self.json {
-            let out = serde_json::json!({
-                "exported": true,
-                "outputs": report.outputs,
-                "mediumBytes": report.medium_bytes,
-                "entries": report.entries,
-                "exportTime": report.export_time,
-                "packDigest": report.pack_digest,
-                "tuf": report.tuf,
-                "accepted": report.accepted,
-                "rejected": report.rejected,
-                "collectors": report.collectors.iter().map(|c| serde_json::json!({
-                    "name": c.record.name, "version": c.record.version, "sha256": c.record.sha256,
-                    "stdout": c.run.stdout, "stderr": c.run.stderr,
-                })).collect::<Vec<_>>(),
-            });
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        } else {
-            for c in &report.collectors {
-                eprintln!(
-                    "collector {} {} ran ({:.1} s)",
-                    c.record.name,
-                    c.record.version,
-                    c.run.elapsed.as_secs_f64()
-                );
-                for line in c.run.stderr.lines().chain(c.run.stdout.lines()) {
-                    eprintln!("  | {line}");
-                }
-            }
-            for a in &report.accepted {
-                println!(
-                    "accepted: {} sha256:{} signed by {} ({}), log index {}",
-                    a.name, a.sha256, a.upstream.identity, a.upstream.issuer, a.upstream.log_index
-                );
-            }
-            for r in &report.rejected {
-                println!("rejected (skipped): {} [{}]: {}", r.name, r.check, r.reason);
-            }
-            println!(
-                "Exported {} artifact(s), {} entries, {} bytes, TUF root v{} timestamp v{}, to {}",
-                report.accepted.len(),
-                report.entries,
-                report.medium_bytes,
-                report.tuf.root,
-                report.tuf.timestamp,
-                report
-                    .outputs
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
+        self.print_report(&report)?;
         Ok(ExitCode::SUCCESS)
     }
 }
