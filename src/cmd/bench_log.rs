@@ -7,6 +7,7 @@
 //! `acked <size>` after each commit (the crash test drives it with kill -9).
 
 use std::io::Write;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -98,32 +99,80 @@ impl LogBench {
         }
 
         let now = 1_700_000_000;
-        // Single appends.
+        let single_rate = self.single_rate(&dir, key()?, &cert, &sig, now)?;
+        let log = Log::new(key()?, "https://tlog.airgate.internal");
+        let batch_db = dir.join("batched.db");
+        let (conn, batched_rate) = self.batched_rate(&batch_db, &log, &cert, &sig, now)?;
+        let raw_rate = self.raw_rate(&dir, &cert, &sig, now)?;
+        let (size, times) = self.proof_times(&conn)?;
+        let db_size = std::fs::metadata(&batch_db).map(|m| m.len()).unwrap_or(0);
+
+        println!(
+            "log benchmark ({} entries of {} bytes, batches of {}, WAL + synchronous=FULL)",
+            self.entries,
+            body(0, &cert, &sig).body.len(),
+            self.batch
+        );
+        println!("single durable appends (1 entry + SET + checkpoint per transaction): {single_rate:>9.0} appends/s");
+        println!("batched durable appends (SET per entry, 1 checkpoint per batch):     {batched_rate:>9.0} appends/s");
+        println!("raw rusqlite inserts of the same rows, same durability:               {raw_rate:>9.0} rows/s");
+        println!(
+            "RATIO batched appends / raw inserts = {:.2}x",
+            batched_rate / raw_rate
+        );
+        println!(
+            "inclusion proof at {size} entries: median {:.1} us, p99 {:.1} us (database {:.1} MiB)",
+            percentile(&times, 0.5).as_secs_f64() * 1e6,
+            percentile(&times, 0.99).as_secs_f64() * 1e6,
+            db_size as f64 / (1 << 20) as f64
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Single durable appends (1 entry, its SET and a checkpoint per transaction).
+    fn single_rate(
+        &self,
+        dir: &Path,
+        key: SigningKey,
+        cert: &[u8],
+        sig: &[u8],
+        now: i64,
+    ) -> anyhow::Result<f64> {
         let single_db = dir.join("single.db");
         let _ = std::fs::remove_file(&single_db);
         let mut conn = open_database(&single_db)?;
-        let log = Log::new(key()?, "https://tlog.airgate.internal");
+        let log = Log::new(key, "https://tlog.airgate.internal");
         log.initialize(&conn)?;
         let start = Instant::now();
         for i in 0..self.single {
             let tx = conn.transaction()?;
-            log.append_batch(&tx, &[body(i, &cert, &sig)], now)?;
+            log.append_batch(&tx, &[body(i, cert, sig)], now)?;
             tx.commit()?;
         }
         let single_rate = self.single as f64 / start.elapsed().as_secs_f64();
         drop(conn);
 
-        // Batched appends.
-        let batch_db = dir.join("batched.db");
-        let _ = std::fs::remove_file(&batch_db);
-        let mut conn = open_database(&batch_db)?;
+        Ok(single_rate)
+    }
+
+    /// Batched durable appends (a SET per entry, one checkpoint per batch).
+    fn batched_rate(
+        &self,
+        batch_db: &Path,
+        log: &Log,
+        cert: &[u8],
+        sig: &[u8],
+        now: i64,
+    ) -> anyhow::Result<(rusqlite::Connection, f64)> {
+        let _ = std::fs::remove_file(batch_db);
+        let mut conn = open_database(batch_db)?;
         log.initialize(&conn)?;
         let mut appended = 0u64;
         let mut append_time = Duration::ZERO;
         while appended < self.entries {
             let n = self.batch.min(self.entries - appended);
             let entries: Vec<NewEntry> = (appended..appended + n)
-                .map(|i| body(i, &cert, &sig))
+                .map(|i| body(i, cert, sig))
                 .collect();
             let t = Instant::now();
             let tx = conn.transaction()?;
@@ -138,7 +187,12 @@ impl LogBench {
         eprintln!();
         let batched_rate = self.entries as f64 / append_time.as_secs_f64();
 
-        // Raw baseline: the same rows (entries + nodes + one checkpoint row per batch),
+        Ok((conn, batched_rate))
+    }
+
+    /// Raw baseline: the same rows (entries + nodes + one checkpoint row per
+    /// batch), same pragmas and batch size, no hashing or signing.
+    fn raw_rate(&self, dir: &Path, cert: &[u8], sig: &[u8], now: i64) -> anyhow::Result<f64> {
         // same pragmas and batch size, no hashing or signing.
         let raw_db = dir.join("raw.db");
         let _ = std::fs::remove_file(&raw_db);
@@ -155,7 +209,7 @@ impl LogBench {
         let mut raw_time = Duration::ZERO;
         while done < self.entries {
             let n = self.batch.min(self.entries - done);
-            let entries: Vec<NewEntry> = (done..done + n).map(|i| body(i, &cert, &sig)).collect();
+            let entries: Vec<NewEntry> = (done..done + n).map(|i| body(i, cert, sig)).collect();
             let t = Instant::now();
             let tx = raw.transaction()?;
             {
@@ -192,8 +246,12 @@ impl LogBench {
         }
         let raw_rate = self.entries as f64 / raw_time.as_secs_f64();
 
-        // Proof latency at the final size, from SQLite-stored nodes.
-        let reader = LogReader::new(&conn);
+        Ok(raw_rate)
+    }
+
+    /// Inclusion proof latencies at the final size, each proof verified.
+    fn proof_times(&self, conn: &rusqlite::Connection) -> anyhow::Result<(u64, Vec<Duration>)> {
+        let reader = LogReader::new(conn);
         let size = reader.size()?;
         let root = reader.root(size)?;
         let mut times = Vec::with_capacity(self.proofs as usize);
@@ -211,28 +269,7 @@ impl LogBench {
                 .context("benchmark proof does not verify")?;
         }
         times.sort();
-        let db_size = std::fs::metadata(&batch_db).map(|m| m.len()).unwrap_or(0);
-
-        println!(
-            "log benchmark ({} entries of {} bytes, batches of {}, WAL + synchronous=FULL)",
-            self.entries,
-            body(0, &cert, &sig).body.len(),
-            self.batch
-        );
-        println!("single durable appends (1 entry + SET + checkpoint per transaction): {single_rate:>9.0} appends/s");
-        println!("batched durable appends (SET per entry, 1 checkpoint per batch):     {batched_rate:>9.0} appends/s");
-        println!("raw rusqlite inserts of the same rows, same durability:               {raw_rate:>9.0} rows/s");
-        println!(
-            "RATIO batched appends / raw inserts = {:.2}x",
-            batched_rate / raw_rate
-        );
-        println!(
-            "inclusion proof at {size} entries: median {:.1} us, p99 {:.1} us (database {:.1} MiB)",
-            percentile(&times, 0.5).as_secs_f64() * 1e6,
-            percentile(&times, 0.99).as_secs_f64() * 1e6,
-            db_size as f64 / (1 << 20) as f64
-        );
-        Ok(ExitCode::SUCCESS)
+        Ok((size, times))
     }
 
     /// Appends to the state database of the bench CA (`<dir>/ca/state.db`), so
