@@ -185,29 +185,7 @@ impl MediaBench {
         std::fs::create_dir_all(root.join("artifacts"))?;
         let s = sides(&root)?;
         let artifact = root.join("artifacts/big.bin");
-        {
-            use std::io::Write;
-            let mut f =
-                std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&artifact)?);
-            let mut block = vec![0u8; 1 << 20];
-            let mut x = 0x2545_f491_4f6c_dd1du64;
-            for chunk in block.chunks_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                chunk.copy_from_slice(&x.to_le_bytes());
-            }
-            let mut written = 0u64;
-            let mut i = 0u64;
-            while written < size {
-                block[..8].copy_from_slice(&i.to_le_bytes());
-                let n = (size - written).min(block.len() as u64) as usize;
-                f.write_all(&block[..n])?;
-                written += n as u64;
-                i += 1;
-            }
-            f.flush()?;
-        }
+        write_pseudorandom(&artifact, size)?;
         s.upstream
             .sign_files(std::slice::from_ref(&artifact), SystemTime::now())?;
         println!(
@@ -280,6 +258,23 @@ impl MediaBench {
             tar.as_secs_f64() / export.as_secs_f64()
         );
 
+        self.large_import(&root, exe, &medium, &s)?;
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&root);
+        }
+        Ok(())
+    }
+
+    /// The large medium imported into fresh states vs `tar -xf` + `sync` +
+    /// `openssl dgst`, alternating.
+    fn large_import(
+        &self,
+        root: &Path,
+        exe: &Path,
+        medium: &Path,
+        s: &Sides,
+    ) -> anyhow::Result<()> {
+        let rounds = self.rounds.max(1);
         // Import of the same medium vs tar -xf followed by openssl dgst, into fresh states.
         let extract = root.join("extract");
         let mut base_times = Vec::new();
@@ -301,13 +296,13 @@ impl MediaBench {
             let high = if round == 0 {
                 s.high.clone()
             } else {
-                fresh_high(&root, round, &s)?
+                fresh_high(root, round, s)?
             };
             let _ = Command::new("sync").status();
             import_runs.push(run(Command::new(exe)
                 .args(["import", "--state"])
                 .arg(&high)
-                .arg(&medium))?);
+                .arg(medium))?);
         }
         let base = median(base_times);
         let import_peak = import_runs
@@ -329,9 +324,6 @@ impl MediaBench {
             "RATIO import time / (tar -xf + sync + openssl dgst) = {:.2}x",
             import.as_secs_f64() / base.as_secs_f64()
         );
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&root);
-        }
         Ok(())
     }
 
@@ -431,4 +423,30 @@ impl MediaBench {
         }
         Ok(())
     }
+}
+
+/// Writes `size` bytes of cheap pseudo-random data (incompressible enough,
+/// each MiB block numbered) to `path`.
+fn write_pseudorandom(path: &Path, size: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut block = vec![0u8; 1 << 20];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for chunk in block.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    let mut written = 0u64;
+    let mut i = 0u64;
+    while written < size {
+        block[..8].copy_from_slice(&i.to_le_bytes());
+        let n = (size - written).min(block.len() as u64) as usize;
+        f.write_all(&block[..n])?;
+        written += n as u64;
+        i += 1;
+    }
+    f.flush()?;
+    Ok(())
 }
