@@ -443,73 +443,7 @@ impl ParsedBundle {
             .verification_material
             .ok_or(BundleFormatError::Missing("verificationMaterial"))?;
 
-        let set_count = [
-            material.public_key.is_some(),
-            material.x509_certificate_chain.is_some(),
-            material.certificate.is_some(),
-        ]
-        .iter()
-        .filter(|x| **x)
-        .count();
-        if set_count != 1 {
-            return Err(invalid(
-                "verificationMaterial",
-                "must hold exactly one of publicKey, x509CertificateChain, certificate",
-            ));
-        }
-        let signing_material = if let Some(pk) = material.public_key {
-            SigningMaterial::PublicKey { hint: pk.hint }
-        } else if let Some(chain) = material.x509_certificate_chain {
-            if version >= BundleVersion::V0_3 {
-                return Err(invalid(
-                    "verificationMaterial.x509CertificateChain",
-                    "v0.3 bundles must carry a single certificate, not a chain",
-                ));
-            }
-            if chain.certificates.is_empty() {
-                return Err(invalid(
-                    "verificationMaterial.x509CertificateChain",
-                    "is empty",
-                ));
-            }
-            if chain.certificates.len() > limits.max_chain_certificates {
-                return Err(BundleFormatError::TooMany {
-                    field: "verificationMaterial.x509CertificateChain.certificates",
-                    count: chain.certificates.len(),
-                    limit: limits.max_chain_certificates,
-                });
-            }
-            let mut certs = Vec::new();
-            for (i, raw) in chain.certificates.iter().enumerate() {
-                let field = format!("verificationMaterial.x509CertificateChain.certificates[{i}]");
-                let der = decode(&field, &raw.raw_bytes)?;
-                let cert =
-                    Certificate::from_der(&der).map_err(|e| invalid(&field, e.to_string()))?;
-                if cert.is_self_issued() {
-                    return Err(invalid(
-                        &field,
-                        "is a self-issued root certificate; trust anchors come from the trusted root, not the bundle",
-                    ));
-                }
-                certs.push(cert);
-            }
-            // Intermediates in the bundle are ignored: the trusted root supplies them.
-            let leaf = certs.swap_remove(0);
-            SigningMaterial::Certificate(Box::new(leaf))
-        } else if let Some(cert) = material.certificate {
-            if version < BundleVersion::V0_3 {
-                return Err(invalid(
-                    "verificationMaterial.certificate",
-                    "is only allowed in v0.3 bundles",
-                ));
-            }
-            let der = decode("verificationMaterial.certificate.rawBytes", &cert.raw_bytes)?;
-            let cert = Certificate::from_der(&der)
-                .map_err(|e| invalid("verificationMaterial.certificate", e.to_string()))?;
-            SigningMaterial::Certificate(Box::new(cert))
-        } else {
-            return Err(BundleFormatError::Missing("verificationMaterial content"));
-        };
+        let signing_material = signing_material(&material, version, limits)?;
 
         if material.tlog_entries.len() > limits.max_tlog_entries {
             return Err(BundleFormatError::TooMany {
@@ -523,77 +457,11 @@ impl ParsedBundle {
             tlog_entries.push(parse_tlog_entry(i, entry, version, limits)?);
         }
 
-        let mut timestamps = Vec::new();
-        if let Some(data) = material.timestamp_verification_data {
-            if data.rfc3161_timestamps.len() > limits.max_timestamps {
-                return Err(BundleFormatError::TooMany {
-                    field: "verificationMaterial.timestampVerificationData.rfc3161Timestamps",
-                    count: data.rfc3161_timestamps.len(),
-                    limit: limits.max_timestamps,
-                });
-            }
-            for (i, ts) in data.rfc3161_timestamps.iter().enumerate() {
-                timestamps.push(decode(
-                    &format!("verificationMaterial.timestampVerificationData.rfc3161Timestamps[{i}].signedTimestamp"),
-                    &ts.signed_timestamp,
-                )?);
-            }
-        }
+        let timestamps = timestamps(material.timestamp_verification_data.as_ref(), limits)?;
 
         let content = match (json.message_signature, json.dsse_envelope) {
-            (Some(ms), None) => {
-                let signature = decode("messageSignature.signature", &ms.signature)?;
-                let digest = match ms.message_digest {
-                    None => None,
-                    Some(d) => {
-                        let algorithm = match d.algorithm.as_str() {
-                            "SHA2_256" => HashAlgorithm::Sha256,
-                            "SHA2_384" => HashAlgorithm::Sha384,
-                            "SHA2_512" => HashAlgorithm::Sha512,
-                            other => {
-                                return Err(invalid(
-                                    "messageSignature.messageDigest.algorithm",
-                                    format!("unsupported algorithm {other:?}"),
-                                ))
-                            }
-                        };
-                        Some((
-                            algorithm,
-                            decode("messageSignature.messageDigest.digest", &d.digest)?,
-                        ))
-                    }
-                };
-                SignedContent::MessageSignature { digest, signature }
-            }
-            (None, Some(env)) => {
-                let payload = b64_decode(&env.payload)
-                    .ok_or_else(|| invalid("dsseEnvelope.payload", "is not valid base64"))?;
-                if env.payload_type.is_empty() {
-                    return Err(invalid("dsseEnvelope.payloadType", "is empty"));
-                }
-                if env.signatures.is_empty() {
-                    return Err(invalid("dsseEnvelope.signatures", "is empty"));
-                }
-                if env.signatures.len() > limits.max_dsse_signatures {
-                    return Err(BundleFormatError::TooMany {
-                        field: "dsseEnvelope.signatures",
-                        count: env.signatures.len(),
-                        limit: limits.max_dsse_signatures,
-                    });
-                }
-                let mut signatures = Vec::new();
-                for (i, s) in env.signatures.iter().enumerate() {
-                    signatures.push(DsseSignature {
-                        sig: decode(&format!("dsseEnvelope.signatures[{i}].sig"), &s.sig)?,
-                        keyid: s.keyid.clone(),
-                    });
-                }
-                SignedContent::Dsse(DsseEnvelope {
-                    payload,
-                    payload_type: env.payload_type,
-                    signatures,
-                })
-            }
+            (Some(ms), None) => message_signature(ms)?,
+            (None, Some(env)) => dsse_envelope(env, limits)?,
             (None, None) => {
                 return Err(BundleFormatError::Missing(
                     "messageSignature or dsseEnvelope",
@@ -718,6 +586,168 @@ fn parse_tlog_entry(
         inclusion_proof,
         canonicalized_body,
     })
+}
+
+/// The signing material: exactly one of a public key hint, a chain (before
+/// v0.3; its leaf kept) or a certificate (v0.3).
+fn signing_material(
+    material: &MaterialJson,
+    version: BundleVersion,
+    limits: &BundleLimits,
+) -> Result<SigningMaterial, BundleFormatError> {
+    let set_count = [
+        material.public_key.is_some(),
+        material.x509_certificate_chain.is_some(),
+        material.certificate.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if set_count != 1 {
+        return Err(invalid(
+            "verificationMaterial",
+            "must hold exactly one of publicKey, x509CertificateChain, certificate",
+        ));
+    }
+    let material_out = if let Some(pk) = &material.public_key {
+        SigningMaterial::PublicKey {
+            hint: pk.hint.clone(),
+        }
+    } else if let Some(chain) = &material.x509_certificate_chain {
+        if version >= BundleVersion::V0_3 {
+            return Err(invalid(
+                "verificationMaterial.x509CertificateChain",
+                "v0.3 bundles must carry a single certificate, not a chain",
+            ));
+        }
+        if chain.certificates.is_empty() {
+            return Err(invalid(
+                "verificationMaterial.x509CertificateChain",
+                "is empty",
+            ));
+        }
+        if chain.certificates.len() > limits.max_chain_certificates {
+            return Err(BundleFormatError::TooMany {
+                field: "verificationMaterial.x509CertificateChain.certificates",
+                count: chain.certificates.len(),
+                limit: limits.max_chain_certificates,
+            });
+        }
+        let mut certs = Vec::new();
+        for (i, raw) in chain.certificates.iter().enumerate() {
+            let field = format!("verificationMaterial.x509CertificateChain.certificates[{i}]");
+            let der = decode(&field, &raw.raw_bytes)?;
+            let cert = Certificate::from_der(&der).map_err(|e| invalid(&field, e.to_string()))?;
+            if cert.is_self_issued() {
+                return Err(invalid(
+                        &field,
+                        "is a self-issued root certificate; trust anchors come from the trusted root, not the bundle",
+                    ));
+            }
+            certs.push(cert);
+        }
+        // Intermediates in the bundle are ignored: the trusted root supplies them.
+        let leaf = certs.swap_remove(0);
+        SigningMaterial::Certificate(Box::new(leaf))
+    } else if let Some(cert) = &material.certificate {
+        if version < BundleVersion::V0_3 {
+            return Err(invalid(
+                "verificationMaterial.certificate",
+                "is only allowed in v0.3 bundles",
+            ));
+        }
+        let der = decode("verificationMaterial.certificate.rawBytes", &cert.raw_bytes)?;
+        let cert = Certificate::from_der(&der)
+            .map_err(|e| invalid("verificationMaterial.certificate", e.to_string()))?;
+        SigningMaterial::Certificate(Box::new(cert))
+    } else {
+        return Err(BundleFormatError::Missing("verificationMaterial content"));
+    };
+    Ok(material_out)
+}
+
+/// The RFC 3161 timestamps, decoded (bounded).
+fn timestamps(
+    data: Option<&TimestampDataJson>,
+    limits: &BundleLimits,
+) -> Result<Vec<Vec<u8>>, BundleFormatError> {
+    let mut timestamps = Vec::new();
+    if let Some(data) = data {
+        if data.rfc3161_timestamps.len() > limits.max_timestamps {
+            return Err(BundleFormatError::TooMany {
+                field: "verificationMaterial.timestampVerificationData.rfc3161Timestamps",
+                count: data.rfc3161_timestamps.len(),
+                limit: limits.max_timestamps,
+            });
+        }
+        for (i, ts) in data.rfc3161_timestamps.iter().enumerate() {
+            timestamps.push(decode(
+                    &format!("verificationMaterial.timestampVerificationData.rfc3161Timestamps[{i}].signedTimestamp"),
+                    &ts.signed_timestamp,
+                )?);
+        }
+    }
+    Ok(timestamps)
+}
+
+/// A `messageSignature`: the signature and its optional digest.
+fn message_signature(ms: MessageSignatureJson) -> Result<SignedContent, BundleFormatError> {
+    let signature = decode("messageSignature.signature", &ms.signature)?;
+    let digest = match ms.message_digest {
+        None => None,
+        Some(d) => {
+            let algorithm = match d.algorithm.as_str() {
+                "SHA2_256" => HashAlgorithm::Sha256,
+                "SHA2_384" => HashAlgorithm::Sha384,
+                "SHA2_512" => HashAlgorithm::Sha512,
+                other => {
+                    return Err(invalid(
+                        "messageSignature.messageDigest.algorithm",
+                        format!("unsupported algorithm {other:?}"),
+                    ))
+                }
+            };
+            Some((
+                algorithm,
+                decode("messageSignature.messageDigest.digest", &d.digest)?,
+            ))
+        }
+    };
+    Ok(SignedContent::MessageSignature { digest, signature })
+}
+
+/// A `dsseEnvelope`: payload, type and (bounded) signatures.
+fn dsse_envelope(
+    env: EnvelopeJson,
+    limits: &BundleLimits,
+) -> Result<SignedContent, BundleFormatError> {
+    let payload = b64_decode(&env.payload)
+        .ok_or_else(|| invalid("dsseEnvelope.payload", "is not valid base64"))?;
+    if env.payload_type.is_empty() {
+        return Err(invalid("dsseEnvelope.payloadType", "is empty"));
+    }
+    if env.signatures.is_empty() {
+        return Err(invalid("dsseEnvelope.signatures", "is empty"));
+    }
+    if env.signatures.len() > limits.max_dsse_signatures {
+        return Err(BundleFormatError::TooMany {
+            field: "dsseEnvelope.signatures",
+            count: env.signatures.len(),
+            limit: limits.max_dsse_signatures,
+        });
+    }
+    let mut signatures = Vec::new();
+    for (i, s) in env.signatures.iter().enumerate() {
+        signatures.push(DsseSignature {
+            sig: decode(&format!("dsseEnvelope.signatures[{i}].sig"), &s.sig)?,
+            keyid: s.keyid.clone(),
+        });
+    }
+    Ok(SignedContent::Dsse(DsseEnvelope {
+        payload,
+        payload_type: env.payload_type,
+        signatures,
+    }))
 }
 
 #[cfg(test)]
