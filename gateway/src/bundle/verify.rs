@@ -262,6 +262,77 @@ impl Verifier {
             })?;
 
         // 1. Verified times: SET-backed integrated time and RFC 3161 timestamps.
+        let (times, tsa_times, set_verified) = self.verified_times(bundle, entry, tlog, now)?;
+
+        // 2. Certificate: profile, chain at every verified time, SCT, identity.
+        let (signing_key, signer) = match (leaf, key_policy) {
+            (Some(leaf), _) => {
+                self.verify_certificate(leaf, &times)?;
+                let SignerPolicy::AnyIdentity(identities) = policy else {
+                    return Err(F::CertificateNotExpected);
+                };
+                let identity = check_identity(leaf, identities)?;
+                (
+                    leaf.public_key(),
+                    VerifiedSigner::Certificate {
+                        identity,
+                        issuer: leaf.oidc_issuer(),
+                        certificate_der: leaf.der().to_vec(),
+                    },
+                )
+            }
+            (None, Some(key)) => (
+                key,
+                VerifiedSigner::PublicKey {
+                    key_id: hex::encode(key.key_id()),
+                },
+            ),
+            (None, None) => return Err(F::KeyMismatch),
+        };
+
+        // 3. The signature over the artifact (or the DSSE envelope).
+        let (predicate_type, dsse_payload_type, dsse_payload) =
+            verify_content(signing_key, bundle, artifact, key_policy.is_some())?;
+
+        // 4. The log entry: body, inclusion proof and checkpoint, log key validity.
+        self.verify_entry_body(entry, bundle, artifact, leaf, signing_key)?;
+        let proof_verified = self.verify_inclusion(entry, tlog)?;
+        if !set_verified && !proof_verified {
+            return Err(F::TlogEntryUnproven);
+        }
+        check_log_validity(tlog, &times, set_verified)?;
+        if bundle.version == BundleVersion::V0_1 && !set_verified {
+            return Err(F::SetInvalid);
+        }
+
+        let log_index = reported_index(entry, set_verified)?;
+        Ok(VerifiedBundle {
+            signer,
+            log_index,
+            log_url: tlog.base_url.clone(),
+            log_id: hex::encode(&entry.log_id),
+            entry_kind: format!("{}/{}", entry.kind, entry.version),
+            integrated_time: times
+                .iter()
+                .find(|t| t.source == TimeSource::IntegratedTime)
+                .map(|t| t.at),
+            timestamps: tsa_times,
+            dsse_payload_type,
+            predicate_type,
+            dsse_payload,
+        })
+    }
+
+    /// Step 1: the verified times (the SET-backed integrated time and every
+    /// RFC 3161 timestamp), none in the future; also whether a SET verified.
+    #[allow(clippy::type_complexity)]
+    fn verified_times(
+        &self,
+        bundle: &ParsedBundle,
+        entry: &TlogEntry,
+        tlog: &TransparencyLog,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<VerifiedTime>, Vec<DateTime<Utc>>, bool), F> {
         let mut times = Vec::new();
         let set_verified = self.verify_set(entry, tlog)?;
         if set_verified {
@@ -297,119 +368,7 @@ impl Verifier {
                 });
             }
         }
-
-        // 2. Certificate: profile, chain at every verified time, SCT, identity.
-        let (signing_key, signer) = match (leaf, key_policy) {
-            (Some(leaf), _) => {
-                self.verify_certificate(leaf, &times)?;
-                let SignerPolicy::AnyIdentity(identities) = policy else {
-                    return Err(F::CertificateNotExpected);
-                };
-                let identity = check_identity(leaf, identities)?;
-                (
-                    leaf.public_key(),
-                    VerifiedSigner::Certificate {
-                        identity,
-                        issuer: leaf.oidc_issuer(),
-                        certificate_der: leaf.der().to_vec(),
-                    },
-                )
-            }
-            (None, Some(key)) => (
-                key,
-                VerifiedSigner::PublicKey {
-                    key_id: hex::encode(key.key_id()),
-                },
-            ),
-            (None, None) => return Err(F::KeyMismatch),
-        };
-
-        // 3. The signature over the artifact (or the DSSE envelope).
-        let mut predicate_type = None;
-        let mut dsse_payload_type = None;
-        let mut dsse_payload = None;
-        match &bundle.content {
-            SignedContent::MessageSignature { digest, signature } => {
-                if let Some((algorithm, value)) = digest {
-                    if *algorithm != HashAlgorithm::Sha256 || value.as_slice() != artifact.0 {
-                        return Err(F::MessageDigestMismatch);
-                    }
-                }
-                verify_message_signature(
-                    signing_key,
-                    &artifact.0,
-                    signature,
-                    key_policy.is_some(),
-                )?;
-            }
-            SignedContent::Dsse(envelope) => {
-                predicate_type =
-                    verify_dsse(signing_key, envelope, artifact, key_policy.is_some())?;
-                dsse_payload_type = Some(envelope.payload_type.clone());
-                dsse_payload = Some(envelope.payload.clone());
-            }
-        }
-
-        // 4. The log entry: body, inclusion proof and checkpoint, log key validity.
-        self.verify_entry_body(entry, bundle, artifact, leaf, signing_key)?;
-        let proof_verified = self.verify_inclusion(entry, tlog)?;
-        if !set_verified && !proof_verified {
-            return Err(F::TlogEntryUnproven);
-        }
-        if set_verified {
-            if let Some(t) = times
-                .iter()
-                .find(|t| t.source == TimeSource::IntegratedTime)
-            {
-                if !tlog.valid_for.contains(t.at) {
-                    return Err(F::TlogLogNotValidAt {
-                        at: t.at,
-                        time_source: t.source,
-                    });
-                }
-            }
-        } else {
-            for t in &times {
-                if !tlog.valid_for.contains(t.at) {
-                    return Err(F::TlogLogNotValidAt {
-                        at: t.at,
-                        time_source: t.source,
-                    });
-                }
-            }
-        }
-        if bundle.version == BundleVersion::V0_1 && !set_verified {
-            return Err(F::SetInvalid);
-        }
-
-        // The index reported is one a signature covers: the SET's, or else
-        // the verified proof's (which the entry's unsigned field must equal).
-        let log_index = match (&entry.inclusion_proof, set_verified) {
-            (_, true) => entry.log_index,
-            (Some(proof), false) if proof.log_index == entry.log_index => proof.log_index,
-            (Some(proof), false) => {
-                return Err(F::TlogIndexMismatch {
-                    entry: entry.log_index,
-                    proof: proof.log_index,
-                })
-            }
-            (None, false) => return Err(F::TlogEntryUnproven),
-        };
-        Ok(VerifiedBundle {
-            signer,
-            log_index,
-            log_url: tlog.base_url.clone(),
-            log_id: hex::encode(&entry.log_id),
-            entry_kind: format!("{}/{}", entry.kind, entry.version),
-            integrated_time: times
-                .iter()
-                .find(|t| t.source == TimeSource::IntegratedTime)
-                .map(|t| t.at),
-            timestamps: tsa_times,
-            dsse_payload_type,
-            predicate_type,
-            dsse_payload,
-        })
+        Ok((times, tsa_times, set_verified))
     }
 
     /// Verifies the SET if present. Ok(true) when a SET verified.
@@ -924,4 +883,80 @@ fn verify_dsse(
         return Err(F::DsseSubjectMismatch { digest: wanted });
     }
     Ok(statement.predicate_type)
+}
+
+/// Step 3: the signature over the artifact, or the DSSE envelope (its
+/// predicate type, payload type and payload, as the signature covers them).
+#[allow(clippy::type_complexity)]
+fn verify_content(
+    signing_key: &VerifyingKey,
+    bundle: &ParsedBundle,
+    artifact: &ArtifactDigest,
+    is_key: bool,
+) -> Result<(Option<String>, Option<String>, Option<Vec<u8>>), F> {
+    let mut predicate_type = None;
+    let mut dsse_payload_type = None;
+    let mut dsse_payload = None;
+    match &bundle.content {
+        SignedContent::MessageSignature { digest, signature } => {
+            if let Some((algorithm, value)) = digest {
+                if *algorithm != HashAlgorithm::Sha256 || value.as_slice() != artifact.0 {
+                    return Err(F::MessageDigestMismatch);
+                }
+            }
+            verify_message_signature(signing_key, &artifact.0, signature, is_key)?;
+        }
+        SignedContent::Dsse(envelope) => {
+            predicate_type = verify_dsse(signing_key, envelope, artifact, is_key)?;
+            dsse_payload_type = Some(envelope.payload_type.clone());
+            dsse_payload = Some(envelope.payload.clone());
+        }
+    }
+    Ok((predicate_type, dsse_payload_type, dsse_payload))
+}
+
+/// The log key must be valid at the integrated time a SET covers, or else
+/// at every verified time.
+fn check_log_validity(
+    tlog: &TransparencyLog,
+    times: &[VerifiedTime],
+    set_verified: bool,
+) -> Result<(), F> {
+    if set_verified {
+        if let Some(t) = times
+            .iter()
+            .find(|t| t.source == TimeSource::IntegratedTime)
+        {
+            if !tlog.valid_for.contains(t.at) {
+                return Err(F::TlogLogNotValidAt {
+                    at: t.at,
+                    time_source: t.source,
+                });
+            }
+        }
+    } else {
+        for t in times {
+            if !tlog.valid_for.contains(t.at) {
+                return Err(F::TlogLogNotValidAt {
+                    at: t.at,
+                    time_source: t.source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The index reported is one a signature covers: the SET's, or else the
+/// verified proof's (which the entry's unsigned field must equal).
+fn reported_index(entry: &TlogEntry, set_verified: bool) -> Result<u64, F> {
+    match (&entry.inclusion_proof, set_verified) {
+        (_, true) => Ok(entry.log_index),
+        (Some(proof), false) if proof.log_index == entry.log_index => Ok(proof.log_index),
+        (Some(proof), false) => Err(F::TlogIndexMismatch {
+            entry: entry.log_index,
+            proof: proof.log_index,
+        }),
+        (None, false) => Err(F::TlogEntryUnproven),
+    }
 }
