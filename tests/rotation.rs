@@ -23,6 +23,13 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A small file named `name` in the world's directory.
+fn text_file(world: &World, name: &str) -> PathBuf {
+    let p = world.root().join(name);
+    std::fs::write(&p, format!("{name}\n")).unwrap();
+    p
+}
+
 fn sign(state: &Path, file: &Path) -> PathBuf {
     let bundle = file.with_extension("sigstore.json");
     let out = airgate([
@@ -62,11 +69,7 @@ pub struct Rotated {
 
 pub fn rotated() -> Rotated {
     let world = World::new(0);
-    let file = |name: &str| {
-        let p = world.root().join(name);
-        std::fs::write(&p, format!("{name}\n")).unwrap();
-        p
-    };
+    let file = |name: &str| text_file(&world, name);
     let a = file("before.txt");
     let a_bundle = sign(&world.high, &a);
     let old_copy = world.root().join("high-before-rotation");
@@ -138,11 +141,7 @@ fn sigstore_python_follows_a_rotation_through_tuf() {
     let high = world.high.to_str().unwrap().to_string();
     let out = airgate(["tuf", "init-private", "--state", &high]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let file = |name: &str| {
-        let p = world.root().join(name);
-        std::fs::write(&p, format!("{name}\n")).unwrap();
-        p
-    };
+    let file = |name: &str| text_file(&world, name);
     let a = file("before.txt");
     let a_bundle = sign(&world.high, &a);
     let old_copy = world.root().join("high-before-rotation");
@@ -226,11 +225,7 @@ print(json.dumps(out))
 fn revoking_a_retired_intermediate_from_a_past_time_splits_its_signatures() {
     let world = World::new(0);
     let high = world.high.to_str().unwrap().to_string();
-    let file = |name: &str| {
-        let p = world.root().join(name);
-        std::fs::write(&p, format!("{name}\n")).unwrap();
-        p
-    };
+    let file = |name: &str| text_file(&world, name);
     let early = file("early.txt");
     let early_bundle = sign(&world.high, &early);
     std::thread::sleep(std::time::Duration::from_millis(1100));
