@@ -311,3 +311,50 @@ asyncio.run(main())
     }
     assert!(report.get("fake-1.0-0.conda").is_none(), "{report}");
 }
+
+#[test]
+fn a_package_whose_index_json_is_huge_is_refused_without_reading_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let base = src.path();
+    std::fs::create_dir_all(base.join("info")).unwrap();
+    // 8 MiB of index.json compresses to a few KiB: what a bomb looks like.
+    let padding = "x".repeat(8 << 20);
+    let index = format!(
+        r#"{{"name":"big","version":"1","build":"0","build_number":0,"subdir":"noarch","license":"{padding}"}}"#
+    );
+    std::fs::write(base.join("info/index.json"), index).unwrap();
+    let paths = vec![base.join("info/index.json")];
+    for tar_bz2 in [false, true] {
+        let path = if tar_bz2 {
+            let p = dir.path().join("big-1-0.tar.bz2");
+            rattler_package_streaming::write::write_tar_bz2_package(
+                std::fs::File::create(&p).unwrap(),
+                base,
+                &paths,
+                CompressionLevel::Lowest,
+                None,
+                None,
+            )
+            .unwrap();
+            p
+        } else {
+            let p = dir.path().join("big-1-0.conda");
+            rattler_package_streaming::write::write_conda_package(
+                std::fs::File::create(&p).unwrap(),
+                base,
+                &paths,
+                CompressionLevel::Lowest,
+                None,
+                "big-1-0",
+                None,
+                None,
+            )
+            .unwrap();
+            p
+        };
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let err = gateway::conda::record_of(&path, &name, &"ab".repeat(32), 1).unwrap_err();
+        assert!(err.contains("over"), "{name}: {err}");
+    }
+}

@@ -35,13 +35,39 @@ pub fn record_of(
     let archive = CondaArchiveType::try_from(Path::new(filename))
         .ok_or_else(|| format!("{filename}: not a .conda or .tar.bz2 file name"))?;
     let file = std::fs::File::open(path).map_err(|e| format!("{filename}: {e}"))?;
-    let bytes = rattler_package_streaming::seek::read_package_file_content(
-        std::io::BufReader::new(file),
-        archive,
-        IndexJson::package_path(),
-    )
-    .map_err(|e| format!("{filename}: info/index.json: {e}"))?;
+    let reader = std::io::BufReader::new(file);
+    let found = match archive {
+        CondaArchiveType::TarBz2 => {
+            bounded_index_json(rattler_package_streaming::read::stream_tar_bz2(reader))
+        }
+        CondaArchiveType::Conda => rattler_package_streaming::seek::stream_conda_info(reader)
+            .map_err(|e| e.to_string())
+            .and_then(bounded_index_json),
+    };
+    let bytes = found.map_err(|e| format!("{filename}: info/index.json: {e}"))?;
     index_record(&bytes, filename, sha256_hex, size)
+}
+
+/// `info/index.json` from a package's (info) tar stream, read at most
+/// [`MAX_INDEX_JSON_BYTES`] + 1 bytes: a huge or endless entry (a
+/// decompression bomb) is refused without being held in memory.
+fn bounded_index_json<R: std::io::Read>(mut archive: tar::Archive<R>) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let wanted = IndexJson::package_path();
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let is_index = entry.path().map(|p| p == wanted).unwrap_or(false);
+        if !is_index {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        entry
+            .take(MAX_INDEX_JSON_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| e.to_string())?;
+        return Ok(bytes);
+    }
+    Err("missing".into())
 }
 
 /// The record built from `info/index.json` bytes (pure).
