@@ -140,7 +140,21 @@ fn export_import_verify_round_trip_keeps_the_custody_chain() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(custody.upstream_log_index, upstream_index);
+    // One session leaf signs all four artifacts of this signer, so the
+    // extension leaves the per-artifact log index to each VSA.
+    assert_eq!(custody.upstream_log_index, None);
+    let vsa = dsse_statement(&sigs[2]);
+    assert_eq!(
+        vsa["predicate"]["inputAttestations"][0]["annotations"]["logIndex"],
+        upstream_index
+    );
+    let other = sigs_of(&world.high, "pkg-00000.tar.gz").0;
+    assert_eq!(
+        other[1]["verificationMaterial"]["certificate"],
+        sigs[1]["verificationMaterial"]["certificate"],
+        "one leaf per session and upstream signer"
+    );
+    assert_ne!(other[1]["messageSignature"], sigs[1]["messageSignature"]);
 
     // Importing the same medium again changes nothing.
     let before = state_fingerprint(&world.high);
@@ -158,6 +172,12 @@ fn export_import_verify_round_trip_keeps_the_custody_chain() {
 }
 
 /// The re-signed artifact of an imported medium, written out with our bundle.
+/// The in-toto statement a DSSE bundle's envelope carries.
+fn dsse_statement(bundle: &Value) -> Value {
+    let payload = bundle["dsseEnvelope"]["payload"].as_str().unwrap();
+    serde_json::from_slice(&gateway::encoding::b64_decode(payload).unwrap()).unwrap()
+}
+
 fn reimported(world: &World, name: &str) -> (PathBuf, PathBuf) {
     let (sigs, sha) = sigs_of(&world.high, name);
     let dir = world.root().join("check");

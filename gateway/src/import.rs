@@ -48,7 +48,7 @@ use crate::medium::unpack::{
 use crate::medium::EntryName;
 use crate::policy::{Policy, TufRootSource};
 use crate::progress::{ImportPhase, ProgressReader};
-use crate::signing::{sign_with_fresh_leaves, SigningRequest};
+use crate::signing::{sign_with_session_leaves, SigningRequest};
 use crate::state::{ImportPlan, MediumRecord, PlannedArtifact, Staging, StateDir};
 use crate::{Error, Result};
 
@@ -512,8 +512,9 @@ fn judge_artifacts(
     Ok((decisions, accepted))
 }
 
-/// Stage 6: a fresh leaf per artifact, issued on all cores at the real
-/// clock, naming the verified upstream signer in the custody extension.
+/// Stage 6: a short-lived leaf per upstream signer for this session, issued
+/// at the real clock, naming the verified signer in the custody extension;
+/// each artifact's VSA names its own verified upstream entry.
 fn plan_import(
     state: &StateDir,
     high: &HighSide,
@@ -564,7 +565,7 @@ fn plan_import(
             custody: Some(Custody {
                 upstream_identity: upstream.identity.clone(),
                 upstream_issuer: upstream.issuer.clone(),
-                upstream_log_index: upstream.log_index,
+                upstream_log_index: Some(upstream.log_index),
             }),
             attestations: std::iter::once(vsa)
                 .chain(crate::attest::cep27_statement(
@@ -603,18 +604,7 @@ fn plan_import(
     }
     let now_system = SystemTime::UNIX_EPOCH
         + std::time::Duration::from_secs(u64::try_from(now.timestamp()).unwrap_or(0));
-    let chunk = requests
-        .len()
-        .div_ceil(rayon::current_num_threads().max(1))
-        .max(1);
-    let ca = state.ca();
-    let signatures = requests
-        .par_chunks(chunk)
-        .map(|c| sign_with_fresh_leaves(ca, c, now_system))
-        .collect::<std::result::Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .collect();
+    let signatures = sign_with_session_leaves(state.ca(), &requests, now_system)?;
     let predicate = &medium.manifest.predicate;
     let policy_entry = medium.entries.iter().find(|e| e.kind == EntryKind::Policy);
     Ok(ImportPlan {

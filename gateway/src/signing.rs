@@ -1,4 +1,4 @@
-//! Signing with the private stack: a fresh leaf per artifact, a log entry per
+//! Signing with the private stack: a short-lived leaf per session and signer, a log entry per
 //! signature, and a standard v0.3 Sigstore bundle (protobuf-specs types from the
 //! `sigstore` crate, serialized with default fields kept, as clients require).
 
@@ -19,7 +19,7 @@ use sigstore_protobuf_specs::dev::sigstore::rekor::v1::{
 
 use sigstore_protobuf_specs::io::intoto::{Envelope, Signature as EnvelopeSignature};
 
-use private_ca::{Custody, LeafRequest, PrivateCa, SigningIdentity};
+use private_ca::{Custody, IssuedLeaf, LeafRequest, PrivateCa, SigningIdentity};
 
 use crate::bundle::MEDIA_TYPE_V0_3;
 use crate::tlog::entry::{dsse_body, hashedrekord_body, EntryKind};
@@ -112,43 +112,95 @@ pub struct LeafSignature {
     pub attestations: Vec<DsseSigned>,
 }
 
-/// Issues a leaf per request and signs each artifact digest with it (no log yet).
-pub fn sign_with_fresh_leaves(
+/// Issues one short-lived leaf per signing session and signer (the identity
+/// plus, for imports, the verified upstream signer) and signs every artifact
+/// digest and attestation with its group's leaf, on all cores (no log yet).
+/// A leaf that covers exactly one artifact names its upstream log index in
+/// the custody extension; a shared one leaves it to each artifact's VSA.
+pub fn sign_with_session_leaves(
     ca: &PrivateCa,
     requests: &[SigningRequest],
     now: SystemTime,
 ) -> Result<Vec<LeafSignature>, SigningError> {
+    use rayon::prelude::*;
+    let (groups, group_of) = session_groups(requests);
+    let leaves = groups
+        .par_iter()
+        .map(|request| ca.issue_leaf(request, now))
+        .collect::<Result<Vec<_>, _>>()?;
     requests
+        .par_iter()
+        .zip(group_of.par_iter())
+        .map(|(request, &g)| sign_one(&leaves[g], request))
+        .collect()
+}
+
+/// The leaf requests of a session (one per identity and upstream signer) and
+/// each request's group.
+fn session_groups(requests: &[SigningRequest]) -> (Vec<LeafRequest>, Vec<usize>) {
+    let mut index: std::collections::HashMap<SessionKey<'_>, usize> =
+        std::collections::HashMap::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    let mut group_of = Vec::with_capacity(requests.len());
+    for (i, r) in requests.iter().enumerate() {
+        let g = *index.entry(session_key(r)).or_insert_with(|| {
+            members.push(Vec::new());
+            members.len() - 1
+        });
+        members[g].push(i);
+        group_of.push(g);
+    }
+    let groups = members
         .iter()
-        .map(|request| {
-            let leaf = ca.issue_leaf(
-                &LeafRequest {
-                    identity: request.identity.clone(),
-                    custody: request.custody.clone(),
-                },
-                now,
-            )?;
-            let signature = leaf.key.sign_sha256_digest(&request.artifact_sha256)?;
-            let attestations = request
-                .attestations
-                .iter()
-                .map(|statement| {
-                    let pae = crate::bundle::pae(crate::attest::INTOTO_PAYLOAD_TYPE, statement);
-                    let signature = leaf.key.sign_sha256_digest(&crate::crypto::sha256(&pae))?;
-                    Ok(DsseSigned {
-                        statement: statement.clone(),
-                        signature,
-                    })
-                })
-                .collect::<Result<Vec<_>, SigningError>>()?;
-            Ok(LeafSignature {
-                certificate_der: leaf.certificate_der,
+        .map(|m| {
+            let first = &requests[m[0]];
+            let custody = first.custody.clone().map(|mut c| {
+                if m.len() > 1 {
+                    c.upstream_log_index = None;
+                }
+                c
+            });
+            LeafRequest {
+                identity: first.identity.clone(),
+                custody,
+            }
+        })
+        .collect();
+    (groups, group_of)
+}
+
+/// What one session leaf is shared by: the identity and the upstream signer.
+type SessionKey<'a> = (&'a str, Option<(&'a str, &'a str)>);
+
+fn session_key(r: &SigningRequest) -> SessionKey<'_> {
+    let upstream = r
+        .custody
+        .as_ref()
+        .map(|c| (c.upstream_identity.as_str(), c.upstream_issuer.as_str()));
+    (r.identity.as_str(), upstream)
+}
+
+/// Signs one artifact digest and its attestations with a session leaf.
+fn sign_one(leaf: &IssuedLeaf, request: &SigningRequest) -> Result<LeafSignature, SigningError> {
+    let signature = leaf.key.sign_sha256_digest(&request.artifact_sha256)?;
+    let attestations = request
+        .attestations
+        .iter()
+        .map(|statement| {
+            let pae = crate::bundle::pae(crate::attest::INTOTO_PAYLOAD_TYPE, statement);
+            let signature = leaf.key.sign_sha256_digest(&crate::crypto::sha256(&pae))?;
+            Ok(DsseSigned {
+                statement: statement.clone(),
                 signature,
-                artifact_sha256: request.artifact_sha256,
-                attestations,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, SigningError>>()?;
+    Ok(LeafSignature {
+        certificate_der: leaf.certificate_der.clone(),
+        signature,
+        artifact_sha256: request.artifact_sha256,
+        attestations,
+    })
 }
 
 /// Signed artifacts and the checkpoint their batch was logged under.
@@ -250,7 +302,7 @@ enum Content<'a> {
     Dsse(&'a DsseSigned),
 }
 
-/// Signs every request with a fresh leaf, appends them to the log as one batch
+/// Signs every request with its session leaf, appends them to the log as one batch
 /// inside `tx`, and returns their bundles.
 pub fn sign_batch(
     ca: &PrivateCa,
@@ -259,7 +311,7 @@ pub fn sign_batch(
     requests: &[SigningRequest],
     now: SystemTime,
 ) -> Result<SignedBatch, SigningError> {
-    let signatures = sign_with_fresh_leaves(ca, requests, now)?;
+    let signatures = sign_with_session_leaves(ca, requests, now)?;
     log_and_bundle(log, tx, &signatures, now)
 }
 

@@ -177,22 +177,22 @@ pub struct Custody {
     pub upstream_identity: String,
     /// Upstream OIDC issuer (empty for managed keys).
     pub upstream_issuer: String,
-    /// Upstream transparency log index.
-    pub upstream_log_index: u64,
+    /// Upstream transparency log index, when the leaf signs exactly one
+    /// artifact (a session leaf shared by several leaves it to their VSAs).
+    pub upstream_log_index: Option<u64>,
 }
 
 impl Custody {
-    /// DER: `SEQUENCE { identity UTF8String, issuer UTF8String, logIndex INTEGER }`.
+    /// DER: `SEQUENCE { identity UTF8String, issuer UTF8String, logIndex INTEGER OPTIONAL }`.
     pub fn to_der(&self) -> Vec<u8> {
         let mut body = der::encode_tlv(der::UTF8_STRING, self.upstream_identity.as_bytes());
         body.extend(der::encode_tlv(
             der::UTF8_STRING,
             self.upstream_issuer.as_bytes(),
         ));
-        body.extend(der::encode_tlv(
-            der::INTEGER,
-            &encode_unsigned(self.upstream_log_index),
-        ));
+        if let Some(index) = self.upstream_log_index {
+            body.extend(der::encode_tlv(der::INTEGER, &encode_unsigned(index)));
+        }
         der::encode_tlv(der::SEQUENCE, &body)
     }
 
@@ -202,12 +202,15 @@ impl Custody {
         let mut r = seq.reader();
         let identity = r.read(der::UTF8_STRING, "identity").ok()?;
         let issuer = r.read(der::UTF8_STRING, "issuer").ok()?;
-        let index = r.read(der::INTEGER, "logIndex").ok()?;
+        let index = match r.read_optional(der::INTEGER, "logIndex").ok()? {
+            Some(index) => Some(der::integer_to_u64(index.content)?),
+            None => None,
+        };
         r.finish("custody").ok()?;
         Some(Custody {
             upstream_identity: String::from_utf8(identity.content.to_vec()).ok()?,
             upstream_issuer: String::from_utf8(issuer.content.to_vec()).ok()?,
-            upstream_log_index: der::integer_to_u64(index.content)?,
+            upstream_log_index: index,
         })
     }
 }
@@ -240,7 +243,7 @@ pub struct IssuedLeaf {
     pub precertificate_der: Vec<u8>,
     /// The SCT timestamp (ms since the epoch).
     pub sct_timestamp_ms: u64,
-    /// The leaf's private key (P-256), to sign exactly one artifact.
+    /// The leaf's private key (P-256), for one signing session.
     pub key: SigningKey,
 }
 
@@ -749,7 +752,7 @@ mod tests {
             upstream_identity:
                 "https://github.com/org/repo/.github/workflows/release.yml@refs/tags/v1".into(),
             upstream_issuer: "https://token.actions.githubusercontent.com".into(),
-            upstream_log_index: 123_456_789,
+            upstream_log_index: Some(123_456_789),
         };
         let leaf = ca
             .issue_leaf(
@@ -819,14 +822,19 @@ mod tests {
         let c = Custody {
             upstream_identity: "a@b.c".into(),
             upstream_issuer: "".into(),
-            upstream_log_index: 0,
+            upstream_log_index: Some(0),
         };
         assert_eq!(Custody::from_der(&c.to_der()).unwrap(), c);
         let c = Custody {
-            upstream_log_index: u64::MAX,
+            upstream_log_index: Some(u64::MAX),
             ..c
         };
         assert_eq!(Custody::from_der(&c.to_der()).unwrap(), c);
+        let session = Custody {
+            upstream_log_index: None,
+            ..c
+        };
+        assert_eq!(Custody::from_der(&session.to_der()).unwrap(), session);
         assert!(Custody::from_der(b"\x30\x00").is_none());
     }
 

@@ -276,11 +276,13 @@ impl MediaBench {
     ) -> anyhow::Result<()> {
         let rounds = self.rounds.max(1);
         // Import of the same medium vs tar -xf followed by openssl dgst, into fresh states.
-        let extract = root.join("extract");
         let mut base_times = Vec::new();
         let mut import_runs = Vec::new();
         for round in 0..rounds {
-            let _ = std::fs::remove_dir_all(&extract);
+            // Nothing is deleted between timed runs: ext4 scans recently
+            // deleted inodes when it creates files, so a deletion just before
+            // one side's run would slow that side alone.
+            let extract = root.join(format!("extract-{round}"));
             std::fs::create_dir_all(&extract)?;
             let _ = Command::new("sync").status();
             base_times.push(
@@ -292,7 +294,6 @@ impl MediaBench {
                 ))?
                 .elapsed,
             );
-            let _ = std::fs::remove_dir_all(&extract);
             let high = if round == 0 {
                 s.high.clone()
             } else {
@@ -363,11 +364,12 @@ impl MediaBench {
             self.count,
             export.elapsed.as_secs_f64()
         );
-        let extract = root.join("extract");
         let rounds = self.rounds.max(1);
         let mut xf_times = Vec::new();
         let mut import_runs = Vec::new();
         for round in 0..rounds {
+            // As for the large medium: nothing deleted between timed runs.
+            let extract = root.join(format!("extract-{round}"));
             std::fs::create_dir_all(&extract)?;
             let _ = Command::new("sync").status();
             xf_times.push(
@@ -378,7 +380,6 @@ impl MediaBench {
                 ))?
                 .elapsed,
             );
-            let _ = std::fs::remove_dir_all(&extract);
             let high = if round == 0 {
                 s.high.clone()
             } else {

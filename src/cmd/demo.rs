@@ -394,9 +394,13 @@ fn verify_re_signed(
             gateway::x509::Certificate::from_der(&cert).map_err(|e| Error::Usage(e.to_string()))?;
         if let Some(ext) = parsed.extension(gateway::private_ca::ca::OID_CUSTODY) {
             if let Some(c) = Custody::from_der(&ext.value) {
+                let index = c.upstream_log_index.map_or_else(
+                    || "in each artifact's VSA: the leaf is this session's".to_string(),
+                    |i| i.to_string(),
+                );
                 println!(
-                    "      custody extension: upstream {} (issuer {}, log index {})",
-                    c.upstream_identity, c.upstream_issuer, c.upstream_log_index
+                    "      custody extension: upstream {} (issuer {}, log index {index})",
+                    c.upstream_identity, c.upstream_issuer
                 );
             }
         }

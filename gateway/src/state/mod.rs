@@ -312,8 +312,8 @@ impl StateDir {
         LogReader::new(&self.conn)
     }
 
-    /// Signs every request with a fresh leaf and logs them as one batch, in
-    /// one transaction.
+    /// Signs every request with one session leaf per upstream signer and logs them
+    /// as one batch, in one transaction.
     pub fn sign(
         &mut self,
         requests: &[SigningRequest],

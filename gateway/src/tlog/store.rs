@@ -172,6 +172,10 @@ pub fn open_database(path: &std::path::Path) -> Result<Connection, LogError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // A 64 MiB page cache (allocated as used): an import's one transaction
+    // then stays in memory until commit instead of spilling pages into the
+    // WAL and reading them back. Durability is unchanged (FULL, fsync at commit).
+    conn.pragma_update(None, "cache_size", -65_536)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     Ok(conn)
 }
