@@ -165,20 +165,33 @@ fn phase_style() -> indicatif::ProgressStyle {
 pub struct ImportProgress {
     bar: Option<indicatif::ProgressBar>,
     phase: std::sync::Mutex<Option<gateway::progress::ImportPhase>>,
+    /// With `--timings`: when each phase began.
+    timings: Option<std::sync::Mutex<Vec<(gateway::progress::ImportPhase, std::time::Instant)>>>,
 }
 
 impl ImportProgress {
-    /// Draws nothing when stderr is not a terminal or with `--json`.
-    pub fn new(json: bool) -> Self {
+    /// Draws nothing when stderr is not a terminal or with `--json`; with
+    /// `timings`, [`ImportProgress::finish`] prints each phase's wall time.
+    pub fn new(json: bool, timings: bool) -> Self {
         ImportProgress {
             bar: progress_bar(json),
             phase: std::sync::Mutex::new(None),
+            timings: timings.then(|| std::sync::Mutex::new(Vec::new())),
+        }
+    }
+
+    fn record_phase(&self, phase: gateway::progress::ImportPhase) {
+        let Some(t) = &self.timings else { return };
+        let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+        if t.last().map(|(p, _)| *p) != Some(phase) {
+            t.push((phase, std::time::Instant::now()));
         }
     }
 
     /// Records progress in `phase`.
     pub fn update(&self, phase: gateway::progress::ImportPhase, done: u64, total: u64) {
         use gateway::progress::ImportPhase;
+        self.record_phase(phase);
         let Some(bar) = &self.bar else { return };
         let mut current = self.phase.lock().unwrap_or_else(|e| e.into_inner());
         if *current != Some(phase) {
@@ -201,10 +214,21 @@ impl ImportProgress {
         }
     }
 
-    /// Clears the bar.
+    /// Clears the bar; with timings, prints one line per phase to stderr.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+        let Some(t) = &self.timings else { return };
+        let t = t.lock().unwrap_or_else(|e| e.into_inner());
+        let end = std::time::Instant::now();
+        for (i, (phase, start)) in t.iter().enumerate() {
+            let until = t.get(i + 1).map_or(end, |(_, next)| *next);
+            eprintln!(
+                "{:>8.3} s  {}",
+                until.duration_since(*start).as_secs_f64(),
+                phase.label()
+            );
         }
     }
 }

@@ -714,7 +714,7 @@ pub fn import_with_progress(
         medium.manifest.predicate.artifacts.len() as u64,
     );
     let (decisions, accepted) = judge_artifacts(state, &judge, &medium)?;
-    progress(ImportPhase::Committing, 0, 0);
+    progress(ImportPhase::Signing, 0, 0);
     let mut report = report_of(&medium.manifest, tuf.versions, req.dry_run);
     report.artifacts = decisions;
     if req.dry_run {
@@ -731,6 +731,7 @@ pub fn import_with_progress(
     )?;
     report.warnings.extend(plan.warnings.iter().cloned());
     let template = report.clone();
+    progress(ImportPhase::Committing, 0, 0);
     let committed = state.commit_import(plan, staging, &|log_indexes, size| {
         let mut r = template.clone();
         fill_log_indexes(&mut r, log_indexes, size);

@@ -4,6 +4,7 @@
 
 pub mod attest;
 pub mod bundle;
+pub mod bundle_json;
 pub mod collector;
 pub mod conda;
 pub mod crypto;

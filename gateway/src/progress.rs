@@ -13,7 +13,9 @@ pub enum ImportPhase {
     VerifyingTuf,
     /// Re-verifying each artifact's upstream signatures (count).
     VerifyingArtifacts,
-    /// Re-signing, logging and committing.
+    /// Re-signing and attesting the accepted artifacts.
+    Signing,
+    /// Logging, storing and committing.
     Committing,
 }
 
@@ -24,7 +26,8 @@ impl ImportPhase {
             ImportPhase::Reading => "authenticating and staging the medium",
             ImportPhase::VerifyingTuf => "verifying the TUF snapshot and collectors",
             ImportPhase::VerifyingArtifacts => "re-verifying artifacts",
-            ImportPhase::Committing => "re-signing, logging, committing",
+            ImportPhase::Signing => "re-signing and attesting",
+            ImportPhase::Committing => "logging, storing, committing",
         }
     }
 }

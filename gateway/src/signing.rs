@@ -1,27 +1,15 @@
 //! Signing with the private stack: a short-lived leaf per session and signer, a log entry per
-//! signature, and a standard v0.3 Sigstore bundle (protobuf-specs types from the
-//! `sigstore` crate, serialized with default fields kept, as clients require).
+//! signature, and a standard v0.3 Sigstore bundle (protobuf-specs JSON with
+//! default fields kept, as clients require; see [`crate::bundle_json`]).
 
 use std::time::SystemTime;
 
-use prost_reflect::{ReflectMessage, SerializeOptions};
 use rusqlite::Transaction;
-use sigstore_protobuf_specs::dev::sigstore::bundle::v1::{
-    bundle, verification_material, Bundle, VerificationMaterial,
-};
-use sigstore_protobuf_specs::dev::sigstore::common::v1::{
-    HashAlgorithm as ProtoHashAlgorithm, HashOutput, LogId, MessageSignature, X509Certificate,
-};
-use sigstore_protobuf_specs::dev::sigstore::rekor::v1::{
-    Checkpoint as ProtoCheckpoint, InclusionPromise, InclusionProof as ProtoInclusionProof,
-    KindVersion, TransparencyLogEntry,
-};
-
-use sigstore_protobuf_specs::io::intoto::{Envelope, Signature as EnvelopeSignature};
 
 use private_ca::{Custody, IssuedLeaf, LeafRequest, PrivateCa, SigningIdentity};
 
 use crate::bundle::MEDIA_TYPE_V0_3;
+use crate::bundle_json::{self, BundleFields, ContentFields, EntryFields};
 use crate::tlog::entry::{dsse_body, hashedrekord_body, EntryKind};
 use crate::tlog::{AppendedBatch, Log, LogError, NewEntry};
 
@@ -215,33 +203,53 @@ pub struct SignedBatch {
 /// Appends the signatures to the log as one batch inside `tx` and builds their
 /// bundles, each with an inclusion proof against the batch's checkpoint. An
 /// artifact's attestations, if any, are the entries right after its signature.
+/// The log entries of one signature: its hashedrekord, then one dsse entry
+/// per attestation.
+fn entries_of(s: &LeafSignature) -> Vec<(NewEntry, Option<&DsseSigned>)> {
+    let mut out = Vec::with_capacity(1 + s.attestations.len());
+    out.push((
+        NewEntry {
+            kind: EntryKind::HashedRekord,
+            body: hashedrekord_body(&s.artifact_sha256, &s.signature, &s.certificate_der),
+            artifact_sha256: s.artifact_sha256,
+        },
+        None,
+    ));
+    for d in &s.attestations {
+        let body = dsse_body(
+            &d.envelope_json(),
+            &d.statement,
+            &d.signature,
+            &s.certificate_der,
+        );
+        out.push((
+            NewEntry {
+                kind: EntryKind::Dsse,
+                body,
+                artifact_sha256: s.artifact_sha256,
+            },
+            Some(d),
+        ));
+    }
+    out
+}
+
 pub fn log_and_bundle(
     log: &Log,
     tx: &Transaction<'_>,
     signatures: &[LeafSignature],
     now: SystemTime,
 ) -> Result<SignedBatch, SigningError> {
+    use rayon::prelude::*;
+    // Entry bodies (canonical JSON) are built on all cores, kept in order.
+    let per_signature: Vec<Vec<(NewEntry, Option<&DsseSigned>)>> =
+        signatures.par_iter().map(entries_of).collect();
     let mut entries = Vec::with_capacity(signatures.len() * 2);
     let mut jobs = Vec::with_capacity(signatures.len() * 2);
-    for (i, s) in signatures.iter().enumerate() {
-        entries.push(NewEntry {
-            kind: EntryKind::HashedRekord,
-            body: hashedrekord_body(&s.artifact_sha256, &s.signature, &s.certificate_der),
-            artifact_sha256: s.artifact_sha256,
-        });
-        jobs.push((i, None));
-        for d in &s.attestations {
-            entries.push(NewEntry {
-                kind: EntryKind::Dsse,
-                body: dsse_body(
-                    &d.envelope_json(),
-                    &d.statement,
-                    &d.signature,
-                    &s.certificate_der,
-                ),
-                artifact_sha256: s.artifact_sha256,
-            });
-            jobs.push((i, Some(d)));
+    for (i, list) in per_signature.into_iter().enumerate() {
+        for (entry, dsse) in list {
+            entries.push(entry);
+            jobs.push((i, dsse));
         }
     }
     let now_secs = now
@@ -250,7 +258,6 @@ pub fn log_and_bundle(
         .unwrap_or(0);
     let batch = log.append_batch(tx, &entries, now_secs)?;
     // Proofs come with the batch; bundles serialize on all cores.
-    use rayon::prelude::*;
     let built = jobs
         .par_iter()
         .zip(batch.entries.par_iter())
@@ -323,7 +330,7 @@ fn bundle_json(
     certificate_der: &[u8],
     content: Content<'_>,
 ) -> Result<Vec<u8>, SigningError> {
-    let index = i64::try_from(entry.index)
+    let log_index = i64::try_from(entry.index)
         .map_err(|_| SigningError::Serialize("log index overflow".into()))?;
     let tree_size = i64::try_from(batch.checkpoint.size)
         .map_err(|_| SigningError::Serialize("tree size overflow".into()))?;
@@ -331,75 +338,38 @@ fn bundle_json(
         Content::Message { .. } => EntryKind::HashedRekord,
         Content::Dsse(_) => EntryKind::Dsse,
     };
-    let bundle = Bundle {
-        media_type: MEDIA_TYPE_V0_3.to_string(),
-        verification_material: Some(VerificationMaterial {
-            tlog_entries: vec![TransparencyLogEntry {
-                log_index: index,
-                log_id: Some(LogId {
-                    key_id: log.log_id().to_vec(),
-                }),
-                kind_version: Some(KindVersion {
-                    kind: kind.kind().to_string(),
-                    version: kind.version().to_string(),
-                }),
-                integrated_time: entry.integrated_time,
-                inclusion_promise: Some(InclusionPromise {
-                    signed_entry_timestamp: entry.signed_entry_timestamp.clone(),
-                }),
-                inclusion_proof: Some(ProtoInclusionProof {
-                    log_index: index,
-                    root_hash: batch.checkpoint.root_hash.to_vec(),
-                    tree_size,
-                    hashes: entry.inclusion_proof.iter().map(|h| h.to_vec()).collect(),
-                    checkpoint: Some(ProtoCheckpoint {
-                        envelope: batch.checkpoint.note.clone(),
-                    }),
-                }),
-                canonicalized_body: body.to_vec(),
-            }],
-            timestamp_verification_data: None,
-            content: Some(verification_material::Content::Certificate(
-                X509Certificate {
-                    raw_bytes: certificate_der.to_vec(),
-                },
-            )),
-        }),
-        content: Some(match content {
+    let log_id = log.log_id();
+    Ok(bundle_json::to_json(&BundleFields {
+        media_type: MEDIA_TYPE_V0_3,
+        entry: EntryFields {
+            log_index,
+            log_id: &log_id,
+            kind: kind.kind(),
+            version: kind.version(),
+            integrated_time: entry.integrated_time,
+            signed_entry_timestamp: &entry.signed_entry_timestamp,
+            root_hash: &batch.checkpoint.root_hash,
+            tree_size,
+            hashes: &entry.inclusion_proof,
+            checkpoint: &batch.checkpoint.note,
+            canonicalized_body: body,
+        },
+        certificate_der,
+        content: match content {
             Content::Message {
                 signature,
                 artifact_sha256,
-            } => bundle::Content::MessageSignature(MessageSignature {
-                message_digest: Some(HashOutput {
-                    algorithm: ProtoHashAlgorithm::Sha2256 as i32,
-                    digest: artifact_sha256.to_vec(),
-                }),
-                signature: signature.to_vec(),
-            }),
-            Content::Dsse(d) => bundle::Content::DsseEnvelope(Envelope {
-                payload: d.statement.clone(),
-                payload_type: crate::attest::INTOTO_PAYLOAD_TYPE.to_string(),
-                signatures: vec![EnvelopeSignature {
-                    sig: d.signature.clone(),
-                    keyid: String::new(),
-                }],
-            }),
-        }),
-    };
-    serialize_bundle(&bundle)
-}
-
-/// Serializes a protobuf-specs bundle as standard JSON, keeping default fields
-/// (`logIndex: "0"`, `hashes: []`) that clients require.
-pub fn serialize_bundle(bundle: &Bundle) -> Result<Vec<u8>, SigningError> {
-    let message = bundle.transcode_to_dynamic();
-    let mut out = Vec::with_capacity(8 * 1024);
-    let mut serializer = serde_json::Serializer::new(&mut out);
-    let options = SerializeOptions::new().skip_default_fields(false);
-    message
-        .serialize_with_options(&mut serializer, &options)
-        .map_err(|e| SigningError::Serialize(e.to_string()))?;
-    Ok(out)
+            } => ContentFields::Message {
+                digest: artifact_sha256,
+                signature,
+            },
+            Content::Dsse(d) => ContentFields::Dsse {
+                payload: &d.statement,
+                payload_type: crate::attest::INTOTO_PAYLOAD_TYPE,
+                signature: &d.signature,
+            },
+        },
+    }))
 }
 
 #[cfg(test)]

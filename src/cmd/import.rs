@@ -27,6 +27,9 @@ pub struct ImportArgs {
     /// Print the import report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Print the wall time of each phase to stderr when the import ends (for sizing imports).
+    #[arg(long)]
+    timings: bool,
     /// Not offered: import signs and records with the real clock (refused with why).
     #[arg(long, value_name = "TIME", hide = true)]
     danger_as_of: Option<String>,
@@ -157,7 +160,7 @@ impl ImportArgs {
             dry_run: self.dry_run,
             now,
         };
-        let progress = crate::output::ImportProgress::new(self.json);
+        let progress = crate::output::ImportProgress::new(self.json, self.timings);
         let result = import_with_progress(&mut state, &request, &|phase, done, total| {
             progress.update(phase, done, total)
         });

@@ -143,13 +143,22 @@ impl StateDir {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(LogError::from)?;
-            for (a, s) in plan.artifacts.iter().zip(&signed.artifacts) {
-                let attestations: Vec<&[u8]> = s
-                    .attestations
-                    .iter()
-                    .map(|t| t.bundle_json.as_slice())
-                    .collect();
-                let sigs = sigs_array(&a.upstream_bundle_json, &s.bundle_json, &attestations)?;
+            // The .sigs arrays are checked and joined on all cores.
+            use rayon::prelude::*;
+            let all_sigs = plan
+                .artifacts
+                .par_iter()
+                .zip(signed.artifacts.par_iter())
+                .map(|(a, s)| {
+                    let attestations: Vec<&[u8]> = s
+                        .attestations
+                        .iter()
+                        .map(|t| t.bundle_json.as_slice())
+                        .collect();
+                    sigs_array(&a.upstream_bundle_json, &s.bundle_json, &attestations)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for ((a, s), sigs) in plan.artifacts.iter().zip(&signed.artifacts).zip(all_sigs) {
                 insert
                     .execute(params![
                         a.name,
@@ -209,7 +218,6 @@ impl StateDir {
     }
 }
 
-/// `.sigs` = [the upstream bundle that verified, byte for byte, ours].
 /// `.sigs` = [upstream bundle as received and verified, airgate's
 /// signature, airgate's attestations (the VSA; for conda packages then the
 /// CEP 27 publish attestation)].
