@@ -41,8 +41,9 @@ pub use error::{Error, Role, RotationCheck};
 pub use mirror::{snapshot, SnapshotSummary};
 pub use policy::{RoleExpiries, RoleVersions};
 pub use private_repo::{
-    format_duration, init_private, load_private, parse_duration, publish, refresh, InitSummary,
-    LoadedRepo, PrivateRepoConfig, PublishSummary, PublishedTarget, RoleDurations, CONFIG_FILE,
+    format_duration, generate_key_file, init_private, load_private, parse_duration, publish,
+    refresh, rotate_root, rotate_root_failing_before, InitSummary, LoadedRepo, PrivateRepoConfig,
+    PublishSummary, PublishedTarget, RoleDurations, RootRotation, RotationSummary, CONFIG_FILE,
 };
 pub use state::TufState;
 /// The URL type [`snapshot`] takes (re-exported so callers need not depend on `url`).

@@ -15,7 +15,7 @@ use tough::schema::key::Key;
 use tough::schema::{RoleType, Root};
 use tough::sign::{parse_keypair, Sign};
 
-use crate::fsutil::read_limited;
+use crate::fsutil::{read_limited, sync_dir, write_new_atomic};
 use crate::{Error, Role};
 
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
@@ -144,6 +144,11 @@ impl MemKey {
         Ok(key)
     }
 
+    /// The file (or label) the key came from.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
     /// A tough key source for this key.
     pub(crate) fn source(&self) -> Box<dyn KeySource> {
         Box::new(MemKey {
@@ -213,13 +218,83 @@ impl OnlineKeys {
     pub(crate) fn sources(&self) -> Vec<Box<dyn KeySource>> {
         self.keys.iter().map(|(_, k)| k.source()).collect()
     }
+
+    /// Fresh keys for the online roles, labelled with their file in `keys_dir`.
+    pub(crate) fn generate(keys_dir: &Path) -> Result<OnlineKeys, Error> {
+        let keys = ONLINE_ROLES
+            .iter()
+            .map(|&role| {
+                let path = keys_dir.join(key_file_name(role, 0));
+                Ok((role, MemKey::generate(path.display().to_string())?))
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(OnlineKeys { keys })
+    }
+
+    /// Each role and its key.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (RoleType, &MemKey)> + '_ {
+        self.keys.iter().map(|(role, key)| (*role, key))
+    }
+
+    /// Writes the keys as `<role>.pem.next` (mode 0600), durably, before the
+    /// root that authorizes them is committed.
+    pub(crate) fn write_pending(&self, keys_dir: &Path) -> Result<(), Error> {
+        for (role, key) in &self.keys {
+            let path = pending_path(keys_dir, *role);
+            write_new_atomic(&path, key.to_pem().as_bytes(), 0o600)?;
+        }
+        sync_dir(keys_dir);
+        Ok(())
+    }
+
+    /// Puts the pending keys in place of the current ones.
+    pub(crate) fn promote_pending(&self, keys_dir: &Path) -> Result<(), Error> {
+        for (role, _) in &self.keys {
+            promote(keys_dir, *role)?;
+        }
+        Ok(())
+    }
+}
+
+fn pending_path(keys_dir: &Path, role: RoleType) -> PathBuf {
+    keys_dir.join(format!("{}.next", key_file_name(role, 0)))
+}
+
+fn promote(keys_dir: &Path, role: RoleType) -> Result<(), Error> {
+    let from = pending_path(keys_dir, role);
+    let to = keys_dir.join(key_file_name(role, 0));
+    std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+    sync_dir(keys_dir);
+    Ok(())
+}
+
+/// Settles an online-key rotation a crashed run left behind: each pending
+/// `<role>.pem.next` is promoted when `newest_root` authorizes it for its
+/// role, and removed otherwise (its root was never committed).
+pub(crate) fn settle_pending(keys_dir: &Path, newest_root: &Root) -> Result<(), Error> {
+    for role in ONLINE_ROLES {
+        let path = pending_path(keys_dir, role);
+        if !path.exists() {
+            continue;
+        }
+        let id = MemKey::read(&path)?.key_id()?;
+        let authorized = newest_root
+            .roles
+            .get(&role)
+            .is_some_and(|keys| keys.keyids.contains(&id));
+        if authorized {
+            promote(keys_dir, role)?;
+        } else {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::fsutil::write_new_atomic;
 
     #[test]
     fn pem_round_trip_and_redaction() {

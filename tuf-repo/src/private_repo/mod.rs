@@ -32,6 +32,7 @@
 
 mod config;
 mod keys;
+mod rotate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroU64;
@@ -50,7 +51,10 @@ use tough::{FilesystemTransport, Transport, TransportError, TransportErrorKind, 
 use url::Url;
 
 pub use config::{format_duration, parse_duration, PrivateRepoConfig, RoleDurations, CONFIG_FILE};
-use keys::{key_file_name, role_of_type, MemKey, OnlineKeys, ONLINE_ROLES};
+use keys::{key_file_name, role_of_type, settle_pending, MemKey, OnlineKeys, ONLINE_ROLES};
+pub use rotate::{
+    generate_key_file, rotate_root, rotate_root_failing_before, RootRotation, RotationSummary,
+};
 
 use crate::chain::{self, parse_trusted_root};
 use crate::fsutil::{parent_dir, read_limited, sync_dir, sync_file, write_new, write_new_atomic};
@@ -525,6 +529,8 @@ struct Current {
     root_bytes: Vec<u8>,
     /// Timestamp, snapshot and targets, when something was published.
     loaded: Option<Loaded>,
+    /// A new root (and its bytes) to commit with the re-signed metadata.
+    next_root: Option<(Signed<Root>, Vec<u8>)>,
 }
 
 async fn load_current(repo_dir: &Path, limits: &Limits) -> Result<Current, Error> {
@@ -557,6 +563,7 @@ async fn load_current(repo_dir: &Path, limits: &Limits) -> Result<Current, Error
         root,
         root_bytes,
         loaded,
+        next_root: None,
     })
 }
 
@@ -658,10 +665,26 @@ fn new_stage(dir: &Path) -> Result<tempfile::TempDir, Error> {
         .map_err(|e| Error::io(dir, e))
 }
 
-/// Removes staging directories a crashed run left behind (under the lock).
-fn clean_stale_stages(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+/// The journal of a commit that changes the root: the files to put in place, in order.
+const JOURNAL: &str = ".commit";
+/// Largest journal read back.
+const MAX_JOURNAL_BYTES: u64 = 64 << 10;
+
+fn write_journal(stage: &Path, files: &[String]) -> Result<(), Error> {
+    let path = stage.join(JOURNAL);
+    write_new(&path, files.join("\n").as_bytes())?;
+    sync_file(&path)?;
+    sync_dir(stage);
+    Ok(())
+}
+
+/// Under the lock, before loading: rolls forward a journaled commit a crashed
+/// run left in a staging directory (the files not yet in place, in order) and
+/// removes every other staging directory left behind.
+fn resume_interrupted(repo_dir: &Path) -> Result<(), Error> {
+    let dir = std::fs::canonicalize(repo_dir).map_err(|e| Error::io(repo_dir, e))?;
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
     };
     for entry in entries.flatten() {
         let stale = entry
@@ -669,10 +692,50 @@ fn clean_stale_stages(dir: &Path) {
             .to_str()
             .is_some_and(|n| n.starts_with(STAGE_PREFIX))
             && entry.file_type().is_ok_and(|t| t.is_dir());
-        if stale {
-            let _ = std::fs::remove_dir_all(entry.path());
+        if !stale {
+            continue;
         }
+        let stage = entry.path();
+        let journal = stage.join(JOURNAL);
+        if journal.is_file() {
+            let files = read_journal(&journal)?;
+            let pending: Vec<String> = files
+                .into_iter()
+                .filter(|rel| stage.join(rel).is_file())
+                .collect();
+            commit(&stage, &dir, &pending, None)?;
+        }
+        let _ = std::fs::remove_dir_all(&stage);
     }
+    Ok(())
+}
+
+/// Reads a journal: relative paths as `commit` writes them, nothing else.
+fn read_journal(path: &Path) -> Result<Vec<String>, Error> {
+    let bytes = read_limited(path, MAX_JOURNAL_BYTES)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::malformed(path.display().to_string(), "the journal is not UTF-8"))?;
+    let mut files = Vec::new();
+    for rel in text.lines() {
+        let safe = !rel.is_empty()
+            && !rel.starts_with('/')
+            && rel.split('/').all(|part| {
+                !part.is_empty()
+                    && part != ".."
+                    && part != "."
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+            });
+        if !safe {
+            return Err(Error::malformed(
+                path.display().to_string(),
+                format!("the journal names {:?}", rel.escape_debug().to_string()),
+            ));
+        }
+        files.push(rel.to_owned());
+    }
+    Ok(files)
 }
 
 /// Renames the staged `files` into the repository, in order, fsyncing the
@@ -740,7 +803,17 @@ async fn verify_and_commit(
             }
         }
     }
-    commit(stage.path(), &current.dir, &files, fail_before)?;
+    // A commit that changes the root is journaled: rolled forward if interrupted.
+    let journaled = files.iter().any(|f| f.ends_with("root.json"));
+    if journaled {
+        write_journal(stage.path(), &files)?;
+    }
+    if let Err(e) = commit(stage.path(), &current.dir, &files, fail_before) {
+        if journaled {
+            let _ = stage.keep();
+        }
+        return Err(e);
+    }
     drop(stage);
     Ok(PublishSummary {
         versions: verified.versions,
@@ -765,10 +838,11 @@ async fn publish_async(
     check_targets(targets, &limits)?;
     let config = PrivateRepoConfig::load(keys_dir)?;
     let _lock = RepoLock::acquire(keys_dir)?;
-    let keys = OnlineKeys::read(keys_dir)?;
+    resume_interrupted(repo_dir)?;
     let current = load_current(repo_dir, &limits).await?;
+    settle_pending(keys_dir, &current.root.signed)?;
+    let keys = OnlineKeys::read(keys_dir)?;
     keys.check_against(&current.root.signed)?;
-    clean_stale_stages(&current.dir);
     resign_all(current, &keys, &config, targets, now, &limits, fail_before).await
 }
 
@@ -784,10 +858,27 @@ async fn resign_all(
     fail_before: Option<&str>,
 ) -> Result<PublishSummary, Error> {
     let stage = new_stage(&current.dir)?;
-    let root_version = current.root.signed.version.get();
+    let (root_version, root_bytes) = match &current.next_root {
+        Some((root, bytes)) => (root.signed.version.get(), bytes.as_slice()),
+        None => (
+            current.root.signed.version.get(),
+            current.root_bytes.as_slice(),
+        ),
+    };
     // The editor reads the root from a file: give it the verified bytes.
     let root_path = stage.path().join(format!("{root_version}.root.json"));
-    write_new(&root_path, &current.root_bytes)?;
+    write_new(&root_path, root_bytes)?;
+    let mut files = Vec::new();
+    let mut resigned = Vec::new();
+    if current.next_root.is_some() {
+        // A new root goes in place first (N.root.json, then root.json).
+        write_new(&stage.path().join("root.json"), root_bytes)?;
+        for rel in [format!("{root_version}.root.json"), "root.json".to_owned()] {
+            sync_file(&stage.path().join(&rel))?;
+            files.push(rel);
+        }
+        resigned.push(Role::Root);
+    }
     let editor_error = |e: tough::error::Error| signing_error(Role::Targets, &e);
     let (old, mut editor) = match current.loaded.take() {
         Some(loaded) => {
@@ -841,7 +932,6 @@ async fn resign_all(
         .await
         .map_err(|e| Error::io(stage.path(), std::io::Error::other(error_chain(&e))))?;
 
-    let mut files = Vec::new();
     for (name, bytes) in new_targets {
         let rel = format!("targets/{}.{name}", sha256_hex(bytes));
         let in_place = std::fs::read(current.dir.join(&rel)).is_ok_and(|b| b == *bytes);
@@ -869,7 +959,10 @@ async fn resign_all(
         stage,
         files,
         expected,
-        vec![Role::Targets, Role::Snapshot, Role::Timestamp],
+        resigned
+            .into_iter()
+            .chain([Role::Targets, Role::Snapshot, Role::Timestamp])
+            .collect(),
         new_targets,
         now,
         limits,
@@ -900,10 +993,11 @@ async fn refresh_async(
     let limits = Limits::default();
     let config = PrivateRepoConfig::load(keys_dir)?;
     let _lock = RepoLock::acquire(keys_dir)?;
-    let keys = OnlineKeys::read(keys_dir)?;
+    resume_interrupted(repo_dir)?;
     let current = load_current(repo_dir, &limits).await?;
+    settle_pending(keys_dir, &current.root.signed)?;
+    let keys = OnlineKeys::read(keys_dir)?;
     keys.check_against(&current.root.signed)?;
-    clean_stale_stages(&current.dir);
     let Some(loaded) = current.loaded.as_ref() else {
         return Err(Error::Usage(format!(
             "{} has nothing published yet: run `airgate tuf publish` first",

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tuf_repo::{
-    init_private, load_private, publish, refresh, Error, InitSummary, PrivateRepoConfig, Role,
-    RoleVersions,
+    generate_key_file, init_private, load_private, publish, refresh, rotate_root, Error,
+    InitSummary, PrivateRepoConfig, Role, RoleVersions, RootRotation,
 };
 
 use crate::common::*;
@@ -725,6 +725,238 @@ fn python_tuf_bootstraps_updates_and_refuses_tampering() {
             .unwrap()
             .contains("UnsignedMetadataError"),
         "{report}"
+    );
+    drop(server);
+}
+
+// ---------------------------------------------------------------- root rotation
+
+fn rotation(current: &[PathBuf], new: &[PathBuf], online: bool) -> RootRotation {
+    RootRotation {
+        current_root_keys: current.to_vec(),
+        new_root_keys: new.to_vec(),
+        threshold: None,
+        rotate_online_keys: online,
+    }
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".airgate") || n.ends_with(".next"))
+        .collect()
+}
+
+/// Root v2 with a new root key and new online keys: a client trusting v1
+/// walks to v2; the old root key and the old online keys are retired.
+#[test]
+fn root_rotation_with_new_root_and_online_keys_is_followed_from_root_v1() {
+    let now = now0();
+    let p = Private::new(now);
+    p.publish(&[("trusted_root.json", TRUSTED_ROOT_V1)], now);
+    let old_targets_key = read(p.keys.join("targets.pem"));
+    let new_key = p._tmp.path().join("offline-root-2.pem");
+    let new_id = generate_key_file(&new_key).unwrap();
+    let old_root_key = p.keys.join("root-1.pem");
+
+    let s = rotate_root(
+        &p.repo,
+        &p.keys,
+        &rotation(
+            std::slice::from_ref(&old_root_key),
+            std::slice::from_ref(&new_key),
+            true,
+        ),
+        at(now, HOUR),
+    )
+    .unwrap();
+    assert_eq!((s.from_version, s.to_version), (1, 2));
+    assert!(s.online_keys_rotated);
+    assert_eq!(s.key_ids[&Role::Root], vec![new_id]);
+    assert_eq!(s.published.versions, versions(2, 2, 2, 2));
+    assert_eq!(
+        s.published.resigned,
+        vec![Role::Root, Role::Targets, Role::Snapshot, Role::Timestamp]
+    );
+    assert_eq!(read(p.file("2.root.json")), s.root_json);
+    assert_eq!(read(p.file("root.json")), s.root_json);
+    assert_ne!(read(p.keys.join("targets.pem")), old_targets_key);
+    assert!(leftovers(&p.repo).is_empty() && leftovers(&p.keys).is_empty());
+
+    let loaded = p.load(at(now, HOUR)).unwrap();
+    assert_eq!(loaded.root_chain, vec![1, 2]);
+    assert_eq!(loaded.newest_root_json, s.root_json);
+    assert_eq!(loaded.target("trusted_root.json"), Some(TRUSTED_ROOT_V1));
+
+    // The new online keys publish; the retired root key cannot sign v3.
+    let again = p.publish(&[("trusted_root.json", TRUSTED_ROOT_V2)], at(now, 2 * HOUR));
+    assert_eq!(again.versions, versions(2, 3, 3, 3));
+    let err = rotate_root(
+        &p.repo,
+        &p.keys,
+        &rotation(&[old_root_key], &[], false),
+        at(now, 3 * HOUR),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("not a root key of root version 2"),
+        "{err}"
+    );
+    assert!(!p.file("3.root.json").exists());
+}
+
+/// Keeping the root keys re-signs the root with them and rotates only the
+/// online keys.
+#[test]
+fn root_rotation_keeping_the_root_keys_rotates_the_online_keys() {
+    let now = now0();
+    let p = Private::new(now);
+    p.publish(&[("trusted_root.json", TRUSTED_ROOT_V1)], now);
+    let root_key = p.keys.join("root-1.pem");
+    let s = rotate_root(&p.repo, &p.keys, &rotation(&[root_key], &[], true), now).unwrap();
+    assert_eq!(s.key_ids[&Role::Root], p.init.key_ids[&Role::Root]);
+    assert_ne!(
+        s.key_ids[&Role::Timestamp],
+        p.init.key_ids[&Role::Timestamp]
+    );
+    assert_eq!(p.load(now).unwrap().root_chain, vec![1, 2]);
+    refresh(&p.repo, &p.keys, at(now, DAY / 2)).unwrap();
+}
+
+/// A root with threshold 2 is not replaced on one signature; a key given
+/// twice counts once; nothing is written.
+#[test]
+fn root_rotation_below_the_old_threshold_is_refused() {
+    let now = now0();
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, keys) = (tmp.path().join("repo"), tmp.path().join("keys"));
+    let config = PrivateRepoConfig {
+        root_keys: 2,
+        root_threshold: 2,
+        ..PrivateRepoConfig::default()
+    };
+    init_private(&repo, &keys, &config, now).unwrap();
+    publish(&repo, &keys, &[("trusted_root.json", TRUSTED_ROOT_V1)], now).unwrap();
+    let one = keys.join("root-1.pem");
+    let err = rotate_root(
+        &repo,
+        &keys,
+        &rotation(std::slice::from_ref(&one), &[], true),
+        now,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Usage(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("needs 2 of its root keys"),
+        "{err}"
+    );
+    let err =
+        rotate_root(&repo, &keys, &rotation(&[one.clone(), one], &[], true), now).unwrap_err();
+    assert!(err.to_string().contains("are the same key"), "{err}");
+    assert!(!repo.join("2.root.json").exists());
+    assert!(leftovers(&keys).is_empty());
+    let both = [keys.join("root-1.pem"), keys.join("root-2.pem")];
+    let mut r = rotation(&both, &[], false);
+    r.threshold = Some(3);
+    let err = rotate_root(&repo, &keys, &r, now).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a root threshold of 3 with 2 root keys"),
+        "{err}"
+    );
+    r.threshold = Some(1);
+    let s = rotate_root(&repo, &keys, &r, now).unwrap();
+    assert_eq!(s.to_version, 2);
+}
+
+/// A rotation interrupted after the new root went in place but before the
+/// new timestamp: clients refuse the mixed state; the next refresh rolls the
+/// journaled commit forward and promotes the pending online keys.
+#[test]
+fn root_rotation_interrupted_mid_commit_is_rolled_forward() {
+    let now = now0();
+    let p = Private::new(now);
+    p.publish(&[("trusted_root.json", TRUSTED_ROOT_V1)], now);
+    let err = tuf_repo::rotate_root_failing_before(
+        &p.repo,
+        &p.keys,
+        &rotation(&[p.keys.join("root-1.pem")], &[], true),
+        now,
+        "timestamp.json",
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("timestamp.json"), "{err}");
+    assert!(p.file("2.root.json").is_file());
+    assert!(
+        p.load(now).is_err(),
+        "a mixed root v2 / old timestamp loaded"
+    );
+    assert_eq!(leftovers(&p.keys).len(), 3);
+
+    let s = refresh(&p.repo, &p.keys, at(now, HOUR)).unwrap();
+    assert_eq!(s.versions.root, 2);
+    let loaded = p.load(at(now, HOUR)).unwrap();
+    assert_eq!(loaded.root_chain, vec![1, 2]);
+    assert_eq!(loaded.target("trusted_root.json"), Some(TRUSTED_ROOT_V1));
+    assert!(leftovers(&p.repo).is_empty() && leftovers(&p.keys).is_empty());
+}
+
+/// A journal naming a path outside the repository is refused by name, and
+/// nothing is renamed.
+#[test]
+fn journal_naming_a_path_outside_the_repository_is_refused() {
+    let now = now0();
+    let p = Private::new(now);
+    p.publish(&[("trusted_root.json", TRUSTED_ROOT_V1)], now);
+    let stage = p.file(".airgate-tuf-stage-evil");
+    std::fs::create_dir_all(&stage).unwrap();
+    std::fs::write(stage.join(".commit"), "timestamp.json\n../escaped\n").unwrap();
+    std::fs::write(stage.join("timestamp.json"), b"{}").unwrap();
+    let err = refresh(&p.repo, &p.keys, now).unwrap_err();
+    assert!(err.to_string().contains("the journal names"), "{err}");
+    assert!(err.to_string().contains("../escaped"), "{err}");
+    p.load(now).unwrap();
+}
+
+/// python-tuf, bootstrapped from root v1 with its cached metadata, follows a
+/// root rotation (new root key and online keys) on its next refresh.
+#[test]
+#[ignore = "interop: real clients, run by tests/run-all.sh"]
+fn python_tuf_follows_a_root_rotation() {
+    require_python_tuf();
+    let now = Utc::now();
+    let p = Private::new(now);
+    p.publish(&[("trusted_root.json", TRUSTED_ROOT_V1)], now);
+    let server = PyServer::serve(&p.repo);
+    let (_client, metadata, targets) = client_dirs(&p.init.root_json);
+    let (ok, report) = ngclient(&metadata, &server.url, &targets);
+    assert!(ok, "python-tuf failed: {report}");
+
+    let new_key = p._tmp.path().join("offline-root-2.pem");
+    generate_key_file(&new_key).unwrap();
+    rotate_root(
+        &p.repo,
+        &p.keys,
+        &rotation(&[p.keys.join("root-1.pem")], &[new_key], true),
+        Utc::now(),
+    )
+    .unwrap();
+    p.publish(&[("trusted_root.json", TRUSTED_ROOT_V2)], Utc::now());
+    let (ok, report) = ngclient(&metadata, &server.url, &targets);
+    assert!(ok, "python-tuf did not follow the rotation: {report}");
+    assert_eq!(read(report["path"].as_str().unwrap()), TRUSTED_ROOT_V2);
+    assert_eq!(
+        report["versions"],
+        serde_json::json!({"root": 2, "timestamp": 3, "snapshot": 3, "targets": 3})
+    );
+    // A fresh client from v1 walks the chain too.
+    let (_fresh, metadata2, targets2) = client_dirs(&p.init.root_json);
+    let (ok, report) = ngclient(&metadata2, &server.url, &targets2);
+    assert!(
+        ok,
+        "a fresh python-tuf client from root v1 failed: {report}"
     );
     drop(server);
 }
