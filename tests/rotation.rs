@@ -131,8 +131,9 @@ fn rotation_keeps_old_signatures_valid_and_refuses_the_retired_key_after_its_win
 }
 
 /// sigstore-python bootstraps from the served private TUF repository before
-/// the rotation, refreshes after it (the trusted root now lists both CAs),
-/// and verifies what was signed before and after.
+/// the rotations (the intermediate, then the TUF root with new online keys),
+/// refreshes after them (walking to root v2; the trusted root now lists both
+/// CAs), and verifies what was signed before and after.
 #[test]
 #[ignore = "interop: real clients, run by tests/run-all.sh"]
 fn sigstore_python_follows_a_rotation_through_tuf() {
@@ -193,6 +194,23 @@ print(json.dumps(out))
     let out = airgate(["ca", "rotate", "--state", &high]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("private TUF republished"));
+    // And the TUF root itself: a new offline root key and new online keys.
+    let key = world.root().join("offline-root-2.pem");
+    let out = airgate(["tuf", "new-key", "--out", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let current = world.high.join("tuf-keys/root-1.pem");
+    let out = airgate([
+        "tuf",
+        "rotate-root",
+        "--state",
+        &high,
+        "--current-root-key",
+        current.to_str().unwrap(),
+        "--new-root-key",
+        key.to_str().unwrap(),
+        "--rotate-online-keys",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let b = file("after.txt");
     let b_bundle = sign(&world.high, &b);
@@ -200,6 +218,11 @@ print(json.dumps(out))
     let c_bundle = sign(&old_copy, &c);
     let server = Served::start(&world.high, &[]);
     let after = run(&server.base, &[&a, &a_bundle, &b, &b_bundle, &c, &c_bundle]);
+    assert!(
+        server.log().contains("/tuf/2.root.json"),
+        "sigstore-python walked the root chain: {}",
+        server.log()
+    );
     assert_eq!(
         after["cas"], 2,
         "the refreshed trusted root lists both CAs: {after}"

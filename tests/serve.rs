@@ -320,6 +320,96 @@ fn serve_python_tuf_updater_downloads_trusted_root() {
     )));
 }
 
+/// Runs `verify-tuf.mjs` against `base` with the TUF cache `cache`.
+fn sigstore_js_over_tuf(base: &str, root_json: &Path, cache: &Path) -> Value {
+    let out = Command::new("node")
+        .arg(crate::common::js_dir().join("verify-tuf.mjs"))
+        .arg(base)
+        .arg(NESTED)
+        .arg(root_json)
+        .arg(cache)
+        .args([AIRGATE_IDENTITY, AIRGATE_ISSUER])
+        .output()
+        .expect("node must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "verify-tuf.mjs failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+/// sigstore-js bootstraps from root v1 and caches the metadata; the root is
+/// rotated (a new offline root key from `tuf new-key`, new online keys);
+/// the same client follows the chain to root v2 on its next verify, and
+/// still verifies the artifact and refuses the tampered one.
+#[test]
+#[ignore = "interop: real clients, run by tests/run-all.sh"]
+fn sigstore_js_follows_a_private_tuf_root_rotation() {
+    let demo = Demo::new();
+    let root_v1 = demo.high.join("tuf-repo/1.root.json");
+    let cache = demo.scratch("sigstore-js-cache");
+    {
+        let server = Served::start(&demo.high, &[]);
+        let before = sigstore_js_over_tuf(&server.base, &root_v1, &cache);
+        assert_eq!(before["bundles"][1]["ok"], true, "{before}");
+    }
+    let key = demo.scratch("offline-keys").join("root-2.pem");
+    let out = crate::common::airgate(["tuf", "new-key", "--out", key.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let high = demo.high.to_str().unwrap();
+    let current = demo.high.join("tuf-keys/root-1.pem");
+    let out = crate::common::airgate([
+        "tuf",
+        "rotate-root",
+        "--state",
+        high,
+        "--current-root-key",
+        current.to_str().unwrap(),
+        "--new-root-key",
+        key.to_str().unwrap(),
+        "--rotate-online-keys",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("version 1 -> 2"));
+    // The retired root key cannot rotate again: refused, nothing written.
+    let out = crate::common::airgate([
+        "tuf",
+        "rotate-root",
+        "--state",
+        high,
+        "--current-root-key",
+        current.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a root key of root version 2"));
+    assert!(!demo.high.join("tuf-repo/3.root.json").exists());
+
+    let server = Served::start(&demo.high, &[]);
+    let after = sigstore_js_over_tuf(&server.base, &root_v1, &cache);
+    assert_eq!(after["bundles"][1]["ok"], true, "{after}\n{}", server.log());
+    assert_eq!(after["tampered"]["ok"], false, "{after}");
+    assert!(
+        server.log().contains("/tuf/2.root.json"),
+        "{}",
+        server.log()
+    );
+}
+
 #[test]
 #[ignore = "interop: real clients, run by tests/run-all.sh"]
 fn serve_sigstore_js_verifies_through_private_tuf() {

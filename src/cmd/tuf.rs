@@ -46,6 +46,61 @@ enum TufCommand {
     /// High side: re-sign the private repository's timestamp (and snapshot or
     /// targets near expiry) without changing targets; run it periodically.
     Refresh(RefreshArgs),
+    /// High side: rotate the private repository's root: root N+1 signed by a
+    /// threshold of the current root keys and of the new ones (key files,
+    /// read and never stored), optionally with new online keys; targets,
+    /// snapshot and timestamp re-signed. Clients walk the chain on refresh.
+    RotateRoot(RotateRootArgs),
+    /// Write a new Ed25519 TUF key (PKCS#8 PEM, mode 0600) for an offline
+    /// root key; prints its key id. Never overwrites.
+    NewKey(NewKeyArgs),
+}
+
+#[derive(Args)]
+struct RotateRootArgs {
+    /// The private repository directory.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "state",
+        conflicts_with = "state",
+        requires = "keys"
+    )]
+    repo: Option<PathBuf>,
+    /// The keys directory (online keys and config.json).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "state",
+        conflicts_with = "state",
+        requires = "repo"
+    )]
+    keys: Option<PathBuf>,
+    /// A high-side state directory (DIR/tuf-repo and DIR/tuf-keys).
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// A key file of the current root (repeat: at least its threshold).
+    #[arg(long = "current-root-key", value_name = "FILE", required = true)]
+    current_root_keys: Vec<PathBuf>,
+    /// A key file of the new root (repeat; from `airgate tuf new-key`). Omit to keep the current root keys.
+    #[arg(long = "new-root-key", value_name = "FILE")]
+    new_root_keys: Vec<PathBuf>,
+    /// The new root threshold (default: the current one, at most the number of new root keys).
+    #[arg(long, value_name = "N")]
+    threshold: Option<u32>,
+    /// Also replace the targets, snapshot and timestamp keys.
+    #[arg(long)]
+    rotate_online_keys: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct NewKeyArgs {
+    /// The key file to create (must not exist).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -177,6 +232,8 @@ impl TufArgs {
             TufCommand::InitPrivate(args) => args.run(),
             TufCommand::Publish(args) => args.run(),
             TufCommand::Refresh(args) => args.run(),
+            TufCommand::RotateRoot(args) => args.run(),
+            TufCommand::NewKey(args) => args.run(),
         }
     }
 }
@@ -578,6 +635,84 @@ impl RefreshArgs {
                 )
             })?;
         report_publish("Refreshed", &self.repo, &summary, self.json)
+    }
+}
+
+impl RotateRootArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let (repo, keys) = match (&self.state, self.repo, self.keys) {
+            (Some(state), _, _) => (
+                state.join(gateway::state::TUF_REPO),
+                state.join(gateway::state::TUF_KEYS),
+            ),
+            (None, Some(repo), Some(keys)) => (repo, keys),
+            _ => return Err(Error::Usage("give --state, or --repo and --keys".into()).into()),
+        };
+        let rotation = tuf_repo::RootRotation {
+            current_root_keys: self.current_root_keys,
+            new_root_keys: self.new_root_keys,
+            threshold: self.threshold,
+            rotate_online_keys: self.rotate_online_keys,
+        };
+        let s = tuf_repo::rotate_root(&repo, &keys, &rotation, Utc::now())
+            .map_err(Error::from)
+            .with_context(|| {
+                format!(
+                    "rotating the root of the private TUF repository {}",
+                    repo.display()
+                )
+            })?;
+        if self.json {
+            let out = serde_json::json!({
+                "repo": repo.display().to_string(),
+                "fromVersion": s.from_version,
+                "toVersion": s.to_version,
+                "rootSha256": s.root_sha256,
+                "rootExpires": time(&s.root_expires),
+                "keyIds": s.key_ids.iter().map(|(r, ids)| (r.to_string(), serde_json::json!(ids))).collect::<serde_json::Map<_, _>>(),
+                "onlineKeysRotated": s.online_keys_rotated,
+                "versions": s.published.versions,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "Rotated the root of the private TUF repository {}: version {} -> {}",
+            repo.display(),
+            s.from_version,
+            s.to_version
+        );
+        println!("  {}.root.json sha256:{}", s.to_version, s.root_sha256);
+        println!("  root expires:   {}", time(&s.root_expires));
+        for (role, ids) in &s.key_ids {
+            println!("  {role} keys: {}", ids.join(", "));
+        }
+        println!(
+            "  online keys:    {}",
+            if s.online_keys_rotated {
+                "replaced (the old ones are no longer trusted)"
+            } else {
+                "kept"
+            }
+        );
+        println!(
+            "Clients that trust an earlier root follow the chain on their next refresh; keep the root key files offline."
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl NewKeyArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let id = tuf_repo::generate_key_file(&self.out)
+            .map_err(Error::from)
+            .with_context(|| format!("writing a new TUF key to {}", self.out.display()))?;
+        println!("{id}");
+        eprintln!(
+            "wrote {} (mode 0600): keep it offline; give it to `airgate tuf rotate-root --new-root-key`",
+            self.out.display()
+        );
+        Ok(ExitCode::SUCCESS)
     }
 }
 
