@@ -143,46 +143,48 @@ impl StateDir {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(LogError::from)?;
-            // The .sigs arrays are checked and joined on all cores.
+            // The .sigs arrays are checked and joined on all cores, a chunk at
+            // a time, so at most SIGS_CHUNK of them are held at once.
             use rayon::prelude::*;
-            let all_sigs = plan
-                .artifacts
-                .par_iter()
-                .zip(signed.artifacts.par_iter())
-                .map(|(a, s)| {
-                    let attestations: Vec<&[u8]> = s
-                        .attestations
-                        .iter()
-                        .map(|t| t.bundle_json.as_slice())
-                        .collect();
-                    sigs_array(&a.upstream_bundle_json, &s.bundle_json, &attestations)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            for ((a, s), sigs) in plan.artifacts.iter().zip(&signed.artifacts).zip(all_sigs) {
-                insert
-                    .execute(params![
-                        a.name,
-                        import_id,
-                        a.sha256,
-                        a.size as i64,
-                        a.upstream.identity,
-                        a.upstream.issuer,
-                        a.upstream.log_index as i64,
-                        a.upstream.log_url,
-                        plan.signer_identity,
-                        s.log_index as i64,
-                        sigs,
-                    ])
-                    .map_err(|e| duplicate_record(e, &a.name))?;
-                if let Some(c) = &a.conda {
-                    tx.prepare_cached(
-                        "INSERT INTO conda_packages (name, import_id, subdir, filename, record) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
-                    .and_then(|mut st| st.execute(params![a.name, import_id, c.subdir, c.filename, c.record_json]))
-                    .map_err(LogError::from)?;
-                }
-                if !blob_path(&state_dir, &a.sha256).exists() && seen.insert(a.sha256.clone()) {
-                    new_blobs.push((a.sha256.clone(), a.staged.clone()));
+            let pairs: Vec<_> = plan.artifacts.iter().zip(&signed.artifacts).collect();
+            for chunk in pairs.chunks(SIGS_CHUNK) {
+                let all_sigs = chunk
+                    .par_iter()
+                    .map(|(a, s)| {
+                        let attestations: Vec<&[u8]> = s
+                            .attestations
+                            .iter()
+                            .map(|t| t.bundle_json.as_slice())
+                            .collect();
+                        sigs_array(&a.upstream_bundle_json, &s.bundle_json, &attestations)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                for (&(a, s), sigs) in chunk.iter().zip(all_sigs) {
+                    insert
+                        .execute(params![
+                            a.name,
+                            import_id,
+                            a.sha256,
+                            a.size as i64,
+                            a.upstream.identity,
+                            a.upstream.issuer,
+                            a.upstream.log_index as i64,
+                            a.upstream.log_url,
+                            plan.signer_identity,
+                            s.log_index as i64,
+                            sigs,
+                        ])
+                        .map_err(|e| duplicate_record(e, &a.name))?;
+                    if let Some(c) = &a.conda {
+                        tx.prepare_cached(
+                            "INSERT INTO conda_packages (name, import_id, subdir, filename, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )
+                        .and_then(|mut st| st.execute(params![a.name, import_id, c.subdir, c.filename, c.record_json]))
+                        .map_err(LogError::from)?;
+                    }
+                    if !blob_path(&state_dir, &a.sha256).exists() && seen.insert(a.sha256.clone()) {
+                        new_blobs.push((a.sha256.clone(), a.staged.clone()));
+                    }
                 }
             }
         }
@@ -217,6 +219,9 @@ impl StateDir {
         })
     }
 }
+
+/// How many `.sigs` arrays are built at once (bounds the memory they take).
+const SIGS_CHUNK: usize = 512;
 
 /// `.sigs` = [upstream bundle as received and verified, airgate's
 /// signature, airgate's attestations (the VSA; for conda packages then the

@@ -804,7 +804,7 @@ async fn verify_and_commit(
         }
     }
     // A commit that changes the root is journaled: rolled forward if interrupted.
-    let journaled = files.iter().any(|f| f.ends_with("root.json"));
+    let journaled = files.iter().any(|f| f == "root.json");
     if journaled {
         write_journal(stage.path(), &files)?;
     }
