@@ -9,6 +9,9 @@
 //! `*.next` files replace the old ones. [`finish_pending`] (run by every
 //! load) rolls a half-done rotation forward when the trusted root already
 //! lists the new intermediate, and back otherwise.
+//!
+//! The CT log key rotates the same way ([`rotate_ct_key`]): a new key for the
+//! SCTs of new leaves, both keys in the trusted root with their windows.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -94,6 +97,59 @@ pub fn rotate_intermediate(dir: &Path, root_key: &Path, now: SystemTime) -> Resu
     })
 }
 
+/// What a CT key rotation did.
+#[derive(Debug, Clone)]
+pub struct CtRotation {
+    /// Hex log ID of the retired CT key.
+    pub old_log_id: String,
+    /// Hex log ID of the new CT key.
+    pub new_log_id: String,
+    /// The rotation time: the old key's window end, the new one's start.
+    pub at: String,
+}
+
+/// Rotates the private CT log key in `dir` at `now`: a new key signs the SCTs
+/// of new leaves; the trusted root lists both keys with their windows (the
+/// old one closed at the next whole second after `now`, which the call waits
+/// for, holding off new leaves). Crash-safe as [`rotate_intermediate`]: the new
+/// key is written as `ctlog.key.pem.next`, `trusted_root.json` is the commit point.
+pub fn rotate_ct_key(dir: &Path, now: SystemTime) -> Result<CtRotation> {
+    finish_pending(dir)?;
+    let old = SigningKey::load(&dir.join(files::CT_KEY), Curve::P256, "CT log")?;
+    let new_key = SigningKey::generate(Curve::P256)?;
+    // SCT times have milliseconds, windows whole seconds: the switch is at the
+    // next whole second, and the new key signs nothing before it (see below).
+    let switch = now
+        .checked_add(std::time::Duration::from_millis(999))
+        .ok_or_else(|| Error::Issuance("time out of range".into()))?;
+    let switch_secs = unix_secs(switch)?;
+    let at = crate::ca::chrono_like_rfc3339(switch_secs);
+    let trusted_path = dir.join(files::TRUSTED_ROOT);
+    let text = std::fs::read_to_string(&trusted_path).map_err(|e| Error::io(&trusted_path, e))?;
+    let trusted: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: {e}", trusted_path.display())))?;
+    let rotated = crate::trust::rotate_ctlog(&trusted, new_key.public_key_spki(), &at)
+        .map_err(Error::Config)?;
+    let trust_config = crate::trust::client_trust_config_json(&rotated);
+    new_key.save_new(&dir.join(next(files::CT_KEY)))?;
+    replace_file(&trusted_path, pretty(&rotated)?.as_bytes())?;
+    replace_file(
+        &dir.join(files::TRUST_CONFIG),
+        pretty(&trust_config)?.as_bytes(),
+    )?;
+    finish_pending(dir)?;
+    // The caller holds the state lock: no leaf is signed until the switch.
+    let switch_at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(switch_secs as u64);
+    if let Ok(wait) = switch_at.duration_since(SystemTime::now()) {
+        std::thread::sleep(wait);
+    }
+    Ok(CtRotation {
+        old_log_id: hex(&old.key_id()),
+        new_log_id: hex(&new_key.key_id()),
+        at,
+    })
+}
+
 /// Closes the window of the retired intermediate with certificate SHA-256
 /// `fingerprint` at `at` (a compromise): `trusted_root.json` and
 /// `trust_config.json` are rewritten, the trusted root first.
@@ -111,6 +167,36 @@ pub fn revoke_intermediate(dir: &Path, fingerprint: &str, at: &str) -> Result<()
 
 /// Completes or undoes a rotation a crash interrupted (see the module doc).
 pub fn finish_pending(dir: &Path) -> Result<()> {
+    finish_pending_ct_key(dir)?;
+    finish_pending_intermediate(dir)
+}
+
+/// A pending `ctlog.key.pem.next` replaces the CT key when the trusted root
+/// lists its public key (the rotation was committed), and is removed otherwise.
+fn finish_pending_ct_key(dir: &Path) -> Result<()> {
+    let key_next = dir.join(next(files::CT_KEY));
+    if !key_next.exists() {
+        return Ok(());
+    }
+    let key = SigningKey::load(&key_next, Curve::P256, "CT log")?;
+    let path = dir.join(files::TRUSTED_ROOT);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let needle = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        key.public_key_spki(),
+    );
+    if text.contains(&needle) {
+        rename(&key_next, &dir.join(files::CT_KEY))?;
+        let trusted: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let config = crate::trust::client_trust_config_json(&trusted);
+        replace_file(&dir.join(files::TRUST_CONFIG), pretty(&config)?.as_bytes())
+    } else {
+        std::fs::remove_file(&key_next).map_err(|e| Error::io(&key_next, e))
+    }
+}
+
+fn finish_pending_intermediate(dir: &Path) -> Result<()> {
     let key_next = dir.join(next(files::INTERMEDIATE_KEY));
     let cert_next = dir.join(next(files::INTERMEDIATE_CERT));
     if !key_next.exists() && !cert_next.exists() {

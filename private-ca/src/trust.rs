@@ -117,6 +117,86 @@ pub fn rotate_ca(trusted_root: &Value, chain: &[Vec<u8>], at: &str) -> Result<Va
     Ok(root)
 }
 
+/// `trusted_root.json` after a CT log key rotation at `at` (RFC 3339): every
+/// CT log key still open gets `publicKey.validFor.end = at`, and a new entry
+/// for `spki` (same base URL, its own log ID) opens at `at`. SCTs the old key
+/// issued before `at` still verify; new leaves carry SCTs from the new key.
+pub fn rotate_ctlog(trusted_root: &Value, spki: &[u8], at: &str) -> Result<Value, String> {
+    let mut root = trusted_root.clone();
+    let logs = root
+        .get_mut("ctlogs")
+        .and_then(Value::as_array_mut)
+        .ok_or("trusted_root.json has no ctlogs")?;
+    let open: Vec<usize> = logs
+        .iter()
+        .enumerate()
+        .filter(|(_, log)| log.pointer("/publicKey/validFor/end").is_none())
+        .map(|(i, _)| i)
+        .collect();
+    let Some(&last) = open.last() else {
+        return Err("trusted_root.json has no open CT log key to rotate".into());
+    };
+    let mut next = logs[last].clone();
+    for i in open {
+        if let Some(window) = logs[i]
+            .pointer_mut("/publicKey/validFor")
+            .and_then(Value::as_object_mut)
+        {
+            window.insert("end".into(), json!(at));
+        }
+    }
+    next["publicKey"]["rawBytes"] = json!(b64(spki));
+    next["publicKey"]["validFor"] = json!({"start": at});
+    next["logId"] = json!({"keyId": b64(&Sha256::digest(spki))});
+    logs.push(next);
+    Ok(root)
+}
+
+#[cfg(test)]
+mod ctlog_rotate_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ct_rotation_closes_the_open_key_and_opens_the_new_one() {
+        let config = CaConfig::with_defaults("T");
+        let before = trusted_root_json(&config, &[b"i".to_vec(), b"r".to_vec()], b"t", b"old");
+        let after = rotate_ctlog(&before, b"new", "2026-12-03T08:00:00Z").unwrap();
+        let logs = after["ctlogs"].as_array().unwrap();
+        assert_eq!(logs.len(), 2);
+        assert_eq!(
+            logs[0]["publicKey"]["validFor"]["end"],
+            "2026-12-03T08:00:00Z"
+        );
+        assert_eq!(logs[0]["publicKey"]["rawBytes"], b64(b"old"));
+        assert_eq!(logs[1]["publicKey"]["rawBytes"], b64(b"new"));
+        assert_eq!(
+            logs[1]["publicKey"]["validFor"]["start"],
+            "2026-12-03T08:00:00Z"
+        );
+        assert!(logs[1]["publicKey"]["validFor"].get("end").is_none());
+        assert_eq!(logs[1]["logId"]["keyId"], b64(&Sha256::digest(b"new")));
+        assert_eq!(logs[1]["baseUrl"], logs[0]["baseUrl"]);
+        // The transparency log and the CAs are untouched.
+        assert_eq!(after["tlogs"], before["tlogs"]);
+        assert_eq!(
+            after["certificateAuthorities"],
+            before["certificateAuthorities"]
+        );
+        let closed = rotate_ctlog(&after, b"third", "2026-12-04T00:00:00Z").unwrap();
+        let logs = closed["ctlogs"].as_array().unwrap();
+        assert_eq!(
+            logs[0]["publicKey"]["validFor"]["end"],
+            "2026-12-03T08:00:00Z"
+        );
+        assert_eq!(
+            logs[1]["publicKey"]["validFor"]["end"],
+            "2026-12-04T00:00:00Z"
+        );
+        assert!(rotate_ctlog(&json!({}), b"x", "t").is_err());
+    }
+}
+
 #[cfg(test)]
 mod rotate_tests {
     #![allow(clippy::unwrap_used)]

@@ -22,10 +22,46 @@ enum CaCommand {
     /// validFor closed now; trusted_root.json lists both; new leaves come from
     /// the new key; the private TUF repository republishes the trusted root.
     Rotate(RotateArgs),
+    /// Rotate the private CT log key: new leaves carry SCTs from a new key;
+    /// trusted_root.json lists both keys with their windows (the old one
+    /// closed now); the private TUF repository republishes the trusted root.
+    RotateCt(RotateCtArgs),
     /// Revoke a retired intermediate from a past time (a compromise): its
     /// validFor ends at --at; what it signed before still verifies, after
     /// not (with airgate; see the README for what other clients do).
     Revoke(RevokeArgs),
+}
+
+#[derive(Args)]
+struct RotateCtArgs {
+    /// The high-side state directory.
+    #[arg(long, value_name = "STATE")]
+    state: PathBuf,
+}
+
+/// `ca rotate-ct`.
+fn rotate_ct(args: RotateCtArgs) -> anyhow::Result<ExitCode> {
+    // The state lock: no import signs while the CT key changes.
+    let state = gateway::state::StateDir::open(&args.state)?;
+    let rotation = gateway::private_ca::rotate::rotate_ct_key(&args.state, SystemTime::now())
+        .map_err(gateway::Error::from)?;
+    drop(state);
+    let state = gateway::state::StateDir::open(&args.state)?;
+    let published = state.publish_trusted_root(chrono::Utc::now())?;
+    println!("Rotated the CT log key at {}", rotation.at);
+    println!(
+        "  retired: log ID {} (its SCTs before {} still verify)",
+        rotation.old_log_id, rotation.at
+    );
+    println!(
+        "  new:     log ID {} (signs the SCT of every leaf from now on)",
+        rotation.new_log_id
+    );
+    match published {
+        Some(v) => println!("  trusted_root.json lists both keys; private TUF republished (timestamp v{v})"),
+        None => println!("  trusted_root.json lists both keys; no private TUF repository to republish (airgate tuf init-private)"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
@@ -151,6 +187,7 @@ impl CaArgs {
                 Ok(ExitCode::SUCCESS)
             }
             CaCommand::Rotate(args) => rotate(args),
+            CaCommand::RotateCt(args) => rotate_ct(args),
             CaCommand::Revoke(args) => revoke(args),
         }
     }
