@@ -329,28 +329,25 @@ impl Log {
                 offset += 1u64 << level;
             }
         }
+        let nodes = Self::new_nodes(entries, start, &mut stack);
+        // SETs are signed on all cores while this thread stores the new nodes.
+        let (sets, stored) = std::thread::scope(|scope| {
+            let signing = scope.spawn(|| self.sign_sets(entries, now, start));
+            let stored = Self::insert_nodes(tx, &nodes);
+            let sets = signing
+                .join()
+                .unwrap_or_else(|_| Err(LogError::Signing("the SET signer panicked".into())));
+            (sets, stored)
+        });
+        stored?;
+        let sets = sets?;
+        for &(level, index, hash) in &nodes {
+            known.insert((level, index), hash);
+        }
         let mut insert_entry = tx.prepare_cached(
             "INSERT INTO tlog_entries (idx, kind, body, integrated_time, set_signature, artifact_sha256) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        let mut insert_node =
-            tx.prepare_cached("INSERT INTO tlog_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
-        // Sign the SETs on all cores; insert in order.
-        use rayon::prelude::*;
-        let sets: Vec<Vec<u8>> = entries
-            .par_iter()
-            .enumerate()
-            .map(|(offset, entry)| {
-                self.signer
-                    .sign(&set_payload(
-                        &entry.body,
-                        now,
-                        &self.log_id,
-                        start + offset as u64,
-                    ))
-                    .map_err(|e| LogError::Signing(e.to_string()))
-            })
-            .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(entries.len());
         for ((offset, entry), set) in entries.iter().enumerate().zip(sets) {
             let index = start + offset as u64;
@@ -362,23 +359,6 @@ impl Log {
                 set.as_slice(),
                 entry.artifact_sha256.as_slice()
             ])?;
-            let mut level = 0u32;
-            let mut node_index = index;
-            let mut hash = merkle::leaf_hash(&entry.body);
-            insert_node.execute(params![0, index as i64, hash.as_slice()])?;
-            known.insert((0, index), hash);
-            while let Some(&(top_level, left)) = stack.last() {
-                if top_level != level {
-                    break;
-                }
-                stack.pop();
-                hash = merkle::node_hash(&left, &hash);
-                level += 1;
-                node_index >>= 1;
-                insert_node.execute(params![level, node_index as i64, hash.as_slice()])?;
-                known.insert((level, node_index), hash);
-            }
-            stack.push((level, hash));
             out.push(AppendedEntry {
                 index,
                 integrated_time: now,
@@ -386,10 +366,9 @@ impl Log {
                 inclusion_proof: Vec::new(),
             });
         }
+        drop(insert_entry);
         let size = start + entries.len() as u64;
         let root_hash = Self::root_of_frontier(&stack);
-        drop(insert_entry);
-        drop(insert_node);
         let reader = LogReader::new(tx);
         for entry in &mut out {
             entry.inclusion_proof =
@@ -413,6 +392,68 @@ impl Log {
                 note,
             },
         })
+    }
+
+    /// The Merkle nodes `entries` create from index `start` on (leaf hashes and
+    /// every completed subtree), in order; `stack` is the frontier, updated.
+    fn new_nodes(
+        entries: &[NewEntry],
+        start: u64,
+        stack: &mut Vec<(u32, Hash)>,
+    ) -> Vec<(u32, u64, Hash)> {
+        let mut nodes = Vec::with_capacity(entries.len() * 2);
+        for (offset, entry) in entries.iter().enumerate() {
+            let index = start + offset as u64;
+            let mut level = 0u32;
+            let mut node_index = index;
+            let mut hash = merkle::leaf_hash(&entry.body);
+            nodes.push((0, index, hash));
+            while let Some(&(top_level, left)) = stack.last() {
+                if top_level != level {
+                    break;
+                }
+                stack.pop();
+                hash = merkle::node_hash(&left, &hash);
+                level += 1;
+                node_index >>= 1;
+                nodes.push((level, node_index, hash));
+            }
+            stack.push((level, hash));
+        }
+        nodes
+    }
+
+    fn insert_nodes(tx: &Transaction<'_>, nodes: &[(u32, u64, Hash)]) -> Result<(), LogError> {
+        let mut insert =
+            tx.prepare_cached("INSERT INTO tlog_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+        for (level, index, hash) in nodes {
+            insert.execute(params![level, *index as i64, hash.as_slice()])?;
+        }
+        Ok(())
+    }
+
+    /// One SET per entry, on all cores, in order.
+    fn sign_sets(
+        &self,
+        entries: &[NewEntry],
+        now: i64,
+        start: u64,
+    ) -> Result<Vec<Vec<u8>>, LogError> {
+        use rayon::prelude::*;
+        entries
+            .par_iter()
+            .enumerate()
+            .map(|(offset, entry)| {
+                self.signer
+                    .sign(&set_payload(
+                        &entry.body,
+                        now,
+                        &self.log_id,
+                        start + offset as u64,
+                    ))
+                    .map_err(|e| LogError::Signing(e.to_string()))
+            })
+            .collect()
     }
 
     /// Signs a checkpoint note for `size` and `root_hash`.
