@@ -45,6 +45,11 @@ pub struct MediaBench {
     /// Alternating rounds per comparison (medians are reported).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Another airgate build (e.g. the commit before a change) whose import of the
+    /// same many-files medium is timed in the same rounds, alternating, each into
+    /// a state its own `ca init` made.
+    #[arg(long, value_name = "EXE")]
+    baseline_exe: Option<PathBuf>,
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -73,6 +78,37 @@ fn fresh_high(root: &Path, round: usize, s: &Sides) -> anyhow::Result<PathBuf> {
     let public = VerifyingKey::from_pem(&pem).map_err(|e| anyhow::anyhow!("{e}"))?;
     state.enroll("bench", &public, "2026-01-01T00:00:00Z")?;
     Ok(high)
+}
+
+/// A high-side state made by `exe`'s own CLI (`ca init`, `exporter enroll`),
+/// trusting the same upstream and exporter as `s.high`.
+fn high_made_by(exe: &Path, high: &Path, s: &Sides) -> anyhow::Result<()> {
+    let status = Command::new(exe)
+        .args(["ca", "init", "--state"])
+        .arg(high)
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("{} ca init failed", exe.display());
+    }
+    std::fs::copy(
+        s.high.join("upstream-tuf-root.json"),
+        high.join("upstream-tuf-root.json"),
+    )?;
+    let policy = std::fs::read_to_string(s.high.join("policy.toml"))?
+        .replace(&s.high.display().to_string(), &high.display().to_string());
+    std::fs::write(high.join("policy.toml"), policy)?;
+    let status = Command::new(exe)
+        .args(["exporter", "enroll", "--state"])
+        .arg(high)
+        .args(["--name", "bench"])
+        .arg(s.key.with_file_name("exporter.pub.pem"))
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("{} exporter enroll failed", exe.display());
+    }
+    Ok(())
 }
 
 struct Run {
@@ -367,6 +403,7 @@ impl MediaBench {
         let rounds = self.rounds.max(1);
         let mut xf_times = Vec::new();
         let mut import_runs = Vec::new();
+        let mut baseline_runs = Vec::new();
         for round in 0..rounds {
             // As for the large medium: nothing deleted between timed runs.
             let extract = root.join(format!("extract-{round}"));
@@ -380,43 +417,53 @@ impl MediaBench {
                 ))?
                 .elapsed,
             );
-            let high = if round == 0 {
-                s.high.clone()
-            } else {
-                fresh_high(&root, round, &s)?
-            };
-            let _ = Command::new("sync").status();
-            import_runs.push(run(Command::new(exe)
-                .args(["import", "--state"])
-                .arg(&high)
-                .arg(&medium))?);
+            let mut order: Vec<(&Path, &mut Vec<Run>)> = vec![(exe, &mut import_runs)];
+            if let Some(base) = &self.baseline_exe {
+                order.push((base.as_path(), &mut baseline_runs));
+            }
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for (which, (binary, runs)) in order.into_iter().enumerate() {
+                let high = root.join(format!("high-{round}-{which}"));
+                high_made_by(binary, &high, &s)?;
+                let _ = Command::new("sync").status();
+                runs.push(run(Command::new(binary)
+                    .args(["import", "--state"])
+                    .arg(&high)
+                    .arg(&medium))?);
+            }
         }
-        let xf = Run {
-            elapsed: median(xf_times),
-            peak_rss_kib: 0,
-        };
-        let import = Run {
-            elapsed: median(import_runs.iter().map(|r| r.elapsed).collect()),
-            peak_rss_kib: import_runs
-                .iter()
-                .map(|r| r.peak_rss_kib)
-                .max()
-                .unwrap_or(0),
-        };
+        let xf = median(xf_times);
         println!("medians of {rounds} alternating runs, `sync` between runs");
         println!(
             "tar -xf + sync (baseline, durable):  {:>6.2} s",
-            xf.elapsed.as_secs_f64()
+            xf.as_secs_f64()
         );
+        let import = summarize(&import_runs);
         println!(
-            "airgate import (re-verify {n} bundles, re-sign {n} leaves, log, store): {:>6.2} s  peak RSS {:.1} MiB",
+            "airgate import (re-verify {n} bundles, re-sign and attest {n} artifacts, log, store): {:>6.2} s  peak RSS {:.1} MiB",
             import.elapsed.as_secs_f64(),
             import.peak_rss_kib as f64 / 1024.0,
             n = self.count
         );
+        if let Some(base) = &self.baseline_exe {
+            let b = summarize(&baseline_runs);
+            println!(
+                "baseline import ({}):  {:>6.2} s  peak RSS {:.1} MiB",
+                base.display(),
+                b.elapsed.as_secs_f64(),
+                b.peak_rss_kib as f64 / 1024.0
+            );
+            println!(
+                "RATIO import / baseline import = {:.3}x (rounds: {})",
+                import.elapsed.as_secs_f64() / b.elapsed.as_secs_f64(),
+                paired(&import_runs, &baseline_runs)
+            );
+        }
         println!(
             "RATIO import / (tar -xf + sync) = {:.2}x; import time: {:.2} s",
-            import.elapsed.as_secs_f64() / xf.elapsed.as_secs_f64(),
+            import.elapsed.as_secs_f64() / xf.as_secs_f64(),
             import.elapsed.as_secs_f64()
         );
         if !self.keep {
@@ -424,6 +471,23 @@ impl MediaBench {
         }
         Ok(())
     }
+}
+
+/// The median time and the highest peak RSS of `runs`.
+fn summarize(runs: &[Run]) -> Run {
+    Run {
+        elapsed: median(runs.iter().map(|r| r.elapsed).collect()),
+        peak_rss_kib: runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0),
+    }
+}
+
+/// Each round's two times, `a/b s`, for the record.
+fn paired(a: &[Run], b: &[Run]) -> String {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| format!("{:.2}/{:.2}", x.elapsed.as_secs_f64(), y.elapsed.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Writes `size` bytes of cheap pseudo-random data (incompressible enough,
