@@ -485,7 +485,13 @@ fn summarize(runs: &[Run]) -> Run {
 fn paired(a: &[Run], b: &[Run]) -> String {
     a.iter()
         .zip(b)
-        .map(|(x, y)| format!("{:.2}/{:.2}", x.elapsed.as_secs_f64(), y.elapsed.as_secs_f64()))
+        .map(|(x, y)| {
+            format!(
+                "{:.2}/{:.2}",
+                x.elapsed.as_secs_f64(),
+                y.elapsed.as_secs_f64()
+            )
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
