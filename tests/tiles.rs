@@ -321,4 +321,40 @@ fn witness_cosignatures_are_verified_stored_and_served_with_the_checkpoint() {
     // `log witness list` shows the enrolled key.
     let out = airgate(["log", "witness", "list", "--state", high]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&vkey));
+    drop(server);
+
+    // `log verify` checks the stored cosignature; a rewritten one (by someone
+    // who can write the database and drops the trigger) is named and refused.
+    let out = airgate(["log", "verify", "--state", high]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 witness cosignatures verified"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let forged = cosigned(
+        &note.text,
+        "witness.example/w1",
+        &other,
+        &vkey,
+        1_800_000_000,
+    );
+    let forged_line = forged.lines().last().unwrap().to_string();
+    let conn = rusqlite::Connection::open(demo.high.join("state.db")).unwrap();
+    conn.execute_batch("DROP TRIGGER checkpoint_cosignatures_no_update")
+        .unwrap();
+    conn.execute(
+        "UPDATE checkpoint_cosignatures SET line = ?1",
+        [&forged_line],
+    )
+    .unwrap();
+    drop(conn);
+    let out = airgate(["log", "verify", "--state", high]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the stored cosignature of witness")
+            && stderr(&out).contains("does not verify"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -213,10 +213,11 @@ fn with_state(command: LogCommand) -> anyhow::Result<ExitCode> {
             LogCommand::Verify { checkpoint, .. } => {
                 let audit = state.audit()?;
                 println!(
-                    "log OK: {} entries, {} nodes and {} checkpoints verified, import and artifact records consistent; root {}",
+                    "log OK: {} entries, {} nodes, {} checkpoints and {} witness cosignatures verified, import and artifact records consistent; root {}",
                     audit.size,
                     audit.nodes,
                     audit.checkpoints,
+                    audit.cosignatures,
                     hex::encode(audit.root_hash)
                 );
                 for path in checkpoint {

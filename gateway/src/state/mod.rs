@@ -728,7 +728,8 @@ impl StateReader {
     /// Audits everything the database holds: the log (see
     /// [`LogReader::verify_all`]) with its metadata checked against the
     /// trusted root's log key and `ca.json`'s log URL, and every import and
-    /// artifact record against the log (checkpoints and entries they name).
+    /// artifact record against the log (checkpoints and entries they name),
+    /// and every stored witness cosignature.
     pub fn audit(&self) -> Result<crate::tlog::LogAudit> {
         let tlog = self.tlog()?;
         let config = private_ca::CaConfig::load(&self.dir)?;
@@ -742,8 +743,9 @@ impl StateReader {
         }
         let origin = crate::tlog::origin_for(&tlog.key.key_id(), &config.tlog_url);
         let reader = self.log_reader();
-        let audit = reader.verify_all(&tlog.key, &tlog.checkpoint_name(), &origin)?;
+        let mut audit = reader.verify_all(&tlog.key, &tlog.checkpoint_name(), &origin)?;
         self.audit_records(&reader, audit.size)?;
+        audit.cosignatures = witness::audit(&self.conn, &reader)?;
         Ok(audit)
     }
 

@@ -68,6 +68,66 @@ pub fn cosignature_lines(conn: &Connection, size: u64) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// Audits every stored cosignature: its witness is enrolled, the checkpoint
+/// it cosigns is one this log signed (`reader`), and the line verifies with
+/// the witness key at its recorded time. Returns how many were checked.
+pub fn audit(conn: &Connection, reader: &LogReader<'_>) -> Result<u64> {
+    if !super::queries::table_exists(conn, "checkpoint_cosignatures")? {
+        return Ok(0);
+    }
+    let tampered = |m: String| Error::Log(LogError::Tampered(m));
+    let witnesses = witnesses(conn)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT tree_size, witness, line, cosigned_at FROM checkpoint_cosignatures ORDER BY tree_size, witness",
+        )
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(sql)?;
+    let mut checked = 0u64;
+    for row in rows {
+        let (size, name, line, time) = row.map_err(sql)?;
+        let what = format!(
+            "the stored cosignature of witness {} for the checkpoint of size {size}",
+            quoted(&name)
+        );
+        let w = witnesses
+            .iter()
+            .find(|w| w.name == name)
+            .ok_or_else(|| tampered(format!("{what}: no such witness is enrolled")))?;
+        let ours = u64::try_from(size)
+            .ok()
+            .and_then(|s| reader.checkpoint(s).ok())
+            .ok_or_else(|| tampered(format!("{what}: this log holds no such checkpoint")))?;
+        let text = SignedNote::parse(&ours.note)
+            .map_err(|e| tampered(format!("{what}: our checkpoint: {e}")))?
+            .text;
+        let note = SignedNote::parse(&format!("{text}\n{line}\n"))
+            .map_err(|e| tampered(format!("{what}: {e}")))?;
+        let sig = note
+            .signatures
+            .first()
+            .ok_or_else(|| tampered(format!("{what}: not a signature line")))?;
+        let at =
+            cosignature::verify(w, sig, &text).map_err(|e| tampered(format!("{what}: {e}")))?;
+        if i64::try_from(at).ok() != Some(time) {
+            return Err(tampered(format!(
+                "{what}: it signs time {at}, the record says {time}"
+            )));
+        }
+        checked += 1;
+    }
+    Ok(checked)
+}
+
 /// What a submission of cosignatures did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Submission {

@@ -742,6 +742,7 @@ impl<'c> LogReader<'c> {
             nodes,
             checkpoints,
             root_hash: tree.root(size)?,
+            cosignatures: 0,
         })
     }
 
@@ -1040,6 +1041,8 @@ pub struct LogAudit {
     pub checkpoints: u64,
     /// The recomputed root.
     pub root_hash: Hash,
+    /// Witness cosignatures checked (by the state audit; 0 from `verify_all`).
+    pub cosignatures: u64,
 }
 
 #[cfg(test)]
