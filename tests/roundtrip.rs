@@ -26,6 +26,9 @@ fn sigs_of(high: &Path, name: &str) -> (Vec<Value>, String) {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
+    // Stored compressed (gateway::state::sigs_codec).
+    assert!(sigs.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]), "a zstd frame");
+    let sigs = gateway::state::sigs_codec::decode(sigs).unwrap();
     (serde_json::from_slice(&sigs).unwrap(), sha)
 }
 

@@ -27,6 +27,7 @@ use crate::{Error, Result};
 mod extract;
 mod plan;
 pub mod queries;
+pub mod sigs_codec;
 pub mod witness;
 
 pub use extract::Extracted;

@@ -156,7 +156,10 @@ impl StateDir {
                             .iter()
                             .map(|t| t.bundle_json.as_slice())
                             .collect();
-                        sigs_array(&a.upstream_bundle_json, &s.bundle_json, &attestations)
+                        let json =
+                            sigs_array(&a.upstream_bundle_json, &s.bundle_json, &attestations)?;
+                        super::sigs_codec::encode(&json)
+                            .map_err(|e| Error::internal("compressing .sigs", e))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 for (&(a, s), sigs) in chunk.iter().zip(all_sigs) {

@@ -68,24 +68,43 @@ pub fn current_version(conn: &Connection, name: &str) -> Result<Option<ImportedV
 
 /// The `.sigs` array and SHA-256 of the version of `name` served now.
 pub fn current_sigs(conn: &Connection, name: &str) -> Result<Option<(Vec<u8>, String)>> {
-    conn.query_row(
-        "SELECT sigs, sha256 FROM artifacts WHERE name = ?1 ORDER BY import_id DESC LIMIT 1",
-        [name],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()
-    .map_err(|e| LogError::from(e).into())
+    let row: Option<(Vec<u8>, String)> = conn
+        .query_row(
+            "SELECT sigs, sha256 FROM artifacts WHERE name = ?1 ORDER BY import_id DESC LIMIT 1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(sql)?;
+    row.map(|(sigs, sha)| Ok((stored_sigs(name, sigs)?, sha)))
+        .transpose()
+}
+
+/// A stored `.sigs` array, decoded (see [`super::sigs_codec`]).
+pub fn stored_sigs(name: &str, stored: Vec<u8>) -> Result<Vec<u8>> {
+    super::sigs_codec::decode(stored).map_err(|e| {
+        Error::Log(LogError::Tampered(format!(
+            "the stored .sigs of {}: {e}",
+            crate::escape::quoted(name)
+        )))
+    })
 }
 
 /// The first artifact by name and its current `.sigs`.
 pub fn first_artifact(conn: &Connection) -> Result<Option<(String, Vec<u8>)>> {
-    conn.query_row(
-        "SELECT name, sigs FROM artifacts ORDER BY name, import_id DESC LIMIT 1",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()
-    .map_err(|e| LogError::from(e).into())
+    let row: Option<(String, Vec<u8>)> = conn
+        .query_row(
+            "SELECT name, sigs FROM artifacts ORDER BY name, import_id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(sql)?;
+    row.map(|(name, sigs)| {
+        let sigs = stored_sigs(&name, sigs)?;
+        Ok((name, sigs))
+    })
+    .transpose()
 }
 
 fn sql(e: rusqlite::Error) -> Error {
@@ -150,11 +169,13 @@ pub fn artifact(conn: &Connection, name: &str) -> Result<Option<ArtifactRow>> {
 
 /// The `.sigs` JSON array of the latest record of artifact `name`.
 pub fn sigs(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>> {
-    conn.prepare_cached(
-        "SELECT sigs FROM artifacts WHERE name = ?1 ORDER BY import_id DESC LIMIT 1",
-    )
-    .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
-    .map_err(sql)
+    let stored: Option<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT sigs FROM artifacts WHERE name = ?1 ORDER BY import_id DESC LIMIT 1",
+        )
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+        .map_err(sql)?;
+    stored.map(|s| stored_sigs(name, s)).transpose()
 }
 
 /// A dashboard search: a name substring or a digest prefix.
@@ -221,7 +242,13 @@ pub fn artifacts(
         None => stmt.query_map([], map),
     }
     .map_err(sql)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+    let rows = rows.collect::<Result<Vec<_>, _>>().map_err(sql)?;
+    rows.into_iter()
+        .map(|(row, sigs)| {
+            let sigs = sigs.map(|s| stored_sigs(&row.name, s)).transpose()?;
+            Ok((row, sigs))
+        })
+        .collect()
 }
 
 /// Number of distinct artifact names.
@@ -522,6 +549,7 @@ pub fn conda_listed(conn: &Connection, subdir: &str) -> Result<Vec<crate::conda:
     let mut out: Vec<crate::conda::Listed> = Vec::new();
     for row in rows {
         let (filename, record_json, sigs) = row.map_err(sql)?;
+        let sigs = stored_sigs(&filename, sigs)?;
         if out.last().is_some_and(|l| l.filename == filename) {
             continue;
         }
