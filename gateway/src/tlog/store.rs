@@ -169,9 +169,11 @@ CREATE TRIGGER IF NOT EXISTS tlog_checkpoints_no_delete BEFORE DELETE ON tlog_ch
 /// Opens a SQLite database with the durability settings the log requires.
 pub fn open_database(path: &std::path::Path) -> Result<Connection, LogError> {
     let conn = Connection::open(path)?;
-    // 16 KiB pages for a new database (a no-op on an existing one): log entries
-    // (~2 KiB) and `.sigs` arrays (~17 KiB) then waste less of each page.
-    conn.pragma_update(None, "page_size", 16_384)?;
+    // 8 KiB pages for a new database (a no-op on an existing one): three ~2 KiB
+    // log entries fit a page, and a compressed ~10 KiB `.sigs` row takes a
+    // local part plus exactly one overflow page (16 KiB pages hold one such
+    // row each and waste a third; 4 KiB pages hold one log entry each).
+    conn.pragma_update(None, "page_size", 8_192)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
