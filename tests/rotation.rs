@@ -59,6 +59,50 @@ fn verify(trusted_root: &Path, bundle: &Path, file: &Path) -> std::process::Outp
     ])
 }
 
+/// sigstore-python verifying artifact/bundle pairs as `IDENTITY`/`ISSUER`
+/// with the trusted root from `trust` ("config PATH" or "tuf URL ROOT");
+/// returns `{"cas": N, NAME: "ok" | "Error: why", ...}`. `home` isolates
+/// its TUF cache.
+fn sigstore_python(trust: &[&std::ffi::OsStr], pairs: &[&Path], home: &Path) -> serde_json::Value {
+    let script = r#"
+import sys, json
+from pathlib import Path
+from sigstore.models import ClientTrustConfig, Bundle
+from sigstore.verify import Verifier, policy
+args = sys.argv[1:]
+if args[0] == "config":
+    config = ClientTrustConfig.from_json(Path(args[1]).read_text()); args = args[2:]
+else:
+    config = ClientTrustConfig.from_tuf(args[1], offline=False, bootstrap_root=Path(args[2])); args = args[3:]
+identity, issuer, pairs = args[0], args[1], args[2:]
+verifier = Verifier(trusted_root=config.trusted_root)
+out = {"cas": len(config.trusted_root._inner.certificate_authorities)}
+for artifact, bundle in zip(pairs[::2], pairs[1::2]):
+    try:
+        verifier.verify_artifact(Path(artifact).read_bytes(), Bundle.from_json(Path(bundle).read_bytes()), policy.Identity(identity=identity, issuer=issuer))
+        out[Path(artifact).name] = "ok"
+    except Exception as e:
+        out[Path(artifact).name] = f"{type(e).__name__}: {e}"
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new(crate::common::python())
+        .args(["-c", script])
+        .args(trust)
+        .args([IDENTITY, ISSUER])
+        .args(pairs)
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 pub struct Rotated {
     pub world: World,
     /// Signed before the rotation, after it, and after it with the retired key.
@@ -203,37 +247,12 @@ fn sigstore_python_on_a_ct_key_rotation() {
     let b_bundle = sign(&world.high, &b);
     let c = text_file(&world, "retired-ct-key.txt");
     let c_bundle = sign(&old_copy, &c);
-    let script = r#"
-import sys, json
-from pathlib import Path
-from sigstore.models import ClientTrustConfig, Bundle
-from sigstore.verify import Verifier, policy
-config_path, identity, issuer = sys.argv[1:4]
-pairs = sys.argv[4:]
-config = ClientTrustConfig.from_json(Path(config_path).read_text())
-verifier = Verifier(trusted_root=config.trusted_root)
-out = {}
-for artifact, bundle in zip(pairs[::2], pairs[1::2]):
-    try:
-        verifier.verify_artifact(Path(artifact).read_bytes(), Bundle.from_json(Path(bundle).read_bytes()), policy.Identity(identity=identity, issuer=issuer))
-        out[Path(artifact).name] = "ok"
-    except Exception as e:
-        out[Path(artifact).name] = f"{type(e).__name__}: {e}"
-print(json.dumps(out))
-"#;
-    let out = std::process::Command::new(crate::common::python())
-        .args(["-c", script])
-        .arg(world.high.join("trust_config.json"))
-        .args([IDENTITY, ISSUER])
-        .args([&a, &a_bundle, &b, &b_bundle, &c, &c_bundle])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let config = world.high.join("trust_config.json");
+    let seen = sigstore_python(
+        &["config".as_ref(), config.as_os_str()],
+        &[&a, &a_bundle, &b, &b_bundle, &c, &c_bundle],
+        &world.root().join("python-home"),
     );
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(seen["before.txt"], "ok", "{seen}");
     assert_eq!(seen["after.txt"], "ok", "{seen}");
     assert_eq!(seen["retired-ct-key.txt"], "ok", "{seen}");
@@ -257,42 +276,14 @@ fn sigstore_python_follows_a_rotation_through_tuf() {
     let old_copy = world.root().join("high-before-rotation");
     copy_dir(&world.high, &old_copy);
     let home = world.root().join("python-home");
-    let script = r#"
-import sys, json
-from pathlib import Path
-from sigstore.models import ClientTrustConfig, Bundle
-from sigstore.verify import Verifier, policy
-url, root, identity, issuer = sys.argv[1:5]
-pairs = sys.argv[5:]
-config = ClientTrustConfig.from_tuf(url, offline=False, bootstrap_root=Path(root))
-verifier = Verifier(trusted_root=config.trusted_root)
-out = {"cas": len(config.trusted_root._inner.certificate_authorities)}
-for artifact, bundle in zip(pairs[::2], pairs[1::2]):
-    try:
-        verifier.verify_artifact(Path(artifact).read_bytes(), Bundle.from_json(Path(bundle).read_bytes()), policy.Identity(identity=identity, issuer=issuer))
-        out[Path(artifact).name] = "ok"
-    except Exception as e:
-        out[Path(artifact).name] = f"{type(e).__name__}: {e}"
-print(json.dumps(out))
-"#;
+    let root_v1 = world.high.join("tuf-repo/1.root.json");
     let run = |base: &str, pairs: &[&Path]| -> serde_json::Value {
-        let out = std::process::Command::new(crate::common::python())
-            .args(["-c", script])
-            .arg(format!("{base}/tuf"))
-            .arg(world.high.join("tuf-repo/1.root.json"))
-            .args([IDENTITY, ISSUER])
-            .args(pairs)
-            .env("HOME", &home)
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let url = format!("{base}/tuf");
+        sigstore_python(
+            &["tuf".as_ref(), url.as_ref(), root_v1.as_os_str()],
+            pairs,
+            &home,
+        )
     };
     {
         let server = Served::start(&world.high, &[]);

@@ -413,26 +413,14 @@ fn sigstore_js_follows_a_private_tuf_root_rotation() {
 #[test]
 #[ignore = "interop: real clients, run by tests/run-all.sh"]
 fn serve_sigstore_js_verifies_through_private_tuf() {
-    let js = crate::common::js_dir();
     let demo = Demo::new();
     let server = Served::start(&demo.high, &[]);
     let cache = demo.scratch("sigstore-js-cache");
-    let out = Command::new("node")
-        .arg(js.join("verify-tuf.mjs"))
-        .arg(&server.base)
-        .arg(NESTED)
-        .arg(demo.high.join("tuf-repo/1.root.json"))
-        .arg(&cache)
-        .args([AIRGATE_IDENTITY, AIRGATE_ISSUER])
-        .output()
-        .expect("node must be installed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "verify-tuf.mjs failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = sigstore_js_over_tuf(
+        &server.base,
+        &demo.high.join("tuf-repo/1.root.json"),
+        &cache,
     );
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["artifactStatus"], 200, "{report}");
     assert_eq!(report["sigsStatus"], 200, "{report}");
     let bundles = report["bundles"].as_array().unwrap();

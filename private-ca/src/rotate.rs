@@ -64,13 +64,9 @@ pub fn rotate_intermediate(dir: &Path, root_key: &Path, now: SystemTime) -> Resu
         .map_err(|e| Error::Config(format!("root certificate: {e}")))?;
     let at = crate::ca::chrono_like_rfc3339(unix_secs(now)?);
     let (new_key, new_der) = new_intermediate(&config, offset(now)?, &root)?;
-    let trusted_path = dir.join(files::TRUSTED_ROOT);
-    let text = std::fs::read_to_string(&trusted_path).map_err(|e| Error::io(&trusted_path, e))?;
-    let trusted: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Config(format!("{}: {e}", trusted_path.display())))?;
+    let (_, trusted) = read_trusted_root(dir)?;
     let rotated = crate::trust::rotate_ca(&trusted, &[new_der.clone(), root_der], &at)
         .map_err(Error::Config)?;
-    let trust_config = crate::trust::client_trust_config_json(&rotated);
 
     new_key.save_new(&dir.join(next(files::INTERMEDIATE_KEY)))?;
     write_new_file(
@@ -82,12 +78,7 @@ pub fn rotate_intermediate(dir: &Path, root_key: &Path, now: SystemTime) -> Resu
     std::fs::create_dir_all(&retired).map_err(|e| Error::io(&retired, e))?;
     let retired_cert = retired.join(format!("intermediate-{}.crt.pem", unix_secs(now)?));
     write_new_file(&retired_cert, cert_pem(&old_der).as_bytes(), 0o644)?;
-    // The commit point, then what derives from it.
-    replace_file(&trusted_path, pretty(&rotated)?.as_bytes())?;
-    replace_file(
-        &dir.join(files::TRUST_CONFIG),
-        pretty(&trust_config)?.as_bytes(),
-    )?;
+    write_trust(dir, &rotated)?;
     finish_pending(dir)?;
     Ok(Rotation {
         old_fingerprint: hex(&Sha256::digest(&old_der)),
@@ -124,19 +115,11 @@ pub fn rotate_ct_key(dir: &Path, now: SystemTime) -> Result<CtRotation> {
         .ok_or_else(|| Error::Issuance("time out of range".into()))?;
     let switch_secs = unix_secs(switch)?;
     let at = crate::ca::chrono_like_rfc3339(switch_secs);
-    let trusted_path = dir.join(files::TRUSTED_ROOT);
-    let text = std::fs::read_to_string(&trusted_path).map_err(|e| Error::io(&trusted_path, e))?;
-    let trusted: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Config(format!("{}: {e}", trusted_path.display())))?;
+    let (_, trusted) = read_trusted_root(dir)?;
     let rotated = crate::trust::rotate_ctlog(&trusted, new_key.public_key_spki(), &at)
         .map_err(Error::Config)?;
-    let trust_config = crate::trust::client_trust_config_json(&rotated);
     new_key.save_new(&dir.join(next(files::CT_KEY)))?;
-    replace_file(&trusted_path, pretty(&rotated)?.as_bytes())?;
-    replace_file(
-        &dir.join(files::TRUST_CONFIG),
-        pretty(&trust_config)?.as_bytes(),
-    )?;
+    write_trust(dir, &rotated)?;
     finish_pending(dir)?;
     // The caller holds the state lock: no leaf is signed until the switch.
     let switch_at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(switch_secs as u64);
@@ -155,13 +138,30 @@ pub fn rotate_ct_key(dir: &Path, now: SystemTime) -> Result<CtRotation> {
 /// `trust_config.json` are rewritten, the trusted root first.
 pub fn revoke_intermediate(dir: &Path, fingerprint: &str, at: &str) -> Result<()> {
     finish_pending(dir)?;
+    let (_, trusted) = read_trusted_root(dir)?;
+    let revoked = crate::trust::revoke_ca(&trusted, fingerprint, at).map_err(Error::Config)?;
+    write_trust(dir, &revoked)
+}
+
+/// `trusted_root.json` as text and parsed.
+fn read_trusted_root(dir: &Path) -> Result<(String, serde_json::Value)> {
     let path = dir.join(files::TRUSTED_ROOT);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let trusted: serde_json::Value = serde_json::from_str(&text)
+    let value = serde_json::from_str(&text)
         .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-    let revoked = crate::trust::revoke_ca(&trusted, fingerprint, at).map_err(Error::Config)?;
-    replace_file(&path, pretty(&revoked)?.as_bytes())?;
-    let config = crate::trust::client_trust_config_json(&revoked);
+    Ok((text, value))
+}
+
+/// Writes `trusted_root.json` (the commit point), then the
+/// `trust_config.json` that derives from it.
+fn write_trust(dir: &Path, trusted: &serde_json::Value) -> Result<()> {
+    replace_file(&dir.join(files::TRUSTED_ROOT), pretty(trusted)?.as_bytes())?;
+    write_trust_config(dir, trusted)
+}
+
+/// `trust_config.json` from `trusted` (after a crash it may lag the trusted root).
+fn write_trust_config(dir: &Path, trusted: &serde_json::Value) -> Result<()> {
+    let config = crate::trust::client_trust_config_json(trusted);
     replace_file(&dir.join(files::TRUST_CONFIG), pretty(&config)?.as_bytes())
 }
 
@@ -179,18 +179,14 @@ fn finish_pending_ct_key(dir: &Path) -> Result<()> {
         return Ok(());
     }
     let key = SigningKey::load(&key_next, Curve::P256, "CT log")?;
-    let path = dir.join(files::TRUSTED_ROOT);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let (text, trusted) = read_trusted_root(dir)?;
     let needle = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         key.public_key_spki(),
     );
     if text.contains(&needle) {
         rename(&key_next, &dir.join(files::CT_KEY))?;
-        let trusted: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        let config = crate::trust::client_trust_config_json(&trusted);
-        replace_file(&dir.join(files::TRUST_CONFIG), pretty(&config)?.as_bytes())
+        write_trust_config(dir, &trusted)
     } else {
         std::fs::remove_file(&key_next).map_err(|e| Error::io(&key_next, e))
     }
@@ -204,8 +200,7 @@ fn finish_pending_intermediate(dir: &Path) -> Result<()> {
     }
     let committed = cert_next.exists() && {
         let der = read_cert(&cert_next)?;
-        let path = dir.join(files::TRUSTED_ROOT);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let (text, _) = read_trusted_root(dir)?;
         let needle = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
         text.contains(&needle)
     };
@@ -213,12 +208,7 @@ fn finish_pending_intermediate(dir: &Path) -> Result<()> {
         rename(&key_next, &dir.join(files::INTERMEDIATE_KEY))?;
         rename(&cert_next, &dir.join(files::INTERMEDIATE_CERT))?;
         // trust_config.json follows the trusted root (a crash may have come first).
-        let path = dir.join(files::TRUSTED_ROOT);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let trusted: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        let config = crate::trust::client_trust_config_json(&trusted);
-        replace_file(&dir.join(files::TRUST_CONFIG), pretty(&config)?.as_bytes())?;
+        write_trust_config(dir, &read_trusted_root(dir)?.1)?;
     } else {
         for p in [&key_next, &cert_next] {
             if p.exists() {

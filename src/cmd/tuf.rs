@@ -38,7 +38,8 @@ enum TufCommand {
     /// High side: create airgate's private TUF repository (it distributes the
     /// private trusted_root.json): role keys as PKCS#8 PEM files of mode 0600
     /// (never overwritten; the root key is for offline use) and the signed
-    /// 1.root.json (+ root.json) clients pin.
+    /// 1.root.json (+ root.json) clients pin. With --state, the state's
+    /// trusted_root.json and signing config are published right away.
     InitPrivate(InitPrivateArgs),
     /// High side: (re)publish targets in the private TUF repository; targets,
     /// snapshot and timestamp get new versions and signatures.
@@ -56,9 +57,12 @@ enum TufCommand {
     NewKey(NewKeyArgs),
 }
 
+/// Where the private repository is: `--state DIR` (DIR/tuf-repo and
+/// DIR/tuf-keys, where `airgate serve` and imports use them), or `--repo`
+/// and `--keys`.
 #[derive(Args)]
-struct RotateRootArgs {
-    /// The private repository directory.
+struct RepoLocation {
+    /// The repository directory (what the server serves at /tuf/).
     #[arg(
         long,
         value_name = "DIR",
@@ -67,7 +71,7 @@ struct RotateRootArgs {
         requires = "keys"
     )]
     repo: Option<PathBuf>,
-    /// The keys directory (online keys and config.json).
+    /// The keys directory (mode 0700; the keys and config.json).
     #[arg(
         long,
         value_name = "DIR",
@@ -76,9 +80,29 @@ struct RotateRootArgs {
         requires = "repo"
     )]
     keys: Option<PathBuf>,
-    /// A high-side state directory (DIR/tuf-repo and DIR/tuf-keys).
+    /// A high-side state directory: the repository is DIR/tuf-repo, the keys DIR/tuf-keys.
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
+}
+
+impl RepoLocation {
+    /// The repository and keys directories.
+    fn resolve(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
+        match (&self.state, &self.repo, &self.keys) {
+            (Some(state), _, _) => Ok((
+                state.join(gateway::state::TUF_REPO),
+                state.join(gateway::state::TUF_KEYS),
+            )),
+            (None, Some(repo), Some(keys)) => Ok((repo.clone(), keys.clone())),
+            _ => Err(Error::Usage("give --state DIR, or both --repo and --keys".into()).into()),
+        }
+    }
+}
+
+#[derive(Args)]
+struct RotateRootArgs {
+    #[command(flatten)]
+    location: RepoLocation,
     /// A key file of the current root (repeat: at least its threshold).
     #[arg(long = "current-root-key", value_name = "FILE", required = true)]
     current_root_keys: Vec<PathBuf>,
@@ -105,29 +129,9 @@ struct NewKeyArgs {
 
 #[derive(Args)]
 struct InitPrivateArgs {
-    /// The repository directory to create (what the server serves at /tuf/).
-    #[arg(
-        long,
-        value_name = "DIR",
-        required_unless_present = "state",
-        conflicts_with = "state",
-        requires = "keys"
-    )]
-    repo: Option<PathBuf>,
-    /// The keys directory (created with mode 0700; holds the keys and config.json).
-    #[arg(
-        long,
-        value_name = "DIR",
-        required_unless_present = "state",
-        conflicts_with = "state",
-        requires = "repo"
-    )]
-    keys: Option<PathBuf>,
-    /// A high-side state directory: the repository goes to DIR/tuf-repo and
-    /// the keys to DIR/tuf-keys (where `airgate serve` and imports use them),
-    /// and DIR/trusted_root.json is published right away.
-    #[arg(long, value_name = "DIR")]
-    state: Option<PathBuf>,
+    /// Where to create it; with --state, DIR/trusted_root.json is published right away.
+    #[command(flatten)]
+    location: RepoLocation,
     /// Root metadata validity: days, or a number with d, h, m or s.
     #[arg(long, value_name = "DAYS", default_value = "365d", value_parser = parse_expiry)]
     root_expiry: Duration,
@@ -464,35 +468,24 @@ impl InitPrivateArgs {
             root_threshold: self.root_threshold,
         };
         let now = Utc::now();
-        let (repo, keys) = match (&self.state, self.repo, self.keys) {
-            (Some(state), _, _) => {
-                // Refuse early: publishing needs the state's trusted root.
-                let path = state.join(gateway::private_ca::ca::files::TRUSTED_ROOT);
-                if !path.is_file() {
-                    return Err(Error::Usage(format!(
-                        "{} is not an airgate state directory (no {}); create it with `airgate ca init --state {}`",
-                        state.display(),
-                        gateway::private_ca::ca::files::TRUSTED_ROOT,
-                        state.display()
-                    ))
-                    .into());
-                }
-                (
-                    state.join(gateway::state::TUF_REPO),
-                    state.join(gateway::state::TUF_KEYS),
-                )
+        if let Some(state) = &self.location.state {
+            // Refuse early: publishing needs the state's trusted root.
+            let path = state.join(gateway::private_ca::ca::files::TRUSTED_ROOT);
+            if !path.is_file() {
+                return Err(Error::Usage(format!(
+                    "{} is not an airgate state directory (no {}); create it with `airgate ca init --state {}`",
+                    state.display(),
+                    gateway::private_ca::ca::files::TRUSTED_ROOT,
+                    state.display()
+                ))
+                .into());
             }
-            (None, Some(repo), Some(keys)) => (repo, keys),
-            _ => {
-                return Err(
-                    Error::Usage("give --state DIR, or both --repo and --keys".into()).into(),
-                )
-            }
-        };
+        }
+        let (repo, keys) = self.location.resolve()?;
         let summary = tuf_repo::init_private(&repo, &keys, &config, now)
             .map_err(Error::from)
             .with_context(|| format!("creating the private TUF repository {}", repo.display()))?;
-        let published = match &self.state {
+        let published = match &self.location.state {
             Some(state) => {
                 let path = state.join(gateway::private_ca::ca::files::TRUSTED_ROOT);
                 let targets = gateway::state::private_tuf_targets(state)?;
@@ -640,14 +633,7 @@ impl RefreshArgs {
 
 impl RotateRootArgs {
     fn run(self) -> anyhow::Result<ExitCode> {
-        let (repo, keys) = match (&self.state, self.repo, self.keys) {
-            (Some(state), _, _) => (
-                state.join(gateway::state::TUF_REPO),
-                state.join(gateway::state::TUF_KEYS),
-            ),
-            (None, Some(repo), Some(keys)) => (repo, keys),
-            _ => return Err(Error::Usage("give --state, or --repo and --keys".into()).into()),
-        };
+        let (repo, keys) = self.location.resolve()?;
         let rotation = tuf_repo::RootRotation {
             current_root_keys: self.current_root_keys,
             new_root_keys: self.new_root_keys,
