@@ -758,6 +758,11 @@ fn root_rotation_with_new_root_and_online_keys_is_followed_from_root_v1() {
     let old_targets_key = read(p.keys.join("targets.pem"));
     let new_key = p._tmp.path().join("offline-root-2.pem");
     let new_id = generate_key_file(&new_key).unwrap();
+    // A key file is never overwritten.
+    let before = read(&new_key);
+    let err = generate_key_file(&new_key).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(read(&new_key), before);
     let old_root_key = p.keys.join("root-1.pem");
 
     let s = rotate_root(
