@@ -19,6 +19,7 @@ pub mod import;
 pub mod judge;
 pub mod lock;
 pub mod medium;
+pub mod oci;
 pub mod policy;
 pub mod progress;
 pub mod publish;

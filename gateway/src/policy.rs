@@ -150,7 +150,10 @@ struct TrustToml {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RuleToml {
     name: Option<String>,
+    #[serde(default)]
     artifacts: Vec<String>,
+    #[serde(default)]
+    images: Vec<String>,
     #[serde(default)]
     signers: Vec<SignerToml>,
     #[serde(default)]
@@ -235,6 +238,8 @@ pub struct Rule {
     pub name: String,
     /// Artifact name patterns.
     pub artifacts: Vec<Glob>,
+    /// Image repository patterns (`org/app`, `registry.example/**`).
+    pub images: Vec<Glob>,
     /// Allowed certificate identities.
     pub signers: Vec<IdentityPolicy>,
     /// Allowed managed keys (paths as written in the policy, resolved).
@@ -312,6 +317,24 @@ fn conda_channel(url: &str) -> Result<String, String> {
     Ok(url.to_string())
 }
 
+/// Compiles a rule's patterns (relative globs, no `..`).
+fn globs(patterns: &[String], what: &str) -> Result<Vec<Glob>, String> {
+    let mut out = Vec::new();
+    for pattern in patterns {
+        if pattern.is_empty() || pattern.starts_with('/') || pattern.split('/').any(|c| c == "..") {
+            return Err(format!(
+                "{what} pattern {} must be a relative glob",
+                crate::escape::quoted(pattern)
+            ));
+        }
+        out.push(
+            Glob::new(pattern)
+                .map_err(|e| format!("{what} pattern {}: {e}", crate::escape::quoted(pattern)))?,
+        );
+    }
+    Ok(out)
+}
+
 fn matcher(exact: Option<String>, regex: Option<String>, what: &str) -> Result<Matcher, String> {
     match (exact, regex) {
         (Some(e), None) if !e.is_empty() => Ok(Matcher::Exact(e)),
@@ -385,9 +408,9 @@ impl Policy {
                 rule: name.clone(),
                 problem,
             };
-            if rule.artifacts.is_empty() {
+            if rule.artifacts.is_empty() && rule.images.is_empty() {
                 return Err(err(
-                    "artifacts is empty: the rule would match nothing".into()
+                    "artifacts and images are empty: the rule would match nothing".into(),
                 ));
             }
             if rule.signers.is_empty() && rule.keys.is_empty() {
@@ -395,24 +418,8 @@ impl Policy {
                     "no signers and no keys: the rule would allow nobody".into()
                 ));
             }
-            let mut artifacts = Vec::new();
-            for pattern in rule.artifacts {
-                if pattern.is_empty()
-                    || pattern.starts_with('/')
-                    || pattern.split('/').any(|c| c == "..")
-                {
-                    return Err(err(format!(
-                        "artifact pattern {} must be a relative glob",
-                        crate::escape::quoted(&pattern)
-                    )));
-                }
-                artifacts.push(Glob::new(&pattern).map_err(|e| {
-                    err(format!(
-                        "artifact pattern {}: {e}",
-                        crate::escape::quoted(&pattern)
-                    ))
-                })?);
-            }
+            let artifacts = globs(&rule.artifacts, "artifact").map_err(err)?;
+            let images = globs(&rule.images, "image").map_err(err)?;
             let mut signers = Vec::new();
             for s in rule.signers {
                 signers.push(IdentityPolicy {
@@ -423,6 +430,7 @@ impl Policy {
             rules.push(Rule {
                 name: name.clone(),
                 artifacts,
+                images,
                 signers,
                 key_paths: rule.keys.iter().map(|k| base_dir.join(k)).collect(),
                 allow_replace: rule.allow_replace,
@@ -446,22 +454,22 @@ impl Policy {
             .iter()
             .filter(|r| r.artifacts.iter().any(|g| g.matches(name.as_str())))
             .collect();
-        if matching.is_empty() {
-            return None;
-        }
-        Some(Allowed {
-            rules: matching.iter().map(|r| r.name.clone()).collect(),
-            identities: matching
-                .iter()
-                .flat_map(|r| r.signers.iter().cloned())
-                .collect(),
-            keys: matching
-                .iter()
-                .flat_map(|r| r.key_paths.iter())
-                .filter_map(|p| keys(p))
-                .collect(),
-            allow_replace: matching.iter().any(|r| r.allow_replace),
-        })
+        allowed_by(&matching, keys)
+    }
+
+    /// What the policy allows for an image repository (`org/app`), or
+    /// `None` (default deny): the rules whose `images` patterns match.
+    pub fn allowed_image(
+        &self,
+        repository: &str,
+        keys: &dyn Fn(&Path) -> Option<VerifyingKey>,
+    ) -> Option<Allowed> {
+        let matching: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.images.iter().any(|g| g.matches(repository)))
+            .collect();
+        allowed_by(&matching, keys)
     }
 
     /// Every key file the rules reference.
@@ -471,6 +479,26 @@ impl Policy {
             .flat_map(|r| r.key_paths.iter().map(PathBuf::as_path))
             .collect()
     }
+}
+
+/// The union of what matching rules allow (`None` when none match).
+fn allowed_by(matching: &[&Rule], keys: &dyn Fn(&Path) -> Option<VerifyingKey>) -> Option<Allowed> {
+    if matching.is_empty() {
+        return None;
+    }
+    Some(Allowed {
+        rules: matching.iter().map(|r| r.name.clone()).collect(),
+        identities: matching
+            .iter()
+            .flat_map(|r| r.signers.iter().cloned())
+            .collect(),
+        keys: matching
+            .iter()
+            .flat_map(|r| r.key_paths.iter())
+            .filter_map(|p| keys(p))
+            .collect(),
+        allow_replace: matching.iter().any(|r| r.allow_replace),
+    })
 }
 
 #[cfg(test)]

@@ -124,12 +124,29 @@ impl ArtifactJudge<'_> {
         bundle_bytes: &[u8],
         is_array: bool,
     ) -> Judged {
-        let (allowed, bundles) = self.prepare(name, bundle_bytes, is_array)?;
+        let lookup = |p: &Path| self.policy_keys.get(p).cloned();
+        let allowed = self
+            .policy
+            .allowed(name, &lookup)
+            .ok_or(ArtifactRejection::DefaultDeny)?;
+        self.judge_under(&allowed, digest, bundle_bytes, is_array)
+    }
+
+    /// Judges bundles for a known digest under what the policy allows
+    /// (for images, whose rules match repositories rather than names).
+    pub fn judge_under(
+        &self,
+        allowed: &crate::policy::Allowed,
+        digest: &ArtifactDigest,
+        bundle_bytes: &[u8],
+        is_array: bool,
+    ) -> Judged {
+        let bundles = parse_bundles(bundle_bytes, is_array)?;
         let mut first_failure = None;
         for (json, parsed) in &bundles {
             match parsed {
-                Ok(p) => match self.verify_one(&allowed, p, digest) {
-                    Ok(verified) => return Ok(accepted(verified, json, &allowed)),
+                Ok(p) => match self.verify_one(allowed, p, digest) {
+                    Ok(verified) => return Ok(accepted(verified, json, allowed)),
                     Err(f) => {
                         first_failure.get_or_insert(f);
                     }
@@ -197,14 +214,7 @@ impl ArtifactJudge<'_> {
             .policy
             .allowed(name, &lookup)
             .ok_or(ArtifactRejection::DefaultDeny)?;
-        let parsed = split_bundles(bundle_bytes, is_array)?
-            .into_iter()
-            .map(|json| {
-                let parsed = ParsedBundle::from_json(&json, &BundleLimits::default());
-                (json, parsed)
-            })
-            .collect();
-        Ok((allowed, parsed))
+        Ok((allowed, parse_bundles(bundle_bytes, is_array)?))
     }
 
     /// Tries the signer policies that fit the bundle's signing material.
@@ -246,6 +256,16 @@ impl ArtifactJudge<'_> {
 }
 
 type ParsedBundles<'b> = Vec<(Cow<'b, [u8]>, Result<ParsedBundle, BundleFormatError>)>;
+
+fn parse_bundles(bytes: &[u8], is_array: bool) -> Result<ParsedBundles<'_>, ArtifactRejection> {
+    Ok(split_bundles(bytes, is_array)?
+        .into_iter()
+        .map(|json| {
+            let parsed = ParsedBundle::from_json(&json, &BundleLimits::default());
+            (json, parsed)
+        })
+        .collect())
+}
 
 fn accepted(
     verified: VerifiedBundle,

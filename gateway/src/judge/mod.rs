@@ -15,5 +15,5 @@ pub mod artifact;
 pub mod collector;
 pub mod medium;
 
-pub use artifact::{AcceptedBundle, ArtifactJudge, ArtifactRejection};
+pub use artifact::{upstream_of, AcceptedBundle, ArtifactJudge, ArtifactRejection};
 pub use medium::ImportRejected;
