@@ -7,6 +7,7 @@ mod conda;
 mod conformance;
 mod export;
 mod fuzz;
+mod images;
 mod import_crash;
 mod import_v2;
 mod interop;

@@ -128,6 +128,7 @@ tuf-root = "{}"
 [[rule]]
 name = "simulated release workflow"
 artifacts = ["**"]
+images = ["**"]
 signers = [{{ identity = "{SIMULATED_IDENTITY}", issuer = "{SIMULATED_ISSUER}" }}]
 "#,
             self.tuf_url()?,
@@ -148,9 +149,223 @@ max-transit-age-days = 30
 [[rule]]
 name = "simulated release workflow"
 artifacts = ["**"]
+images = ["**"]
 signers = [{{ identity = "{SIMULATED_IDENTITY}", issuer = "{SIMULATED_ISSUER}" }}]
 "#,
             pinned_root.display()
         )
     }
+}
+
+/// Which signatures the simulated upstream attaches to an image.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageSigning {
+    /// A cosign `.sig` manifest (simple-signing layer).
+    pub legacy: bool,
+    /// A Sigstore bundle v0.3 referrer (cosign sign statement).
+    pub referrer: bool,
+    /// A SLSA provenance attestation referrer.
+    pub provenance: bool,
+}
+
+impl ImageSigning {
+    /// Both forms and a provenance attestation.
+    pub const ALL: ImageSigning = ImageSigning {
+        legacy: true,
+        referrer: true,
+        provenance: true,
+    };
+}
+
+/// The SLSA provenance predicate type.
+pub const SLSA_PROVENANCE: &str = "https://slsa.dev/provenance/v1";
+
+/// A tar layer holding one file.
+fn tar_layer(path: &str, contents: &[u8]) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(contents.len() as u64);
+    header.set_mode(0o755);
+    header.set_mtime(0);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, path, contents)
+        .map_err(|e| Error::internal("building a layer", e))?;
+    builder
+        .into_inner()
+        .map_err(|e| Error::internal("building a layer", e))
+}
+
+/// Writes a SIMULATED multi-arch image (linux/amd64 and linux/arm64, a
+/// shared base layer and one own layer each, real tar layers and configs)
+/// into a layout at `dir` (created if needed), tagged `tag`. `base` is the
+/// shared base layer's content: images made with the same `base` share it.
+pub fn write_image_layout(dir: &Path, tag: &str, base: &[u8]) -> Result<crate::oci::Node> {
+    use crate::oci::cosign::{tagged_descriptor, Blob};
+    use crate::oci::{LayoutDir, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST};
+    let oci = |e: crate::oci::LayoutError| Error::Usage(e.to_string());
+    let layout = match LayoutDir::open(dir, true) {
+        Ok(l) => l,
+        Err(_) => LayoutDir::create(dir).map_err(oci)?,
+    };
+    let layer_type = "application/vnd.oci.image.layer.v1.tar";
+    let base_layer = Blob::new(layer_type, tar_layer("etc/os-release", base)?);
+    layout.put(&base_layer).map_err(oci)?;
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let own = Blob::new(
+            layer_type,
+            tar_layer(
+                "app/hello",
+                format!("SIMULATED app {tag} for {arch}\n").as_bytes(),
+            )?,
+        );
+        layout.put(&own).map_err(oci)?;
+        let config = serde_json::json!({
+            "architecture": arch,
+            "os": "linux",
+            "created": "2026-01-01T00:00:00Z",
+            "config": {"Cmd": ["/app/hello"]},
+            "rootfs": {"type": "layers", "diff_ids": [
+                base_layer.descriptor.digest().to_string(),
+                own.descriptor.digest().to_string(),
+            ]},
+        });
+        let config = Blob::new(
+            MEDIA_OCI_CONFIG,
+            serde_json::to_vec(&config).unwrap_or_default(),
+        );
+        layout.put(&config).map_err(oci)?;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MEDIA_OCI_MANIFEST,
+            "config": config.descriptor,
+            "layers": [base_layer.descriptor, own.descriptor],
+        });
+        let manifest = Blob::new(
+            MEDIA_OCI_MANIFEST,
+            serde_json::to_vec(&manifest).unwrap_or_default(),
+        );
+        layout.put(&manifest).map_err(oci)?;
+        let mut d = serde_json::to_value(&manifest.descriptor).unwrap_or_default();
+        d["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+        children.push(d);
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MEDIA_OCI_INDEX,
+        "manifests": children,
+    });
+    let index = Blob::new(
+        MEDIA_OCI_INDEX,
+        serde_json::to_vec(&index).unwrap_or_default(),
+    );
+    layout.put(&index).map_err(oci)?;
+    let mut entries: Vec<_> = layout.index().map_err(oci)?.manifests().clone();
+    entries.push(tagged_descriptor(&index.descriptor, tag));
+    layout.write_index(&entries).map_err(oci)?;
+    crate::oci::layout::parse_node(&index.descriptor, &index.bytes).map_err(oci)
+}
+
+impl SimulatedUpstream {
+    /// Signs the image tagged `tag` in a layout as `identity`, in the forms
+    /// asked, as cosign would attach them (SIMULATED public instance).
+    pub fn sign_image(
+        &self,
+        dir: &Path,
+        repository: &str,
+        tag: &str,
+        identity: &str,
+        forms: ImageSigning,
+        now: SystemTime,
+    ) -> Result<()> {
+        use crate::oci::cosign::{self, referrers_tag, signature_tag, tagged_descriptor};
+        let oci = |e: crate::oci::LayoutError| Error::Usage(e.to_string());
+        let layout = crate::oci::LayoutDir::open(dir, true).map_err(oci)?;
+        let index = layout.index().map_err(oci)?;
+        let root = crate::oci::layout::tagged(&index)
+            .into_iter()
+            .find(|t| t.tag.as_deref() == Some(tag))
+            .ok_or_else(|| Error::Usage(format!("no image tagged {tag:?} in {}", dir.display())))?
+            .descriptor;
+        let hex = crate::oci::layout::sha256_hex(&root)
+            .map_err(oci)?
+            .to_string();
+        let payload = cosign::payload(repository, root.digest().as_ref());
+        let mut statements = Vec::new();
+        if forms.referrer {
+            statements.push((
+                cosign::sign_statement(repository, &hex),
+                crate::oci::COSIGN_SIGN_PREDICATE,
+            ));
+        }
+        if forms.provenance {
+            let predicate = serde_json::json!({
+                "buildDefinition": {"buildType": "https://simulated.invalid/build/v1", "externalParameters": {}},
+                "runDetails": {"builder": {"id": "https://simulated.invalid/builder"}},
+            });
+            let statement = crate::attest::statement(
+                repository,
+                &hex,
+                SLSA_PROVENANCE,
+                &serde_json::to_vec(&predicate).unwrap_or_default(),
+            )
+            .map_err(Error::Usage)?;
+            statements.push((statement, SLSA_PROVENANCE));
+        }
+        let mut state = StateDir::open(&self.ca_dir)?;
+        let signed = state.sign(
+            &[SigningRequest {
+                artifact_sha256: crate::crypto::sha256(&payload),
+                identity: SigningIdentity::parse(identity)?,
+                custody: None,
+                attestations: statements.iter().map(|(s, _)| s.clone()).collect(),
+            }],
+            now,
+        )?;
+        let signed = signed
+            .artifacts
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("signing an image", "no signature"))?;
+        let ours = cosign::OurSignatures {
+            payload,
+            payload_bundle: signed.bundle_json,
+            referrers: signed
+                .attestations
+                .into_iter()
+                .zip(&statements)
+                .map(|(a, (_, p))| (a.bundle_json, p.to_string()))
+                .collect(),
+        };
+        let created =
+            chrono::DateTime::<Utc>::from(now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let attached = cosign::attach(&root, &[], &[], &ours, &chain_pem(state.ca()), &created)
+            .map_err(|e| Error::internal("attaching signatures", e))?;
+        for blob in &attached.blobs {
+            layout.put(blob).map_err(oci)?;
+        }
+        let mut entries: Vec<_> = index.manifests().clone();
+        if forms.legacy {
+            entries.push(tagged_descriptor(
+                &attached.signature_manifest,
+                &signature_tag(&hex),
+            ));
+        }
+        if !statements.is_empty() {
+            entries.push(tagged_descriptor(
+                &attached.referrers_index,
+                &referrers_tag(&hex),
+            ));
+        }
+        layout.write_index(&entries).map_err(oci)
+    }
+}
+
+/// The CA chain as cosign's chain annotation holds it: intermediate, root.
+pub fn chain_pem(ca: &private_ca::PrivateCa) -> String {
+    [ca.intermediate_der(), ca.root_der()]
+        .iter()
+        .map(|der| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec())))
+        .collect()
 }

@@ -38,10 +38,13 @@ use crate::judge::{AcceptedBundle, ArtifactJudge, ArtifactRejection};
 use crate::lock::{current_target, LockedCollector, Lockfile, MAX_LOCK_BYTES};
 use crate::medium::manifest::{
     pack_digest, sign_chunk_index, sign_manifest, ArtifactRecord, ChunkIndex, ChunkRecord,
-    CollectorRecord, EntryKind, ManifestEntry, MediumPredicate, RejectedRecord, TufVersions,
+    CollectorRecord, EntryKind, ImageRecord, ManifestEntry, MediumPredicate, RejectedRecord,
+    TufVersions,
 };
 use crate::medium::pack::{list_files, ChunkedWriter, MediumWriter, BLOCK};
 use crate::medium::EntryName;
+use crate::oci::carry::{carry, Carried, CarriedData, OCI_LAYOUT_FILE};
+use crate::oci::{ImageJudge, LayoutDir, VerifiedImage};
 use crate::policy::{Policy, TufRootSource};
 use crate::{files, Error, Result};
 
@@ -62,6 +65,25 @@ pub struct ExportConfig {
     /// Collectors.
     #[serde(default)]
     pub collector: Vec<CollectorConfig>,
+    /// Container images (OCI layouts).
+    #[serde(default)]
+    pub image: Vec<ImageConfig>,
+}
+
+/// One OCI image layout to carry (`[[image]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageConfig {
+    /// The layout directory (`oci-layout`, `index.json`, `blobs/`), as
+    /// `skopeo copy … oci:DIR:TAG`, `oras cp --to-oci-layout` or `cosign
+    /// save` write it.
+    pub layout: PathBuf,
+    /// The repository its images are carried as (`org/app`); the policy's
+    /// `images` patterns match it.
+    pub repository: String,
+    /// Tags to carry (default: every tagged image of the layout).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl ExportConfig {
@@ -81,6 +103,15 @@ impl ExportConfig {
         config.policy.as_mut().map(resolve);
         config.lock.as_mut().map(resolve);
         config.artifacts.as_mut().map(resolve);
+        for image in &mut config.image {
+            resolve(&mut image.layout);
+            crate::oci::check_repository(&image.repository)
+                .map_err(|e| Error::Usage(format!("export configuration: [[image]] {e}")))?;
+            for tag in &image.tags {
+                crate::oci::check_tag(tag)
+                    .map_err(|e| Error::Usage(format!("export configuration: [[image]] {e}")))?;
+            }
+        }
         let mut names = std::collections::BTreeSet::new();
         for c in &mut config.collector {
             resolve(&mut c.path);
@@ -107,6 +138,8 @@ pub struct ExportRequest<'a> {
     pub artifacts_dir: Option<PathBuf>,
     /// Collectors to run.
     pub collectors: Vec<CollectorConfig>,
+    /// Container images to carry.
+    pub images: Vec<ImageConfig>,
     /// The lockfile (required when collectors are configured).
     pub lock_path: Option<PathBuf>,
     /// Refuse any difference between configuration and lock.
@@ -159,6 +192,8 @@ pub struct ExportReport {
     pub entries: usize,
     /// Accepted artifacts.
     pub accepted: Vec<ArtifactRecord>,
+    /// Accepted images.
+    pub images: Vec<ImageRecord>,
     /// Rejected artifacts.
     pub rejected: Vec<RejectedRecord>,
     /// Collectors that ran.
@@ -684,6 +719,7 @@ fn plan_medium(
     tuf: &TrustRoot,
     collected: &Collected,
     judged: &[Judged],
+    carried: &Carried,
     rejected: &[RejectedRecord],
 ) -> Result<MediumPlan> {
     let mut planned: Vec<(ManifestEntry, Source)> = Vec::new();
@@ -724,6 +760,29 @@ fn plan_medium(
             lock.clone(),
         ));
     }
+    if !carried.records.is_empty() {
+        planned.push(bytes_entry(
+            name_of("oci/oci-layout")?,
+            EntryKind::Image,
+            OCI_LAYOUT_FILE.to_vec(),
+        ));
+        planned.push(bytes_entry(
+            name_of("oci/index.json")?,
+            EntryKind::Image,
+            carried.index_json.clone(),
+        ));
+        for blob in &carried.blobs {
+            let name = name_of(&format!("oci/blobs/sha256/{}", blob.sha256_hex))?;
+            let source = match &blob.data {
+                CarriedData::Bytes(b) => Source::Bytes(b.clone()),
+                CarriedData::File(path) => Source::File(path.clone(), blob.size),
+            };
+            planned.push((
+                entry(&name, EntryKind::Image, blob.sha256_hex.clone(), blob.size),
+                source,
+            ));
+        }
+    }
     planned.push(bytes_entry(
         name_of("policy.toml")?,
         EntryKind::Policy,
@@ -762,6 +821,7 @@ fn plan_medium(
             .iter()
             .map(|c| c.record.clone())
             .collect(),
+        images: carried.records.clone(),
     };
     let manifest = sign_manifest(&predicate, &req.key.key_id(), &|m| req.key.sign(m))
         .map_err(|e| Error::internal("signing the manifest", e))?;
@@ -953,9 +1013,9 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
         )?;
     }
     found.dedupe();
-    if found.candidates.is_empty() && found.problems.is_empty() {
+    if found.candidates.is_empty() && found.problems.is_empty() && req.images.is_empty() {
         return Err(Error::Usage(
-            "nothing to export: no artifacts found and no collector produced any".into(),
+            "nothing to export: no artifacts found, no collector produced any and no image is configured".into(),
         ));
     }
     let judge = ArtifactJudge {
@@ -967,15 +1027,24 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
     let (mut judged, mut rejected) =
         judge_candidates(&judge, std::mem::take(&mut found.candidates));
     rejected.append(&mut found.problems);
+    let layouts = open_layouts(&req.images)?;
+    let (mut images, mut image_problems) = judge_images(&judge, &req.images, &layouts);
+    rejected.append(&mut image_problems);
     loop {
         rejected.sort_by(|a, b| a.name.cmp(&b.name));
-        if (!rejected.is_empty() && !req.skip_rejected) || judged.is_empty() {
+        if (!rejected.is_empty() && !req.skip_rejected) || (judged.is_empty() && images.is_empty())
+        {
             return Err(Error::ExportRejected(ExportRejected {
                 rejected,
                 accepted: judged.iter().map(record_of).collect(),
             }));
         }
-        let plan = plan_medium(req, &low, &tuf, &collected, &judged, &rejected)?;
+        let with_layouts: Vec<(VerifiedImage, &LayoutDir)> = images
+            .iter()
+            .map(|(i, l)| (i.clone(), &layouts[*l]))
+            .collect();
+        let carried = carry(&with_layouts);
+        let plan = plan_medium(req, &low, &tuf, &collected, &judged, &carried, &rejected)?;
         match write_medium(req, &plan, &out_dir)? {
             Ok((sink, size)) => {
                 let outputs = publish(req, sink, size, &out_dir)?;
@@ -984,6 +1053,7 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
             Err(mismatched) => {
                 // Bytes that are not what their bundles sign: rejected; the
                 // medium is planned again without them (or the export fails).
+                drop_tampered_images(&mut images, &carried, &mismatched, &mut rejected);
                 judged.retain(|j| {
                     let entry = format!("artifacts/{}", j.candidate.name.as_str());
                     if mismatched.contains(&entry) {
@@ -1004,6 +1074,122 @@ pub fn export(req: &ExportRequest<'_>) -> Result<ExportReport> {
     }
 }
 
+/// The configured layouts, opened (a missing or broken one is a usage
+/// error: the configuration names it).
+fn open_layouts(images: &[ImageConfig]) -> Result<Vec<LayoutDir>> {
+    images
+        .iter()
+        .map(|c| {
+            LayoutDir::open(&c.layout, false)
+                .map_err(|e| Error::Usage(format!("[[image]] layout {}: {e}", c.layout.display())))
+        })
+        .collect()
+}
+
+/// The rejection name of an image.
+fn image_name(reference: &str) -> String {
+    format!("image {reference}")
+}
+
+/// Stage 4b: every configured image's closure and signatures under the
+/// policy (sizes checked now; digests as the layers are written).
+fn judge_images(
+    judge: &ArtifactJudge<'_>,
+    configs: &[ImageConfig],
+    layouts: &[LayoutDir],
+) -> (Vec<(VerifiedImage, usize)>, Vec<RejectedRecord>) {
+    let images = ImageJudge { artifacts: judge };
+    let mut accepted: Vec<(VerifiedImage, usize)> = Vec::new();
+    let mut rejected = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, (config, layout)) in configs.iter().zip(layouts).enumerate() {
+        let index = match layout.index() {
+            Ok(index) => index,
+            Err(e) => {
+                rejected.push(reject(
+                    &image_name(&config.repository),
+                    e.check(),
+                    e.to_string(),
+                ));
+                continue;
+            }
+        };
+        let tagged = crate::oci::judge::images(&index);
+        for want in &config.tags {
+            if !tagged
+                .iter()
+                .any(|t| t.tag.as_deref() == Some(want.as_str()))
+            {
+                rejected.push(reject(
+                    &image_name(&format!("{}:{want}", config.repository)),
+                    "oci.tag-missing",
+                    format!(
+                        "{} has no image tagged {}",
+                        config.layout.display(),
+                        quoted(want)
+                    ),
+                ));
+            }
+        }
+        for t in tagged {
+            let Some(tag) = t.tag.clone() else { continue };
+            if !config.tags.is_empty() && !config.tags.contains(&tag) {
+                continue;
+            }
+            let reference = format!("{}:{tag}", config.repository);
+            if let Err(e) = crate::oci::check_tag(&tag) {
+                rejected.push(reject(&image_name(&reference), "oci.format", e));
+                continue;
+            }
+            if !seen.insert(reference.clone()) {
+                rejected.push(reject(
+                    &image_name(&reference),
+                    "duplicate",
+                    "two images have this reference",
+                ));
+                continue;
+            }
+            match images.judge(layout, &index, &config.repository, &t) {
+                Ok(v) => accepted.push((v, i)),
+                Err(r) => rejected.push(reject(&image_name(&reference), &r.check(), r.to_string())),
+            }
+        }
+    }
+    (accepted, rejected)
+}
+
+/// Images with a blob whose bytes are not its digest: rejected and left out.
+fn drop_tampered_images(
+    images: &mut Vec<(VerifiedImage, usize)>,
+    carried: &Carried,
+    mismatched: &[String],
+    rejected: &mut Vec<RejectedRecord>,
+) {
+    let mut bad: BTreeMap<String, String> = BTreeMap::new();
+    for blob in &carried.blobs {
+        if mismatched.contains(&format!("oci/blobs/sha256/{}", blob.sha256_hex)) {
+            for reference in &blob.used_by {
+                bad.entry(reference.clone())
+                    .or_insert_with(|| blob.sha256_hex.clone());
+            }
+        }
+    }
+    images.retain(|(image, _)| {
+        let reference = format!("{}:{}", image.repository, image.tag.as_deref().unwrap_or_default());
+        match bad.get(&reference) {
+            None => true,
+            Some(hex) => {
+                rejected.push(reject(
+                    &image_name(&reference),
+                    "oci.blob-digest",
+                    format!("blob sha256:{hex} does not hash to its digest (tampered, or changed while read)"),
+                ));
+                false
+            }
+        }
+    });
+}
+
 fn report(
     plan: MediumPlan,
     outputs: Vec<PathBuf>,
@@ -1015,6 +1201,7 @@ fn report(
         medium_bytes: size,
         entries: plan.entries.len() + 1,
         accepted: plan.predicate.artifacts,
+        images: plan.predicate.images,
         rejected: plan.predicate.rejected,
         collectors: collected.outcomes,
         tuf: plan.predicate.tuf,

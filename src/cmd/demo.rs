@@ -290,6 +290,7 @@ fn low_side_export(
         policy_path: policy_path.clone(),
         artifacts_dir: Some(artifacts_dir.to_path_buf()),
         collectors: Vec::new(),
+        images: Vec::new(),
         lock_path: None,
         frozen: false,
         exporter: "demo-low-side".into(),

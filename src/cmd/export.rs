@@ -151,6 +151,7 @@ impl ExportArgs {
                 "packDigest": report.pack_digest,
                 "tuf": report.tuf,
                 "accepted": report.accepted,
+                "images": report.images,
                 "rejected": report.rejected,
                 "collectors": report.collectors.iter().map(|c| serde_json::json!({
                     "name": c.record.name, "version": c.record.version, "sha256": c.record.sha256,
@@ -176,12 +177,29 @@ impl ExportArgs {
                     a.name, a.sha256, a.upstream.identity, a.upstream.issuer, a.upstream.log_index
                 );
             }
+            for i in &report.images {
+                for s in &i.signatures {
+                    println!(
+                        "accepted: image {} {} signed ({}) by {} ({}), log index {}",
+                        i.reference,
+                        i.digest,
+                        s.form,
+                        s.upstream.identity,
+                        s.upstream.issuer,
+                        s.upstream.log_index
+                    );
+                }
+                for a in &i.attestations {
+                    println!("  attestation {a}");
+                }
+            }
             for r in &report.rejected {
                 println!("rejected (skipped): {} [{}]: {}", r.name, r.check, r.reason);
             }
             println!(
-                "Exported {} artifact(s), {} entries, {} bytes, TUF root v{} timestamp v{}, to {}",
+                "Exported {} artifact(s) and {} image(s), {} entries, {} bytes, TUF root v{} timestamp v{}, to {}",
                 report.accepted.len(),
+                report.images.len(),
                 report.entries,
                 report.medium_bytes,
                 report.tuf.root,
@@ -237,6 +255,7 @@ impl ExportArgs {
             policy_path,
             artifacts_dir: self.artifacts.clone().or(config.artifacts.clone()),
             collectors: config.collector.clone(),
+            images: config.image.clone(),
             lock_path: self.lock.clone().or(config.lock.clone()),
             frozen: self.frozen,
             exporter,

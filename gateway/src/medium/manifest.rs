@@ -44,6 +44,8 @@ pub enum EntryKind {
     Lock,
     /// The low side's policy (`policy.toml`), informative only.
     Policy,
+    /// A file of the carried OCI image layout (`oci/…`).
+    Image,
 }
 
 impl EntryKind {
@@ -55,6 +57,7 @@ impl EntryKind {
             Some("bundles") => Some(EntryKind::Bundle),
             Some("tuf") => Some(EntryKind::Tuf),
             Some("collectors") => Some(EntryKind::Collector),
+            Some("oci") => Some(EntryKind::Image),
             _ => match s {
                 "airgate.lock" => Some(EntryKind::Lock),
                 "policy.toml" => Some(EntryKind::Policy),
@@ -182,6 +185,37 @@ pub struct MediumPredicate {
     pub rejected: Vec<RejectedRecord>,
     /// Collectors that ran.
     pub collectors: Vec<CollectorRecord>,
+    /// Accepted container images, sorted by reference (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageRecord>,
+}
+
+/// A container image the exporter accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImageRecord {
+    /// `repository:tag` (its `ref.name` in the carried `oci/index.json`).
+    pub reference: String,
+    /// `sha256:<hex>` of the tagged manifest or index.
+    pub digest: String,
+    /// Bytes of its closure (manifests, configs, layers).
+    pub size: u64,
+    /// The verified upstream signers, one per verified signature, with the
+    /// form (`cosign .sig` or `bundle referrer`); informative: the high
+    /// side re-verifies.
+    pub signatures: Vec<ImageSignatureRecord>,
+    /// Predicate types of the verified attestations carried with it.
+    pub attestations: Vec<String>,
+}
+
+/// One verified signature of an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImageSignatureRecord {
+    /// `cosign .sig` or `bundle referrer`.
+    pub form: String,
+    /// The signer.
+    pub upstream: UpstreamSigner,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -782,6 +816,7 @@ mod tests {
             }],
             rejected: vec![],
             collectors: vec![],
+            images: vec![],
         }
     }
 

@@ -420,7 +420,10 @@ fn check_limits(entries: &[ManifestEntry], limits: &UnpackLimits) -> Result<()> 
 }
 
 fn is_big(kind: EntryKind) -> bool {
-    matches!(kind, EntryKind::Artifact | EntryKind::Collector)
+    matches!(
+        kind,
+        EntryKind::Artifact | EntryKind::Collector | EntryKind::Image
+    )
 }
 
 /// After the end-of-archive marker: zeros only, and few of them.

@@ -368,6 +368,111 @@ pub fn referrers_index(referrers: &[Descriptor]) -> Blob {
     )
 }
 
+/// The descriptor a referrers index lists for a referrer manifest: its
+/// `artifactType` and annotations copied up, as the distribution spec's
+/// referrers API does.
+pub fn referrer_descriptor(node: &super::layout::ClosureNode) -> Descriptor {
+    let mut d = Descriptor::new(
+        node.descriptor.media_type().clone(),
+        node.descriptor.size(),
+        node.descriptor.digest().clone(),
+    );
+    if let super::layout::Node::Manifest(m) = &node.node {
+        d.set_artifact_type(m.artifact_type().clone());
+        d.set_annotations(m.annotations().clone());
+    }
+    d
+}
+
+/// A descriptor with an `org.opencontainers.image.ref.name` annotation (for
+/// a layout's `index.json`).
+pub fn tagged_descriptor(d: &Descriptor, ref_name: &str) -> Descriptor {
+    let mut out = d.clone();
+    let mut annotations = out.annotations().clone().unwrap_or_default();
+    annotations.insert(super::ANNOTATION_REF_NAME.to_string(), ref_name.to_string());
+    out.set_annotations(Some(annotations));
+    out
+}
+
+/// An in-toto statement that `repository` at `sha256_hex` is signed
+/// (cosign v3's image signature statement: predicate `{}`).
+pub fn sign_statement(repository: &str, sha256_hex: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "_type": crate::attest::STATEMENT_V1,
+        "subject": [{"name": repository, "digest": {"sha256": sha256_hex}}],
+        "predicateType": super::COSIGN_SIGN_PREDICATE,
+        "predicate": {},
+    }))
+    .unwrap_or_default()
+}
+
+/// Our signatures of one image, logged: the message signature over the
+/// simple-signing payload, and DSSE bundles with their predicate types.
+#[derive(Debug, Clone)]
+pub struct OurSignatures {
+    /// The simple-signing payload signed.
+    pub payload: Vec<u8>,
+    /// The v0.3 message-signature bundle over it (with a SET).
+    pub payload_bundle: Vec<u8>,
+    /// DSSE bundles (cosign sign statement, attestations) and predicates.
+    pub referrers: Vec<(Vec<u8>, String)>,
+}
+
+/// What attaching signatures writes: the blobs to store (manifests last)
+/// and the two tags' descriptors.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    /// Every new blob.
+    pub blobs: Vec<Blob>,
+    /// The `.sig` manifest (tag [`signature_tag`]).
+    pub signature_manifest: Descriptor,
+    /// The referrers index (tag [`referrers_tag`]).
+    pub referrers_index: Descriptor,
+    /// The referrer manifests, as listed.
+    pub referrers: Vec<Descriptor>,
+}
+
+/// Attaches our signatures to `subject` next to the upstream ones: a `.sig`
+/// manifest with the upstream layers (as they were, annotations and all)
+/// then ours, as cosign appends; a referrers index listing the upstream
+/// referrers then ours. Errors only on a bundle without a SET.
+pub fn attach(
+    subject: &Descriptor,
+    upstream_layers: &[(Vec<u8>, BTreeMap<String, String>)],
+    upstream_referrers: &[Descriptor],
+    ours: &OurSignatures,
+    chain_pem: &str,
+    created: &str,
+) -> Result<Attached, String> {
+    let mut layers = upstream_layers.to_vec();
+    layers.push((
+        ours.payload.clone(),
+        layer_annotations(&ours.payload_bundle, chain_pem)?,
+    ));
+    let mut blobs = signature_manifest(&layers);
+    let signature_manifest = blobs
+        .last()
+        .map(|b| b.descriptor.clone())
+        .ok_or("no signature manifest")?;
+    let mut listed = upstream_referrers.to_vec();
+    for (bundle, predicate) in &ours.referrers {
+        let referrer = bundle_referrer(bundle, subject, Some(predicate), created);
+        if let Some(m) = referrer.last() {
+            listed.push(m.descriptor.clone());
+        }
+        blobs.extend(referrer);
+    }
+    let index = referrers_index(&listed);
+    let referrers_index = index.descriptor.clone();
+    blobs.push(index);
+    Ok(Attached {
+        blobs,
+        signature_manifest,
+        referrers_index,
+        referrers: listed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

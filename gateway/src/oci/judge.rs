@@ -52,6 +52,9 @@ pub struct ImageSignature {
     /// The bundle judged (for legacy layers, the v0.1 bundle made from the
     /// layer's annotations).
     pub bundle_json: Vec<u8>,
+    /// Where it was found: the `.sig` manifest's digest, or the referrer's
+    /// bundle blob digest (`sha256:<hex>`).
+    pub source: String,
 }
 
 impl ImageSignature {
@@ -74,10 +77,11 @@ pub struct VerifiedImage {
     pub signatures: Vec<ImageSignature>,
     /// Verified attestations (other predicates).
     pub attestations: Vec<ImageSignature>,
-    /// Signature-side descriptors to carry with the image: the `.sig`
-    /// manifest and its blobs, verified referrers and their blobs. Each
-    /// carried manifest's blobs follow it.
-    pub companions: Vec<ClosureNodeOrBlob>,
+    /// The `.sig` manifest, when one of its layers verified, with its
+    /// config and layers.
+    pub legacy: Option<Companion>,
+    /// Bundle referrers that verified, each with its config and bundle blob.
+    pub referrers: Vec<Companion>,
     /// Attached material that did not verify (check, reason), left behind.
     pub dropped: Vec<(String, String)>,
     /// Rules that allowed it.
@@ -91,13 +95,13 @@ impl VerifiedImage {
     }
 }
 
-/// A carried companion: a manifest (with bytes) or a blob descriptor.
+/// A signature-side manifest carried with an image, and its blobs.
 #[derive(Debug, Clone)]
-pub enum ClosureNodeOrBlob {
-    /// A manifest or index with its bytes.
-    Node(Box<ClosureNode>),
-    /// A blob.
-    Blob(Descriptor),
+pub struct Companion {
+    /// The manifest with its bytes.
+    pub node: ClosureNode,
+    /// Its config and layers.
+    pub blobs: Vec<Descriptor>,
 }
 
 /// Why an image may not pass.
@@ -146,7 +150,8 @@ pub struct ImageJudge<'a> {
 struct Found {
     signatures: Vec<ImageSignature>,
     attestations: Vec<ImageSignature>,
-    companions: Vec<ClosureNodeOrBlob>,
+    legacy: Option<Companion>,
+    referrers: Vec<Companion>,
     dropped: Vec<(String, String)>,
     failures: Vec<(SignatureForm, String, String)>,
 }
@@ -173,7 +178,8 @@ impl ImageJudge<'_> {
         let mut found = Found {
             signatures: Vec::new(),
             attestations: Vec::new(),
-            companions: Vec::new(),
+            legacy: None,
+            referrers: Vec::new(),
             dropped: Vec::new(),
             failures: Vec::new(),
         };
@@ -195,7 +201,8 @@ impl ImageJudge<'_> {
             closure,
             signatures: found.signatures,
             attestations: found.attestations,
-            companions: found.companions,
+            legacy: found.legacy,
+            referrers: found.referrers,
             dropped: found.dropped,
             rules: allowed.rules,
         })
@@ -229,7 +236,7 @@ impl ImageJudge<'_> {
                 continue;
             }
             let payload = read_checked(source, layer)?;
-            match self.legacy_layer(&payload, layer, hex, allowed) {
+            match self.legacy_layer(&payload, layer, hex, allowed, &entry) {
                 Ok(sig) => {
                     verified_any = true;
                     found.signatures.push(sig);
@@ -242,18 +249,14 @@ impl ImageJudge<'_> {
             }
         }
         if verified_any {
-            found
-                .companions
-                .push(ClosureNodeOrBlob::Blob(manifest.config().clone()));
-            for layer in manifest.layers() {
-                found
-                    .companions
-                    .push(ClosureNodeOrBlob::Blob(layer.clone()));
-            }
             source.check(manifest.config())?;
-            found
-                .companions
-                .push(ClosureNodeOrBlob::Node(Box::new(node)));
+            for layer in manifest.layers() {
+                source.check(layer)?;
+            }
+            let blobs = std::iter::once(manifest.config().clone())
+                .chain(manifest.layers().iter().cloned())
+                .collect();
+            found.legacy = Some(Companion { node, blobs });
         }
         Ok(())
     }
@@ -264,6 +267,7 @@ impl ImageJudge<'_> {
         layer: &Descriptor,
         hex: &str,
         allowed: &crate::policy::Allowed,
+        manifest: &Descriptor,
     ) -> Result<ImageSignature, (String, String)> {
         let format = |reason: String| ("format".to_string(), reason);
         let parsed = parse_payload(payload).map_err(format)?;
@@ -288,6 +292,7 @@ impl ImageJudge<'_> {
             form: SignatureForm::Legacy,
             verified: accepted.verified,
             bundle_json: bundle,
+            source: manifest.digest().to_string(),
         })
     }
 
@@ -303,13 +308,11 @@ impl ImageJudge<'_> {
         found: &mut Found,
     ) -> Result<(), ImageRejection> {
         let mut candidates: Vec<Descriptor> = Vec::new();
-        let mut fallback = None;
         if let Some(entry) = find_tag(index, &referrers_tag(hex)) {
             let node = read_node(source, &entry)?;
             if let Node::Index(list) = &node.node {
                 candidates.extend(list.manifests().iter().cloned());
             }
-            fallback = Some(node);
         }
         for d in index.manifests() {
             let is_bundle = d
@@ -320,7 +323,6 @@ impl ImageJudge<'_> {
                 candidates.push(d.clone());
             }
         }
-        let mut carried = Vec::new();
         for d in candidates.iter().take(MAX_REFERRERS) {
             match self.referrer(source, d, root, allowed) {
                 Ok(Some((sig, node, blobs))) => {
@@ -334,13 +336,7 @@ impl ImageJudge<'_> {
                     } else {
                         found.attestations.push(sig);
                     }
-                    found
-                        .companions
-                        .extend(blobs.into_iter().map(ClosureNodeOrBlob::Blob));
-                    found
-                        .companions
-                        .push(ClosureNodeOrBlob::Node(Box::new(node)));
-                    carried.push(d.digest().clone());
+                    found.referrers.push(Companion { node, blobs });
                 }
                 Ok(None) => {}
                 Err((check, reason)) => {
@@ -350,13 +346,6 @@ impl ImageJudge<'_> {
                         .failures
                         .push((SignatureForm::Referrer, check, reason));
                 }
-            }
-        }
-        if let Some(node) = fallback {
-            if !carried.is_empty() {
-                found
-                    .companions
-                    .push(ClosureNodeOrBlob::Node(Box::new(node)));
             }
         }
         Ok(())
@@ -406,7 +395,7 @@ impl ImageJudge<'_> {
             ));
         };
         let bundle = read_checked(source, layer).map_err(layout)?;
-        let digest = ArtifactDigest::parse(&root.digest().to_string())
+        let digest = ArtifactDigest::parse(root.digest().as_ref())
             .ok_or_else(|| ("oci.digest-algorithm".to_string(), "not sha256".to_string()))?;
         let accepted = self
             .artifacts
@@ -417,6 +406,7 @@ impl ImageJudge<'_> {
             form: SignatureForm::Referrer,
             verified: accepted.verified,
             bundle_json: bundle,
+            source: layer.digest().to_string(),
         };
         Ok(Some((
             sig,

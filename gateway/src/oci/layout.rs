@@ -125,9 +125,9 @@ pub trait BlobSource: Sync {
 #[derive(Debug, Clone)]
 pub enum Node {
     /// An image index (or Docker manifest list).
-    Index(ImageIndex),
+    Index(Box<ImageIndex>),
     /// An image manifest.
-    Manifest(ImageManifest),
+    Manifest(Box<ImageManifest>),
 }
 
 /// One manifest or index of a closure, with its exact bytes.
@@ -183,7 +183,7 @@ pub struct TaggedImage {
 pub fn sha256_hex(d: &Descriptor) -> Result<&str, LayoutError> {
     match d.digest().algorithm() {
         DigestAlgorithm::Sha256 => Ok(d.digest().digest()),
-        _ => Err(LayoutError::Algorithm(quoted(&d.digest().to_string()))),
+        _ => Err(LayoutError::Algorithm(quoted(d.digest().as_ref()))),
     }
 }
 
@@ -233,7 +233,7 @@ pub fn parse_node(descriptor: &Descriptor, bytes: &[u8]) -> Result<Node, LayoutE
     let (node, inner) = if is_index(&media_type) {
         let index = parse_index(bytes, &digest)?;
         let inner = index.media_type().as_ref().map(ToString::to_string);
-        (Node::Index(index), inner)
+        (Node::Index(Box::new(index)), inner)
     } else if is_manifest(&media_type) {
         let m: ImageManifest = serde_json::from_slice(bytes)
             .map_err(|e| malformed("image manifest", quoted(&e.to_string())))?;
@@ -250,7 +250,7 @@ pub fn parse_node(descriptor: &Descriptor, bytes: &[u8]) -> Result<Node, LayoutE
             )));
         }
         let inner = m.media_type().as_ref().map(ToString::to_string);
-        (Node::Manifest(m), inner)
+        (Node::Manifest(Box::new(m)), inner)
     } else {
         return Err(LayoutError::MediaType {
             digest,
@@ -317,7 +317,7 @@ pub fn read_checked(source: &dyn BlobSource, d: &Descriptor) -> Result<Vec<u8>, 
 fn missing(d: &Descriptor) -> LayoutError {
     LayoutError::Missing {
         digest: d.digest().to_string(),
-        media_type: quoted(&d.media_type().to_string()),
+        media_type: quoted(d.media_type().as_ref()),
     }
 }
 
@@ -443,6 +443,56 @@ impl LayoutDir {
     }
 }
 
+impl LayoutDir {
+    /// Creates an empty layout at `root` (which must not hold one).
+    pub fn create(root: &Path) -> Result<Self, LayoutError> {
+        let io = |e: std::io::Error| LayoutError::Io {
+            path: root.display().to_string(),
+            detail: e.to_string(),
+        };
+        std::fs::create_dir_all(root.join("blobs").join("sha256")).map_err(io)?;
+        std::fs::write(root.join("oci-layout"), super::carry::OCI_LAYOUT_FILE).map_err(io)?;
+        let dir = LayoutDir {
+            root: root.to_path_buf(),
+            hash_blobs: true,
+        };
+        dir.write_index(&[])?;
+        Ok(dir)
+    }
+
+    /// Stores a blob (content-addressed: an existing one is kept).
+    pub fn put(&self, blob: &super::cosign::Blob) -> Result<(), LayoutError> {
+        let path = self.blob_path(sha256_hex(&blob.descriptor)?);
+        if path.exists() {
+            return Ok(());
+        }
+        crate::files::write_atomic(&path, &blob.bytes, None).map_err(|e| LayoutError::Io {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Replaces `index.json` with these (tagged) descriptors, atomically.
+    pub fn write_index(&self, manifests: &[Descriptor]) -> Result<(), LayoutError> {
+        let path = self.root.join("index.json");
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": super::MEDIA_OCI_INDEX,
+            "manifests": manifests,
+        });
+        let bytes = serde_json::to_vec(&index).unwrap_or_default();
+        crate::files::write_atomic(&path, &bytes, None).map_err(|e| LayoutError::Io {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The layout's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
 impl BlobSource for LayoutDir {
     fn read(&self, sha256_hex: &str, limit: u64) -> Result<Option<Vec<u8>>, LayoutError> {
         read_file(&self.blob_path(sha256_hex), limit)
@@ -527,7 +577,7 @@ mod tests {
     fn missing_blob_is_named() {
         let mut layout = MemoryLayout::default();
         let layer = layout.blob(b"layer");
-        let image = layout.image(b"config", &[layer.clone()]);
+        let image = layout.image(b"config", std::slice::from_ref(&layer));
         layout.remove(&layer);
         let err = close(&layout, &image).expect_err("missing");
         assert_eq!(err.check(), "oci.blob-missing");

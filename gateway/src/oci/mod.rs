@@ -15,11 +15,14 @@
 //! - [`cosign`]: the signature forms, parsed and written;
 //! - [`judge`]: may this image pass, under a policy and a trusted root.
 
+pub mod carry;
 pub mod cosign;
 pub mod judge;
 pub mod layout;
 
-pub use judge::{ImageJudge, ImageRejection, ImageSignature, SignatureForm, VerifiedImage};
+pub use judge::{
+    Companion, ImageJudge, ImageRejection, ImageSignature, SignatureForm, VerifiedImage,
+};
 pub use layout::{BlobSource, Closure, LayoutDir, LayoutError, Node, TaggedImage};
 
 /// OCI image manifest media type.
@@ -58,6 +61,61 @@ pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 /// The empty JSON object blob `{}` and its digest.
 pub const EMPTY_BLOB: &[u8] = b"{}";
+
+/// Checks a repository name as the distribution spec defines it
+/// (lowercase path components separated by `/`, at most 255 characters).
+pub fn check_repository(name: &str) -> Result<(), String> {
+    let component = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && c.bytes()
+                .last()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && !c.contains("..")
+    };
+    if name.len() > 255 || !name.split('/').all(component) {
+        return Err(format!(
+            "repository {} is not a valid name (lowercase letters, digits, '.', '_', '-' in '/'-separated parts, like \"org/app\")",
+            crate::escape::quoted(name)
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a tag as the distribution spec defines it
+/// (`[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`).
+pub fn check_tag(tag: &str) -> Result<(), String> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok {
+        return Err(format!(
+            "tag {} is not a valid tag (letters, digits, '.', '_', '-'; at most 128)",
+            crate::escape::quoted(tag)
+        ));
+    }
+    Ok(())
+}
+
+/// Splits a carried `repository:tag` reference, both parts checked.
+pub fn split_reference(reference: &str) -> Result<(&str, &str), String> {
+    let (repo, tag) = reference
+        .rsplit_once(':')
+        .ok_or_else(|| format!("reference {} has no tag", crate::escape::quoted(reference)))?;
+    check_repository(repo)?;
+    check_tag(tag)?;
+    Ok((repo, tag))
+}
 
 #[cfg(test)]
 pub(crate) mod tests_support {
@@ -156,5 +214,33 @@ pub(crate) mod tests_support {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names_follow_the_distribution_spec() {
+        for ok in ["app", "org/app", "a.b/c_d/e-f", "0rg/4pp"] {
+            assert!(check_repository(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "Org/app", "org//app", "/app", "app/", "-app", "a..b", "a/../b", "a:b",
+        ] {
+            assert!(check_repository(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags_follow_the_distribution_spec() {
+        assert!(check_tag("v1.0_rc-1").is_ok());
+        assert!(check_tag(&"a".repeat(128)).is_ok());
+        for bad in ["", ".hidden", "-x", "a/b", "a:b", &"a".repeat(129)] {
+            assert!(check_tag(bad).is_err(), "{bad}");
+        }
+        assert_eq!(split_reference("org/app:v1"), Ok(("org/app", "v1")));
+        assert!(split_reference("org/app").is_err());
     }
 }

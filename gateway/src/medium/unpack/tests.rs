@@ -78,6 +78,7 @@ impl Genuine {
             entries,
             rejected: vec![],
             collectors: vec![],
+            images: vec![],
         };
         sign_manifest(&predicate, &self.key.key_id(), &|m| self.key.sign(m)).unwrap()
     }

@@ -1,0 +1,267 @@
+//! Container images across the gap: OCI layouts signed upstream in both
+//! cosign forms, verified and carried by export, refused by name when
+//! broken.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::SystemTime;
+
+use gateway::demo::{write_image_layout, ImageSigning, SIMULATED_IDENTITY};
+
+use crate::common::stderr;
+use crate::world::{read_entries, World};
+
+pub const REPOSITORY: &str = "simulated/app";
+
+/// A world whose low side also has a signed multi-arch image layout.
+pub struct ImageWorld {
+    pub world: World,
+    pub layout: PathBuf,
+    pub config: PathBuf,
+}
+
+impl ImageWorld {
+    pub fn new(forms: ImageSigning) -> ImageWorld {
+        Self::signed_as(forms, SIMULATED_IDENTITY)
+    }
+
+    pub fn signed_as(forms: ImageSigning, identity: &str) -> ImageWorld {
+        let world = World::new(1);
+        let layout = world.root().join("low/layout");
+        write_image_layout(&layout, "v1", b"SIMULATED base layer\n").unwrap();
+        if forms.legacy || forms.referrer || forms.provenance {
+            world
+                .upstream
+                .sign_image(
+                    &layout,
+                    REPOSITORY,
+                    "v1",
+                    identity,
+                    forms,
+                    SystemTime::now(),
+                )
+                .unwrap();
+        }
+        let config = world.root().join("low/airgate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[image]]\nlayout = \"{}\"\nrepository = \"{REPOSITORY}\"\n",
+                layout.display()
+            ),
+        )
+        .unwrap();
+        ImageWorld {
+            world,
+            layout,
+            config,
+        }
+    }
+
+    pub fn export(&self, name: &str) -> (PathBuf, Output) {
+        self.world
+            .export(name, &["--config", &self.config.display().to_string()])
+    }
+
+    /// The blob path of a digest in the low-side layout.
+    pub fn blob(&self, digest: &str) -> PathBuf {
+        self.layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    }
+
+    /// The layout's `index.json` as JSON.
+    pub fn index(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.layout.join("index.json")).unwrap()).unwrap()
+    }
+
+    /// The descriptor tagged `tag`.
+    pub fn tagged(&self, tag: &str) -> serde_json::Value {
+        self.index()["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {tag}"))
+    }
+
+    /// The manifest a descriptor names.
+    pub fn manifest(&self, d: &serde_json::Value) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.blob(d["digest"].as_str().unwrap())).unwrap())
+            .unwrap()
+    }
+}
+
+fn names(medium: &Path) -> Vec<String> {
+    read_entries(medium)
+        .iter()
+        .map(|(h, _)| h.path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn assert_refused(out: &Output, check: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    let text = format!("{}{}", stderr(out), String::from_utf8_lossy(&out.stdout));
+    assert!(text.contains(check), "expected {check}: {text}");
+}
+
+#[test]
+fn export_carries_a_signed_multi_arch_image_with_both_forms_and_its_attestation() {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    let (medium, out) = w.export("m.tar");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("image simulated/app:v1"), "{stdout}");
+    assert!(
+        stdout.contains("cosign .sig") && stdout.contains("bundle referrer"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("https://slsa.dev/provenance/v1"),
+        "{stdout}"
+    );
+    let entries = names(&medium);
+    assert!(entries.contains(&"oci/index.json".to_string()));
+    assert!(entries.contains(&"oci/oci-layout".to_string()));
+    // The index, two manifests, two configs, three layers (one shared), the
+    // .sig manifest with its config and payload, two referrers with their
+    // bundle and the shared empty config, the referrers index.
+    let blobs = entries
+        .iter()
+        .filter(|n| n.starts_with("oci/blobs/sha256/"))
+        .count();
+    assert_eq!(blobs, 8 + 3 + 5 + 1, "{entries:?}");
+}
+
+#[test]
+fn export_refuses_an_unsigned_image() {
+    let w = ImageWorld::new(ImageSigning {
+        legacy: false,
+        referrer: false,
+        provenance: false,
+    });
+    let (medium, out) = w.export("m.tar");
+    assert_refused(&out, "oci.unsigned");
+    assert!(!medium.exists());
+}
+
+#[test]
+fn export_refuses_an_image_signed_by_another_identity() {
+    let w = ImageWorld::signed_as(
+        ImageSigning::ALL,
+        "https://github.com/someone-else/app/.github/workflows/release.yml@refs/tags/v1",
+    );
+    let (medium, out) = w.export("m.tar");
+    assert_refused(&out, "image simulated/app:v1");
+    assert!(!medium.exists());
+}
+
+#[test]
+fn export_refuses_a_tampered_layer() {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    let index = w.manifest(&w.tagged("v1"));
+    let amd64 = w.manifest(&index["manifests"][0]);
+    let layer = w.blob(amd64["layers"][1]["digest"].as_str().unwrap());
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&layer, bytes).unwrap();
+    let (medium, out) = w.export("m.tar");
+    assert_refused(&out, "oci.blob-digest");
+    assert!(!medium.exists());
+}
+
+#[test]
+fn export_refuses_a_missing_blob() {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    let index = w.manifest(&w.tagged("v1"));
+    let arm64 = w.manifest(&index["manifests"][1]);
+    std::fs::remove_file(w.blob(arm64["config"]["digest"].as_str().unwrap())).unwrap();
+    let (medium, out) = w.export("m.tar");
+    assert_refused(&out, "oci.blob-missing");
+    assert!(!medium.exists());
+}
+
+#[test]
+fn export_refuses_a_signature_for_another_digest() {
+    // The .sig tag and the referrers moved onto another image: each
+    // signature names the first image's digest, not this one's.
+    let w = ImageWorld::new(ImageSigning {
+        legacy: true,
+        referrer: true,
+        provenance: false,
+    });
+    let signed = w.tagged("v1");
+    let hex = signed["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    write_image_layout(&w.layout, "v2", b"another base\n").unwrap();
+    let other = w.tagged("v2");
+    let other_hex = other["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let mut index = w.index();
+    for d in index["manifests"].as_array_mut().unwrap() {
+        let name = d["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if name.contains(&hex) {
+            d["annotations"]["org.opencontainers.image.ref.name"] =
+                name.replace(&hex, &other_hex).into();
+        }
+        if name == "v1" {
+            d["annotations"]["org.opencontainers.image.ref.name"] = "old".into();
+        }
+    }
+    std::fs::write(
+        w.layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        &w.config,
+        format!(
+            "[[image]]\nlayout = \"{}\"\nrepository = \"{REPOSITORY}\"\ntags = [\"v2\"]\n",
+            w.layout.display()
+        ),
+    )
+    .unwrap();
+    let (medium, out) = w.export("m.tar");
+    assert_refused(&out, "oci.digest-not-signed");
+    assert!(!medium.exists());
+}
+
+#[test]
+fn export_refuses_a_repository_the_policy_does_not_name() {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    let policy = std::fs::read_to_string(&w.world.policy).unwrap();
+    std::fs::write(
+        &w.world.policy,
+        policy.replace("images = [\"**\"]", "images = [\"other/*\"]"),
+    )
+    .unwrap();
+    let (_, out) = w.export("m.tar");
+    assert_refused(&out, "policy.default-deny");
+}
+
+#[test]
+fn export_configuration_refuses_a_bad_repository_name() {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    std::fs::write(
+        &w.config,
+        format!(
+            "[[image]]\nlayout = \"{}\"\nrepository = \"Bad/Name\"\n",
+            w.layout.display()
+        ),
+    )
+    .unwrap();
+    let (_, out) = w.export("m.tar");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("\"Bad/Name\""), "{}", stderr(&out));
+}
