@@ -265,3 +265,28 @@ fn export_configuration_refuses_a_bad_repository_name() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("\"Bad/Name\""), "{}", stderr(&out));
 }
+
+#[test]
+fn import_re_verifies_and_re_signs_an_image_in_both_forms() {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    let (medium, out) = w.export("m.tar");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = w.world.import(&[&medium], &["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let image = &report["images"][0];
+    assert_eq!(image["reference"], "simulated/app:v1");
+    assert_eq!(image["decision"], "accepted");
+    assert_eq!(image["signatures"].as_array().unwrap().len(), 2);
+    assert!(image["logIndex"].is_u64());
+    let db = rusqlite::Connection::open(w.world.high.join("state.db")).unwrap();
+    let tags: Vec<String> = db
+        .prepare("SELECT tag FROM oci_tags ORDER BY tag")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(tags.len(), 3, "{tags:?}");
+    assert!(tags[0].starts_with("sha256-") && tags[1].ends_with(".sig") && tags[2] == "v1");
+}

@@ -340,8 +340,15 @@ impl SimulatedUpstream {
         };
         let created =
             chrono::DateTime::<Utc>::from(now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let attached = cosign::attach(&root, &[], &[], &ours, &chain_pem(state.ca()), &created)
-            .map_err(|e| Error::internal("attaching signatures", e))?;
+        let attached = cosign::attach(
+            &root,
+            &[],
+            &[],
+            &ours,
+            &crate::oci::cosign::chain_pem(&[state.ca().intermediate_der(), state.ca().root_der()]),
+            &created,
+        )
+        .map_err(|e| Error::internal("attaching signatures", e))?;
         for blob in &attached.blobs {
             layout.put(blob).map_err(oci)?;
         }
@@ -360,12 +367,4 @@ impl SimulatedUpstream {
         }
         layout.write_index(&entries).map_err(oci)
     }
-}
-
-/// The CA chain as cosign's chain annotation holds it: intermediate, root.
-pub fn chain_pem(ca: &private_ca::PrivateCa) -> String {
-    [ca.intermediate_der(), ca.root_der()]
-        .iter()
-        .map(|der| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec())))
-        .collect()
 }

@@ -52,7 +52,11 @@ use crate::signing::{sign_with_session_leaves, SigningRequest};
 use crate::state::{ImportPlan, MediumRecord, PlannedArtifact, Staging, StateDir};
 use crate::{Error, Result};
 
-pub use crate::judge::medium::{ArtifactDecision, Decision, ImportRejected, CLOCK_SKEW_SECS};
+mod images;
+
+pub use crate::judge::medium::{
+    ArtifactDecision, Decision, ImageDecision, ImportRejected, CLOCK_SKEW_SECS,
+};
 
 /// What an import did (or, in a dry run, would do): verified facts only.
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +72,9 @@ pub struct ImportReport {
     pub tuf: TufVersions,
     /// Per-artifact decisions.
     pub artifacts: Vec<ArtifactDecision>,
+    /// Per-image decisions (absent when the medium carries none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageDecision>,
     /// The medium was imported before (as this import number); nothing changed.
     pub already_imported: bool,
     /// The import that carried it, when already imported.
@@ -512,6 +519,13 @@ fn judge_artifacts(
     Ok((decisions, accepted))
 }
 
+/// What stage 5 accepted, for stage 6.
+struct Verdicts<'a> {
+    decisions: &'a [ArtifactDecision],
+    accepted: Vec<Accepted>,
+    images: &'a images::JudgedImages,
+}
+
 /// Stage 6: a short-lived leaf per upstream signer for this session, issued
 /// at the real clock, naming the verified signer in the custody extension;
 /// each artifact's VSA names its own verified upstream entry.
@@ -520,10 +534,14 @@ fn plan_import(
     high: &HighSide,
     medium: &UnpackedMedium,
     tuf: VerifiedTuf,
-    decisions: &[ArtifactDecision],
-    accepted: Vec<Accepted>,
+    verdicts: Verdicts<'_>,
     now: DateTime<Utc>,
 ) -> Result<ImportPlan> {
+    let Verdicts {
+        decisions,
+        accepted,
+        images: judged_images,
+    } = verdicts;
     let identity_text = high
         .policy
         .import
@@ -602,6 +620,25 @@ fn plan_import(
             },
         });
     }
+    let policy_sha256 = hex::encode(crate::crypto::sha256(&high.policy_bytes));
+    let vsa = |name: &str, sha256: &str, inputs| {
+        crate::attest::vsa_statement(&crate::attest::VsaFacts {
+            verifier_id: identity_text.clone(),
+            verifier_version: env!("CARGO_PKG_VERSION").to_string(),
+            time_verified: now,
+            name: name.to_string(),
+            sha256: sha256.to_string(),
+            policy_uri: "airgate:policy.toml".into(),
+            policy_sha256: policy_sha256.clone(),
+            inputs,
+        })
+    };
+    let mut planned_images = Vec::with_capacity(judged_images.accepted.len());
+    for image in &judged_images.accepted {
+        let plan = images::plan_image(image, judged_images, &identity, &vsa)?;
+        requests.push(plan.request);
+        planned_images.push(plan.planned);
+    }
     let now_system = SystemTime::UNIX_EPOCH
         + std::time::Duration::from_secs(u64::try_from(now.timestamp()).unwrap_or(0));
     let signatures = sign_with_session_leaves(state.ca(), &requests, now_system)?;
@@ -622,6 +659,7 @@ fn plan_import(
         },
         signer_identity: identity_text,
         artifacts,
+        images: planned_images,
         signatures,
         tuf_state: tuf.new_state,
         now: now_system,
@@ -636,6 +674,7 @@ fn report_of(manifest: &VerifiedManifest, tuf: TufVersions, dry_run: bool) -> Im
         export_time: manifest.predicate.export_time.clone(),
         tuf,
         artifacts: Vec::new(),
+        images: Vec::new(),
         already_imported: false,
         import_id: None,
         dry_run,
@@ -714,9 +753,11 @@ pub fn import_with_progress(
         medium.manifest.predicate.artifacts.len() as u64,
     );
     let (decisions, accepted) = judge_artifacts(state, &judge, &medium)?;
+    let judged_images = images::judge_images(&judge, &medium)?;
     progress(ImportPhase::Signing, 0, 0);
     let mut report = report_of(&medium.manifest, tuf.versions, req.dry_run);
     report.artifacts = decisions;
+    report.images = judged_images.decisions.clone();
     if req.dry_run {
         return Ok(report);
     }
@@ -725,8 +766,11 @@ pub fn import_with_progress(
         &high,
         &medium,
         tuf,
-        &report.artifacts,
-        accepted,
+        Verdicts {
+            decisions: &report.artifacts,
+            accepted,
+            images: &judged_images,
+        },
         req.now,
     )?;
     report.warnings.extend(plan.warnings.iter().cloned());
@@ -754,6 +798,12 @@ pub fn import_with_progress(
 
 fn fill_log_indexes(report: &mut ImportReport, log_indexes: &[u64], checkpoint_size: u64) {
     for (decision, index) in report.artifacts.iter_mut().zip(log_indexes) {
+        decision.log_index = Some(*index);
+    }
+    let rest = log_indexes
+        .get(report.artifacts.len()..)
+        .unwrap_or_default();
+    for (decision, index) in report.images.iter_mut().zip(rest) {
         decision.log_index = Some(*index);
     }
     report.checkpoint_size = Some(checkpoint_size);

@@ -83,18 +83,55 @@ fn print_report(report: &ImportReport) {
             ),
         }
     }
+    for i in &report.images {
+        print_image(i);
+    }
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
     if let Some(size) = report.checkpoint_size {
         println!(
-            "imported {} artifact(s); log checkpoint at tree size {size}",
-            report.artifacts.len()
+            "imported {} artifact(s) and {} image(s); log checkpoint at tree size {size}",
+            report.artifacts.len(),
+            report.images.len()
         );
     }
     if let Some(note) = &report.checkpoint {
         println!("signed checkpoint (keep a copy outside this host; `airgate log verify --checkpoint FILE` proves the log grew from it):");
         print!("{note}");
+    }
+}
+
+fn print_image(i: &gateway::import::ImageDecision) {
+    match i.decision {
+        Decision::Accepted => {
+            println!(
+                "  accepted image {} {}{}",
+                i.reference,
+                i.digest.as_deref().unwrap_or_default(),
+                i.log_index
+                    .map(|n| format!(" -> our log index {n}"))
+                    .unwrap_or_default()
+            );
+            for s in &i.signatures {
+                println!(
+                    "    upstream {} signature by {} ({}) log index {}",
+                    s.form,
+                    quoted(&s.upstream.identity),
+                    quoted(&s.upstream.issuer),
+                    s.upstream.log_index
+                );
+            }
+            for a in &i.attestations {
+                println!("    upstream attestation {a}");
+            }
+        }
+        Decision::Rejected => println!(
+            "  rejected image {} [{}]: {}",
+            i.reference,
+            i.check.as_deref().unwrap_or(""),
+            i.reason.as_deref().unwrap_or("")
+        ),
     }
 }
 
@@ -184,7 +221,11 @@ impl ImportArgs {
                         gateway::import::ImportRejected::Artifacts(d) => serde_json::to_value(d)?,
                         _ => serde_json::Value::Null,
                     };
-                    let out = serde_json::json!({"imported": false, "error": rejected.to_string(), "artifacts": decisions});
+                    let images = match rejected.as_ref() {
+                        gateway::import::ImportRejected::Images(d) => serde_json::to_value(d)?,
+                        _ => serde_json::Value::Null,
+                    };
+                    let out = serde_json::json!({"imported": false, "error": rejected.to_string(), "artifacts": decisions, "images": images});
                     println!("{}", serde_json::to_string_pretty(&out)?);
                     return Err(crate::output::json_printed(Error::ImportRejected(rejected)));
                 }

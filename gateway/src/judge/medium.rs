@@ -158,6 +158,49 @@ pub enum ImportRejected {
     /// One or more artifacts failed under the high side's policy.
     #[error("{} artifact(s) rejected under the high side's policy: {}", rejected_count(.0), rejected_list(.0))]
     Artifacts(Vec<ArtifactDecision>),
+    /// One or more container images failed under the high side's policy,
+    /// or the carried OCI layout is broken.
+    #[error("{} image(s) rejected under the high side's policy: {}", .0.iter().filter(|d| d.decision == Decision::Rejected).count(), image_list(.0))]
+    Images(Vec<ImageDecision>),
+}
+
+/// The reviewer's view of one container image, from verified facts only.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDecision {
+    /// `repository:tag` (`oci/` for a problem of the carried layout).
+    pub reference: String,
+    /// `sha256:<hex>` of the tagged manifest or index, as the layout names it.
+    pub digest: Option<String>,
+    /// The decision.
+    pub decision: Decision,
+    /// Verified upstream signatures.
+    pub signatures: Vec<crate::medium::manifest::ImageSignatureRecord>,
+    /// Predicate types of verified attestations.
+    pub attestations: Vec<String>,
+    /// The failed check, for rejections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// Why, for rejections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Our log index (of our `.sig` signature, after a real import).
+    pub log_index: Option<u64>,
+}
+
+fn image_list(d: &[ImageDecision]) -> String {
+    d.iter()
+        .filter(|d| d.decision == Decision::Rejected)
+        .map(|d| {
+            format!(
+                "{} [{}]: {}",
+                quoted(&d.reference),
+                d.check.as_deref().unwrap_or(""),
+                d.reason.as_deref().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn rejected_count(d: &[ArtifactDecision]) -> usize {
@@ -202,6 +245,9 @@ impl ImportRejected {
             }
             ImportRejected::Artifacts(_) => {
                 "the high side's policy refuses these artifacts; nothing was imported"
+            }
+            ImportRejected::Images(_) => {
+                "the high side's policy refuses these images, or the carried layout is broken; nothing was imported"
             }
             ImportRejected::NameTaken { .. } => {
                 "publish the new bytes under a new name (a version in the file name), or allow replacement for this rule after review"

@@ -213,6 +213,14 @@ pub fn layer_annotations(
     Ok(out)
 }
 
+/// A CA chain as cosign's chain annotation holds it: PEM certificates,
+/// intermediates first, the root last.
+pub fn chain_pem(ders: &[&[u8]]) -> String {
+    ders.iter()
+        .map(|der| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec())))
+        .collect()
+}
+
 /// A blob to store and the descriptor naming it.
 #[derive(Debug, Clone)]
 pub struct Blob {

@@ -31,7 +31,9 @@ pub mod sigs_codec;
 pub mod witness;
 
 pub use extract::Extracted;
-pub use plan::{Committed, ImportPlan, MediumRecord, PlannedArtifact, ReportFn};
+pub use plan::{
+    Committed, ImportPlan, MediumRecord, PlannedArtifact, PlannedImage, ReportFn, StoredManifest,
+};
 
 /// The SQLite database inside a state directory.
 pub const DATABASE: &str = "state.db";
@@ -196,6 +198,64 @@ CREATE TRIGGER IF NOT EXISTS exporter_revocations_no_update BEFORE UPDATE ON exp
     BEGIN SELECT RAISE(ABORT, 'revocations are permanent'); END;
 CREATE TRIGGER IF NOT EXISTS exporter_revocations_no_delete BEFORE DELETE ON exporter_revocations
     BEGIN SELECT RAISE(ABORT, 'revocations are permanent'); END;
+CREATE TABLE IF NOT EXISTS oci_images (
+    repository TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    import_id INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    upstream_identity TEXT NOT NULL,
+    upstream_issuer TEXT NOT NULL,
+    upstream_log_index INTEGER NOT NULL,
+    upstream_log_url TEXT NOT NULL,
+    signer_identity TEXT NOT NULL,
+    log_index INTEGER NOT NULL,
+    PRIMARY KEY (repository, tag, import_id)
+);
+CREATE TABLE IF NOT EXISTS oci_tags (
+    repository TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    import_id INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (repository, tag, import_id)
+);
+CREATE TABLE IF NOT EXISTS oci_manifests (
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    subject TEXT,
+    artifact_type TEXT,
+    annotations TEXT NOT NULL,
+    import_id INTEGER NOT NULL,
+    PRIMARY KEY (repository, digest)
+);
+CREATE INDEX IF NOT EXISTS oci_manifests_by_subject ON oci_manifests (repository, subject);
+CREATE TABLE IF NOT EXISTS oci_blobs (
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    import_id INTEGER NOT NULL,
+    PRIMARY KEY (repository, digest)
+);
+CREATE INDEX IF NOT EXISTS oci_blobs_by_digest ON oci_blobs (digest);
+CREATE TRIGGER IF NOT EXISTS oci_images_no_update BEFORE UPDATE ON oci_images
+    BEGIN SELECT RAISE(ABORT, 'image records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS oci_images_no_delete BEFORE DELETE ON oci_images
+    BEGIN SELECT RAISE(ABORT, 'image records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS oci_tags_no_update BEFORE UPDATE ON oci_tags
+    BEGIN SELECT RAISE(ABORT, 'tag records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS oci_tags_no_delete BEFORE DELETE ON oci_tags
+    BEGIN SELECT RAISE(ABORT, 'tag records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS oci_manifests_no_update BEFORE UPDATE ON oci_manifests
+    BEGIN SELECT RAISE(ABORT, 'manifest records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS oci_manifests_no_delete BEFORE DELETE ON oci_manifests
+    BEGIN SELECT RAISE(ABORT, 'manifest records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS oci_blobs_no_update BEFORE UPDATE ON oci_blobs
+    BEGIN SELECT RAISE(ABORT, 'blob records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS oci_blobs_no_delete BEFORE DELETE ON oci_blobs
+    BEGIN SELECT RAISE(ABORT, 'blob records are append-only'); END;
 "#;
 
 /// Path of a blob in the content-addressed store.
@@ -556,7 +616,7 @@ pub(crate) fn recover_staging(state_dir: &Path, conn: &Connection) -> Result<()>
 fn blob_referenced(conn: &Connection, sha256_hex: &str) -> Result<bool> {
     let n: i64 = conn
         .query_row(
-            "SELECT COUNT(*) FROM artifacts WHERE sha256 = ?1",
+            "SELECT (SELECT COUNT(*) FROM artifacts WHERE sha256 = ?1) + (SELECT COUNT(*) FROM oci_blobs WHERE digest = ?1)",
             [sha256_hex],
             |r| r.get(0),
         )

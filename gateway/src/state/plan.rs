@@ -57,6 +57,75 @@ pub struct PlannedArtifact {
     pub conda: Option<crate::conda::CondaRecord>,
 }
 
+/// A manifest or index to record (its bytes are a blob of the store).
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size.
+    pub size: u64,
+    /// The digest its `subject` names (referrers).
+    pub subject: Option<String>,
+    /// Its `artifactType`.
+    pub artifact_type: Option<String>,
+    /// Its annotations.
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl StoredManifest {
+    /// The record of a manifest or index given by its bytes.
+    pub fn of_blob(blob: &crate::oci::cosign::Blob) -> Option<StoredManifest> {
+        let node = crate::oci::layout::parse_node(&blob.descriptor, &blob.bytes).ok()?;
+        let (subject, artifact_type, annotations) = match &node {
+            crate::oci::Node::Manifest(m) => (
+                m.subject().as_ref().map(|s| s.digest().to_string()),
+                m.artifact_type().as_ref().map(ToString::to_string),
+                m.annotations().clone(),
+            ),
+            crate::oci::Node::Index(i) => (
+                i.subject().as_ref().map(|s| s.digest().to_string()),
+                i.artifact_type().as_ref().map(ToString::to_string),
+                i.annotations().clone(),
+            ),
+        };
+        Some(StoredManifest {
+            digest: blob.descriptor.digest().to_string(),
+            media_type: blob.descriptor.media_type().to_string(),
+            size: blob.descriptor.size(),
+            subject,
+            artifact_type,
+            annotations: annotations
+                .map(|a| a.into_iter().collect())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// One container image to store, with what our signatures attach to.
+#[derive(Debug, Clone)]
+pub struct PlannedImage {
+    /// Its repository.
+    pub repository: String,
+    /// Its tag.
+    pub tag: String,
+    /// The tagged manifest or index.
+    pub root: oci_spec::image::Descriptor,
+    /// The first verified upstream signer (the custody extension names it).
+    pub upstream: UpstreamSigner,
+    /// The simple-signing payload we sign.
+    pub payload: Vec<u8>,
+    /// The verified upstream `.sig` layers, kept in our `.sig` manifest.
+    pub upstream_layers: Vec<(Vec<u8>, std::collections::BTreeMap<String, String>)>,
+    /// The verified upstream referrers, listed in our referrers index.
+    pub upstream_referrers: Vec<oci_spec::image::Descriptor>,
+    /// Every carried manifest and index to record.
+    pub manifests: Vec<StoredManifest>,
+    /// Every carried blob (manifests too): hex digest, size, staged file.
+    pub blobs: Vec<(String, u64, PathBuf)>,
+}
+
 /// An import, decided and signed; [`StateDir::commit_import`] writes it.
 #[derive(Debug)]
 pub struct ImportPlan {
@@ -66,7 +135,9 @@ pub struct ImportPlan {
     pub signer_identity: String,
     /// The artifacts, in order.
     pub artifacts: Vec<PlannedArtifact>,
-    /// Our signature of each, aligned with `artifacts`.
+    /// The container images, in order.
+    pub images: Vec<PlannedImage>,
+    /// Our signature of each artifact then each image, in that order.
     pub signatures: Vec<LeafSignature>,
     /// The TUF state after this import.
     pub tuf_state: tuf_repo::TufState,
@@ -103,13 +174,15 @@ impl StateDir {
         mut staging: Staging,
         report: ReportFn<'_>,
     ) -> Result<Committed> {
-        if plan.signatures.len() != plan.artifacts.len() {
+        if plan.signatures.len() != plan.artifacts.len() + plan.images.len() {
             return Err(Error::internal(
                 "committing an import",
                 "signatures and artifacts differ in number",
             ));
         }
         let state_dir = self.dir.clone();
+        let chain =
+            crate::oci::cosign::chain_pem(&[self.ca.intermediate_der(), self.ca.root_der()]);
         let tx = self.conn.transaction().map_err(LogError::from)?;
         let signed = log_and_bundle(&self.log, &tx, &plan.signatures, plan.now)?;
         let log_indexes: Vec<u64> = signed.artifacts.iter().map(|s| s.log_index).collect();
@@ -191,6 +264,18 @@ impl StateDir {
                 }
             }
         }
+        let image_signatures = signed
+            .artifacts
+            .get(plan.artifacts.len()..)
+            .unwrap_or_default();
+        for (image, ours) in plan.images.iter().zip(image_signatures) {
+            let blobs = record_image(&tx, &chain, &plan, import_id, image, ours, staging.path())?;
+            for (hex, path) in blobs {
+                if !blob_path(&state_dir, &hex).exists() && seen.insert(hex.clone()) {
+                    new_blobs.push((hex, path));
+                }
+            }
+        }
         tx.execute(
             "INSERT INTO tuf_state (id, state) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET state = excluded.state",
             [serde_json::to_string(&plan.tuf_state)
@@ -221,6 +306,94 @@ impl StateDir {
             checkpoint: signed.checkpoint.note,
         })
     }
+}
+
+/// Records one image in the transaction: our signatures attached next to
+/// the upstream ones (their new blobs written into staging), its tags,
+/// manifests and blobs. Returns every blob the store must hold for it.
+fn record_image(
+    tx: &rusqlite::Transaction<'_>,
+    chain_pem: &str,
+    plan: &ImportPlan,
+    import_id: i64,
+    image: &PlannedImage,
+    ours: &crate::signing::SignedArtifact,
+    staging: &std::path::Path,
+) -> Result<Vec<(String, PathBuf)>> {
+    use crate::oci::cosign::{attach, referrers_tag, signature_tag, OurSignatures};
+    let predicates = [
+        crate::oci::COSIGN_SIGN_PREDICATE,
+        crate::attest::VSA_PREDICATE_V1,
+    ];
+    let signatures = OurSignatures {
+        payload: image.payload.clone(),
+        payload_bundle: ours.bundle_json.clone(),
+        referrers: ours
+            .attestations
+            .iter()
+            .zip(predicates)
+            .map(|(a, p)| (a.bundle_json.clone(), p.to_string()))
+            .collect(),
+    };
+    let attached = attach(
+        &image.root,
+        &image.upstream_layers,
+        &image.upstream_referrers,
+        &signatures,
+        chain_pem,
+        &plan.medium.imported_at,
+    )
+    .map_err(|e| Error::internal("attaching our signatures to an image", e))?;
+    let mut out: Vec<(String, PathBuf)> = image
+        .blobs
+        .iter()
+        .map(|(hex, _, path)| (hex.clone(), path.clone()))
+        .collect();
+    let mut sizes: Vec<(String, u64)> = image
+        .blobs
+        .iter()
+        .map(|(h, s, _)| (h.clone(), *s))
+        .collect();
+    let mut manifests = image.manifests.clone();
+    for blob in &attached.blobs {
+        let hex = blob.descriptor.digest().digest().to_string();
+        let path = staging.join(format!("oci-{hex}"));
+        if !path.exists() {
+            std::fs::write(&path, &blob.bytes).map_err(|e| Error::io(&path, e))?;
+        }
+        out.push((hex.clone(), path));
+        sizes.push((hex, blob.descriptor.size()));
+        manifests.extend(StoredManifest::of_blob(blob));
+    }
+    let repo = &image.repository;
+    for (hex, size) in &sizes {
+        tx.prepare_cached("INSERT OR IGNORE INTO oci_blobs (repository, digest, size, import_id) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut st| st.execute(params![repo, hex, *size as i64, import_id]))
+            .map_err(LogError::from)?;
+    }
+    for m in &manifests {
+        let annotations = serde_json::to_string(&m.annotations)
+            .map_err(|e| Error::internal("serializing annotations", e))?;
+        tx.prepare_cached("INSERT OR IGNORE INTO oci_manifests (repository, digest, media_type, size, subject, artifact_type, annotations, import_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+            .and_then(|mut st| st.execute(params![repo, m.digest, m.media_type, m.size as i64, m.subject, m.artifact_type, annotations, import_id]))
+            .map_err(LogError::from)?;
+    }
+    let hex = image.root.digest().digest().to_string();
+    let tags = [
+        (image.tag.clone(), &image.root),
+        (signature_tag(&hex), &attached.signature_manifest),
+        (referrers_tag(&hex), &attached.referrers_index),
+    ];
+    for (tag, d) in tags {
+        tx.prepare_cached("INSERT INTO oci_tags (repository, tag, import_id, digest, media_type, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .and_then(|mut st| st.execute(params![repo, tag, import_id, d.digest().to_string(), d.media_type().to_string(), d.size() as i64]))
+            .map_err(|e| duplicate_record(e, &format!("{repo}:{tag}")))?;
+    }
+    let u = &image.upstream;
+    tx.prepare_cached("INSERT INTO oci_images (repository, tag, import_id, digest, upstream_identity, upstream_issuer, upstream_log_index, upstream_log_url, signer_identity, log_index) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+        .and_then(|mut st| st.execute(params![repo, image.tag, import_id, image.root.digest().to_string(), u.identity, u.issuer, u.log_index as i64, u.log_url, plan.signer_identity, ours.log_index as i64]))
+        .map_err(|e| duplicate_record(e, &format!("{repo}:{}", image.tag)))?;
+    Ok(out)
 }
 
 /// How many `.sigs` arrays are built at once (bounds the memory they take).
