@@ -290,3 +290,207 @@ fn import_re_verifies_and_re_signs_an_image_in_both_forms() {
     assert_eq!(tags.len(), 3, "{tags:?}");
     assert!(tags[0].starts_with("sha256-") && tags[1].ends_with(".sig") && tags[2] == "v1");
 }
+
+const OUR_IDENTITY: &str = "https://airgate.internal/gateway";
+const OUR_ISSUER: &str = "https://oidc.airgate.internal";
+
+/// An image world exported and imported, served.
+fn served_world() -> (ImageWorld, crate::serve::support::Served) {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    let (medium, out) = w.export("m.tar");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = w.world.import(&[&medium], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let served = crate::serve::support::Served::start(&w.world.high, &[]);
+    (w, served)
+}
+
+fn hex_of(digest: &serde_json::Value) -> String {
+    digest
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string()
+}
+
+#[test]
+fn serve_answers_the_registry_api_read_only_with_the_exact_upstream_bytes() {
+    use crate::serve::support::request;
+    let (w, s) = served_world();
+    let root = w.tagged("v1");
+    let digest = root["digest"].as_str().unwrap().to_string();
+    let hex = hex_of(&root["digest"]);
+    let r = s.get("/v2/");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("docker-distribution-api-version"),
+        Some("registry/2.0")
+    );
+    assert_eq!(
+        s.get("/v2/_catalog").json()["repositories"],
+        serde_json::json!([REPOSITORY])
+    );
+    let tags = s.get("/v2/simulated/app/tags/list").json();
+    let tags: Vec<&str> = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tags.contains(&"v1"), "{tags:?}");
+    assert!(
+        tags.contains(&format!("sha256-{hex}.sig").as_str()),
+        "{tags:?}"
+    );
+    assert!(tags.contains(&format!("sha256-{hex}").as_str()), "{tags:?}");
+    // The index by tag and by digest: the upstream bytes, typed and named.
+    let upstream = std::fs::read(w.blob(&digest)).unwrap();
+    for reference in ["v1", digest.as_str()] {
+        let r = s.get(&format!("/v2/simulated/app/manifests/{reference}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.body, upstream);
+        assert_eq!(
+            r.header("content-type"),
+            Some(gateway::oci::MEDIA_OCI_INDEX)
+        );
+        assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
+    }
+    let head = request(s.addr, "HEAD", "/v2/simulated/app/manifests/v1", &[], &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("content-length"),
+        Some(upstream.len().to_string().as_str())
+    );
+    // A layer, whole and by range.
+    let index = w.manifest(&root);
+    let amd64 = w.manifest(&index["manifests"][0]);
+    let layer = amd64["layers"][0]["digest"].as_str().unwrap();
+    let bytes = std::fs::read(w.blob(layer)).unwrap();
+    let r = s.get(&format!("/v2/simulated/app/blobs/{layer}"));
+    assert_eq!((r.status, &r.body), (200, &bytes));
+    let r = request(
+        s.addr,
+        "GET",
+        &format!("/v2/simulated/app/blobs/{layer}"),
+        &[("Range", "bytes=0-9")],
+        &[],
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, bytes[..10].to_vec());
+    let r = request(
+        s.addr,
+        "GET",
+        &format!("/v2/simulated/app/blobs/{layer}"),
+        &[("Range", "bytes=999999-")],
+        &[],
+    );
+    assert_eq!(r.status, 416);
+    // Referrers: the upstream cosign-sign and provenance bundles, then our
+    // cosign-sign and VSA bundles; filtered by artifact type.
+    let all = s
+        .get(&format!("/v2/simulated/app/referrers/{digest}"))
+        .json();
+    assert_eq!(all["manifests"].as_array().unwrap().len(), 4, "{all}");
+    let bundles = s.get(&format!(
+        "/v2/simulated/app/referrers/{digest}?artifactType=application/vnd.dev.sigstore.bundle.v0.3%2Bjson"
+    ));
+    assert_eq!(bundles.header("oci-filters-applied"), Some("artifactType"));
+    assert_eq!(bundles.json()["manifests"].as_array().unwrap().len(), 4);
+    let none = s
+        .get(&format!(
+            "/v2/simulated/app/referrers/{digest}?artifactType=text/plain"
+        ))
+        .json();
+    assert_eq!(none["manifests"], serde_json::json!([]));
+    let predicates: Vec<String> = all["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["dev.sigstore.bundle.predicateType"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        predicates.contains(&"https://slsa.dev/verification_summary/v1".to_string()),
+        "{predicates:?}"
+    );
+    // Errors by the distribution spec.
+    let r = s.get("/v2/simulated/app/manifests/nope");
+    assert_eq!(
+        (r.status, r.json()["errors"][0]["code"].as_str()),
+        (404, Some("MANIFEST_UNKNOWN"))
+    );
+    let r = s.get("/v2/Bad/tags/list");
+    assert_eq!(
+        (r.status, r.json()["errors"][0]["code"].as_str()),
+        (400, Some("NAME_INVALID"))
+    );
+    // A traversal decodes to a path of no endpoint: refused before any lookup.
+    let r = s.get("/v2/simulated/app/blobs/sha256:..%2F..%2Fetc");
+    assert_eq!(
+        (r.status, r.json()["errors"][0]["code"].as_str()),
+        (404, Some("NAME_UNKNOWN"))
+    );
+    let r = s.get("/v2/simulated/app/blobs/sha256:..");
+    assert_eq!(
+        (r.status, r.json()["errors"][0]["code"].as_str()),
+        (400, Some("DIGEST_INVALID"))
+    );
+    for method in ["PUT", "DELETE", "POST", "PATCH"] {
+        let r = request(s.addr, method, "/v2/simulated/app/manifests/v1", &[], b"{}");
+        assert_eq!(r.status, 405, "{method}");
+        assert_eq!(r.json()["errors"][0]["code"], "UNSUPPORTED");
+    }
+}
+
+#[test]
+fn our_sig_tag_keeps_the_upstream_layer_and_adds_ours_which_airgate_verifies() {
+    let (w, s) = served_world();
+    let digest = w.tagged("v1")["digest"].as_str().unwrap().to_string();
+    let hex = digest.trim_start_matches("sha256:");
+    let sig = s
+        .get(&format!("/v2/simulated/app/manifests/sha256-{hex}.sig"))
+        .json();
+    let layers = sig["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "upstream then ours: {sig}");
+    let ours = &layers[1];
+    let payload = s
+        .get(&format!(
+            "/v2/simulated/app/blobs/{}",
+            ours["digest"].as_str().unwrap()
+        ))
+        .body;
+    let parsed = gateway::oci::cosign::parse_payload(&payload).unwrap();
+    assert_eq!(parsed.critical.image.docker_manifest_digest, digest);
+    let annotations: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(ours["annotations"].clone()).unwrap();
+    let bundle = gateway::oci::cosign::layer_bundle(&payload, &annotations).unwrap();
+    let dir = w.world.root().join("check");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("payload.json"), &payload).unwrap();
+    std::fs::write(dir.join("sig.sigstore.json"), &bundle).unwrap();
+    let verify = |payload: &Path| {
+        crate::common::airgate([
+            "verify".as_ref(),
+            "--bundle".as_ref(),
+            dir.join("sig.sigstore.json").as_os_str(),
+            "--trusted-root".as_ref(),
+            w.world.high.join("trusted_root.json").as_os_str(),
+            "--certificate-identity".as_ref(),
+            OUR_IDENTITY.as_ref(),
+            "--certificate-oidc-issuer".as_ref(),
+            OUR_ISSUER.as_ref(),
+            payload.as_os_str(),
+        ])
+    };
+    let out = verify(&dir.join("payload.json"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut tampered = payload.clone();
+    tampered[10] ^= 1;
+    std::fs::write(dir.join("tampered.json"), tampered).unwrap();
+    assert_eq!(verify(&dir.join("tampered.json")).status.code(), Some(1));
+}

@@ -19,6 +19,7 @@
 //! GET  /api/v1/log/publicKey              the log key (PEM)
 //! GET  /checkpoint                        the latest C2SP checkpoint (signed note, text)
 //! POST /api/v1/import                     a medium (tar) as the body; bearer token required
+//! GET  /v2/...                            read-only OCI registry of the imported images (see `registry`)
 //! ```
 //!
 //! Every error is JSON `{"error": "..."}` with the matching status (the
@@ -39,6 +40,7 @@ mod error;
 mod import;
 mod limits;
 mod log;
+mod registry;
 mod tiles;
 mod tuf;
 
@@ -274,6 +276,12 @@ impl Server {
             .route("/tlog/checkpoint", get(log::checkpoint))
             .route("/tlog/cosignature", post(log::cosignature))
             .route("/tlog/tile/{*path}", get(tiles::tile))
+            .route("/v2/", get(registry::root).fallback(registry::read_only))
+            .route("/v2", get(registry::root).fallback(registry::read_only))
+            .route(
+                "/v2/{*rest}",
+                get(registry::route).fallback(registry::read_only),
+            )
             .route("/healthz", get(health))
             .route("/api/v1/import", post(import::upload))
             .fallback(error::no_route)

@@ -25,6 +25,7 @@ use crate::tlog::{open_database, Log, LogError, LogReader};
 use crate::{Error, Result};
 
 mod extract;
+pub mod oci;
 mod plan;
 pub mod queries;
 pub mod sigs_codec;
