@@ -16,6 +16,6 @@ mod log_crash;
 mod publish;
 mod rotation;
 mod roundtrip;
-pub mod serve;
+mod serve;
 mod tiles;
 mod world;
