@@ -494,3 +494,141 @@ fn our_sig_tag_keeps_the_upstream_layer_and_adds_ours_which_airgate_verifies() {
     std::fs::write(dir.join("tampered.json"), tampered).unwrap();
     assert_eq!(verify(&dir.join("tampered.json")).status.code(), Some(1));
 }
+
+fn skopeo(args: &[&str]) -> Output {
+    std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo must be installed (tests/run-all.sh installs Debian's)")
+}
+
+#[test]
+#[ignore = "interop: skopeo, run by tests/run-all.sh"]
+fn skopeo_copies_the_image_from_airgate_serve_with_the_upstream_digests() {
+    let (w, s) = served_world();
+    let root = w.tagged("v1");
+    let digest = root["digest"].as_str().unwrap().to_string();
+    let reference = format!("docker://{}/{REPOSITORY}:v1", s.addr);
+    let out_dir = w.world.root().join("pulled");
+    let out = skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        &reference,
+        &format!("oci:{}:v1", out_dir.display()),
+    ]);
+    assert!(out.status.success(), "skopeo copy: {}", stderr(&out));
+    let pulled: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("index.json")).unwrap()).unwrap();
+    assert_eq!(pulled["manifests"][0]["digest"], digest, "{pulled}");
+    // Every manifest, config and layer arrived byte for byte.
+    let index = w.manifest(&root);
+    for m in index["manifests"].as_array().unwrap() {
+        let manifest = w.manifest(m);
+        let digests = std::iter::once(m["digest"].clone())
+            .chain(std::iter::once(manifest["config"]["digest"].clone()))
+            .chain(
+                manifest["layers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l["digest"].clone()),
+            );
+        for d in digests {
+            let hex = hex_of(&d);
+            assert_eq!(
+                std::fs::read(out_dir.join("blobs/sha256").join(&hex)).unwrap(),
+                std::fs::read(w.blob(&format!("sha256:{hex}"))).unwrap(),
+                "{hex}"
+            );
+        }
+    }
+    let out = skopeo(&["inspect", "--tls-verify=false", "--raw", &reference]);
+    assert!(
+        out.status.success(),
+        "skopeo inspect --raw: {}",
+        stderr(&out)
+    );
+    assert_eq!(out.stdout, std::fs::read(w.blob(&digest)).unwrap());
+    let out = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--override-arch",
+        "arm64",
+        &reference,
+    ]);
+    assert!(out.status.success(), "skopeo inspect: {}", stderr(&out));
+    let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspected["Architecture"], "arm64", "{inspected}");
+    assert_eq!(inspected["Layers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+#[ignore = "interop: sigstore-python, run by tests/run-all.sh"]
+fn sigstore_python_verifies_our_referrer_bundle_against_the_manifest_digest() {
+    let (w, s) = served_world();
+    let digest = w.tagged("v1")["digest"].as_str().unwrap().to_string();
+    let hex = digest.trim_start_matches("sha256:").to_string();
+    // The fallback tag lists the upstream referrers first, ours last.
+    let listed = s
+        .get(&format!("/v2/{REPOSITORY}/manifests/sha256-{hex}"))
+        .json();
+    let ours = listed["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| {
+            m["annotations"]["dev.sigstore.bundle.predicateType"]
+                == gateway::oci::COSIGN_SIGN_PREDICATE
+        })
+        .cloned()
+        .unwrap();
+    let manifest = s
+        .get(&format!(
+            "/v2/{REPOSITORY}/manifests/{}",
+            ours["digest"].as_str().unwrap()
+        ))
+        .json();
+    assert_eq!(manifest["subject"]["digest"], digest);
+    let bundle = s
+        .get(&format!(
+            "/v2/{REPOSITORY}/blobs/{}",
+            manifest["layers"][0]["digest"].as_str().unwrap()
+        ))
+        .body;
+    let path = w.world.root().join("ours.sigstore.json");
+    std::fs::write(&path, &bundle).unwrap();
+    let trust = w.world.high.join("trust_config.json");
+    crate::interop::python_verify(&trust, &path, Path::new(&digest), OUR_IDENTITY, OUR_ISSUER)
+        .expect("sigstore-python accepts our DSSE referrer for the manifest digest");
+    // Another digest, and a one-byte tamper of the signature, are refused.
+    let other = format!("sha256:{}", "0".repeat(64));
+    assert!(crate::interop::python_verify(
+        &trust,
+        &path,
+        Path::new(&other),
+        OUR_IDENTITY,
+        OUR_ISSUER
+    )
+    .is_err());
+    let mut v: serde_json::Value = serde_json::from_slice(&bundle).unwrap();
+    let sig = v["dsseEnvelope"]["signatures"][0]["sig"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut raw = gateway::encoding::b64_decode(&sig).unwrap();
+    let last = raw.len() - 1;
+    raw[last] ^= 1;
+    v["dsseEnvelope"]["signatures"][0]["sig"] = gateway::encoding::b64_encode(&raw).into();
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    assert!(crate::interop::python_verify(
+        &trust,
+        &path,
+        Path::new(&digest),
+        OUR_IDENTITY,
+        OUR_ISSUER
+    )
+    .is_err());
+}

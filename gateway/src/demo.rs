@@ -180,20 +180,25 @@ impl ImageSigning {
 /// The SLSA provenance predicate type.
 pub const SLSA_PROVENANCE: &str = "https://slsa.dev/provenance/v1";
 
-/// A tar layer holding one file.
-fn tar_layer(path: &str, contents: &[u8]) -> Result<Vec<u8>> {
+/// A gzip-compressed tar layer holding one file, and the sha256 of the
+/// uncompressed tar (its diff ID).
+fn tar_layer(path: &str, contents: &[u8]) -> Result<(Vec<u8>, String)> {
+    use std::io::Write as _;
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_ustar();
     header.set_size(contents.len() as u64);
     header.set_mode(0o755);
     header.set_mtime(0);
     header.set_cksum();
+    let fail = |e: std::io::Error| Error::internal("building a layer", e);
     builder
         .append_data(&mut header, path, contents)
-        .map_err(|e| Error::internal("building a layer", e))?;
-    builder
-        .into_inner()
-        .map_err(|e| Error::internal("building a layer", e))
+        .map_err(fail)?;
+    let tar = builder.into_inner().map_err(fail)?;
+    let diff_id = format!("sha256:{}", hex::encode(crate::crypto::sha256(&tar)));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).map_err(fail)?;
+    Ok((gz.finish().map_err(fail)?, diff_id))
 }
 
 /// Writes a SIMULATED multi-arch image (linux/amd64 and linux/arm64, a
@@ -208,28 +213,24 @@ pub fn write_image_layout(dir: &Path, tag: &str, base: &[u8]) -> Result<crate::o
         Ok(l) => l,
         Err(_) => LayoutDir::create(dir).map_err(oci)?,
     };
-    let layer_type = "application/vnd.oci.image.layer.v1.tar";
-    let base_layer = Blob::new(layer_type, tar_layer("etc/os-release", base)?);
+    let layer_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let (base_gz, base_diff) = tar_layer("etc/os-release", base)?;
+    let base_layer = Blob::new(layer_type, base_gz);
     layout.put(&base_layer).map_err(oci)?;
     let mut children = Vec::new();
     for arch in ["amd64", "arm64"] {
-        let own = Blob::new(
-            layer_type,
-            tar_layer(
-                "app/hello",
-                format!("SIMULATED app {tag} for {arch}\n").as_bytes(),
-            )?,
-        );
+        let (own_gz, own_diff) = tar_layer(
+            "app/hello",
+            format!("SIMULATED app {tag} for {arch}\n").as_bytes(),
+        )?;
+        let own = Blob::new(layer_type, own_gz);
         layout.put(&own).map_err(oci)?;
         let config = serde_json::json!({
             "architecture": arch,
             "os": "linux",
             "created": "2026-01-01T00:00:00Z",
             "config": {"Cmd": ["/app/hello"]},
-            "rootfs": {"type": "layers", "diff_ids": [
-                base_layer.descriptor.digest().to_string(),
-                own.descriptor.digest().to_string(),
-            ]},
+            "rootfs": {"type": "layers", "diff_ids": [base_diff, own_diff]},
         });
         let config = Blob::new(
             MEDIA_OCI_CONFIG,
