@@ -632,3 +632,216 @@ fn sigstore_python_verifies_our_referrer_bundle_against_the_manifest_digest() {
     )
     .is_err());
 }
+
+/// A medium rebuilt by the enrolled exporter after `edit` changed its
+/// entries (name, bytes): a hostile but authenticated medium, for rules that
+/// rest on the high side's own verification.
+fn rebuilt(
+    w: &World,
+    src: &Path,
+    name: &str,
+    edit: &mut dyn FnMut(&mut Vec<(String, Vec<u8>)>),
+) -> PathBuf {
+    use gateway::medium::manifest::{
+        pack_digest, read_manifest_claims, sign_manifest, EntryKind, ManifestEntry,
+    };
+    let entries = read_entries(src);
+    let mut predicate = read_manifest_claims(&entries[0].1).unwrap().predicate;
+    let mut files: Vec<(String, Vec<u8>)> = entries[1..]
+        .iter()
+        .map(|(h, d)| (h.path().unwrap().to_string_lossy().into_owned(), d.clone()))
+        .collect();
+    edit(&mut files);
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    predicate.entries = files
+        .iter()
+        .map(|(n, d)| ManifestEntry {
+            name: n.clone(),
+            sha256: hex::encode(gateway::crypto::sha256(d)),
+            size: d.len() as u64,
+            kind: EntryKind::for_name(&gateway::medium::EntryName::parse(n).unwrap()).unwrap(),
+        })
+        .collect();
+    predicate.pack_digest = pack_digest(&predicate.entries);
+    let key = gateway::export::load_exporter_key(&w.key).unwrap();
+    let manifest = sign_manifest(&predicate, &key.key_id(), &|m| key.sign(m)).unwrap();
+    let mut head = entries[0].0.clone();
+    head.set_size(manifest.len() as u64);
+    head.set_cksum();
+    let mut out = vec![(head, manifest)];
+    for (n, d) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(&n).unwrap();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        out.push((h, d));
+    }
+    let path = w.media.join(name);
+    crate::world::write_entries(&path, &out);
+    path
+}
+
+/// Exports the signed image, rebuilds the medium with `edit`, imports it:
+/// refused (exit 1) with `check`, and the state unchanged.
+fn import_refuses(edit: &mut dyn FnMut(&mut Vec<(String, Vec<u8>)>, &ImageWorld), check: &str) {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    let (medium, out) = w.export("m.tar");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hostile = rebuilt(&w.world, &medium, "hostile.tar", &mut |files| {
+        edit(files, &w)
+    });
+    let before = crate::world::state_fingerprint(&w.world.high);
+    let out = w.world.import(&[&hostile], &[]);
+    assert_refused(&out, check);
+    // Only the refusal is recorded: no image, tag, manifest, blob or log entry.
+    let db = rusqlite::Connection::open(w.world.high.join("state.db")).unwrap();
+    for table in [
+        "oci_images",
+        "oci_tags",
+        "oci_manifests",
+        "oci_blobs",
+        "tlog_entries",
+    ] {
+        let n: i64 = db
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    let after = crate::world::state_fingerprint(&w.world.high);
+    let changed: Vec<&str> = after.lines().filter(|l| !before.contains(l)).collect();
+    assert!(
+        changed.iter().all(|l| l.contains("refused_imports")),
+        "{changed:?}"
+    );
+}
+
+fn blob_entry(w: &ImageWorld, digest: &str) -> String {
+    let _ = w;
+    format!("oci/blobs/sha256/{}", digest.trim_start_matches("sha256:"))
+}
+
+fn first_layer(w: &ImageWorld) -> String {
+    let index = w.manifest(&w.tagged("v1"));
+    let amd64 = w.manifest(&index["manifests"][0]);
+    amd64["layers"][1]["digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn import_refuses_a_medium_without_a_layer_the_image_needs() {
+    import_refuses(
+        &mut |files, w| {
+            let gone = blob_entry(w, &first_layer(w));
+            files.retain(|(n, _)| *n != gone);
+        },
+        "oci.blob-missing",
+    );
+}
+
+#[test]
+fn import_refuses_a_blob_named_by_another_digest() {
+    import_refuses(
+        &mut |files, w| {
+            let name = blob_entry(w, &first_layer(w));
+            for (n, d) in files.iter_mut() {
+                if *n == name {
+                    let last = d.len() - 1;
+                    d[last] ^= 1;
+                }
+            }
+        },
+        "oci.blob-digest",
+    );
+}
+
+#[test]
+fn import_refuses_a_blob_nothing_references() {
+    import_refuses(
+        &mut |files, _| {
+            let smuggled = b"not part of any image".to_vec();
+            let name = format!(
+                "oci/blobs/sha256/{}",
+                hex::encode(gateway::crypto::sha256(&smuggled))
+            );
+            files.push((name, smuggled));
+        },
+        "oci.unreferenced-blob",
+    );
+}
+
+/// The blob entries of the image's own closure (no signatures).
+fn closure_entries(w: &ImageWorld) -> Vec<String> {
+    let root = w.tagged("v1");
+    let index = w.manifest(&root);
+    let mut out = vec![blob_entry(w, root["digest"].as_str().unwrap())];
+    for m in index["manifests"].as_array().unwrap() {
+        out.push(blob_entry(w, m["digest"].as_str().unwrap()));
+        let manifest = w.manifest(m);
+        out.push(blob_entry(
+            w,
+            manifest["config"]["digest"].as_str().unwrap(),
+        ));
+        for l in manifest["layers"].as_array().unwrap() {
+            out.push(blob_entry(w, l["digest"].as_str().unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn import_refuses_an_image_whose_signatures_were_stripped() {
+    import_refuses(
+        &mut |files, w| {
+            let keep = closure_entries(w);
+            files.retain(|(n, _)| !n.starts_with("oci/blobs/") || keep.contains(n));
+            for (n, d) in files.iter_mut() {
+                if n == "oci/index.json" {
+                    let mut index: serde_json::Value = serde_json::from_slice(d).unwrap();
+                    index["manifests"].as_array_mut().unwrap().retain(|m| {
+                        !m["annotations"]["org.opencontainers.image.ref.name"]
+                            .as_str()
+                            .unwrap()
+                            .contains(":sha256-")
+                    });
+                    *d = serde_json::to_vec(&index).unwrap();
+                }
+            }
+        },
+        "oci.unsigned",
+    );
+}
+
+#[test]
+fn import_refuses_an_image_the_high_side_policy_does_not_allow() {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    let (medium, out) = w.export("m.tar");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let policy = w.world.high.join("policy.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("images = [\"**\"]", "images = [\"vetted/*\"]"),
+    )
+    .unwrap();
+    let out = w.world.import(&[&medium], &[]);
+    assert_refused(&out, "policy.default-deny");
+    // A rule for the repository that names another signer.
+    let other = "https://github.com/simulated-org/app/.github/workflows/other.yml@refs/tags/v1.0.0";
+    std::fs::write(
+        &policy,
+        format!(
+            "{}\n[[rule]]\nname = \"images\"\nimages = [\"simulated/*\"]\nsigners = [{{ identity = \"{other}\", issuer = \"https://token.actions.simulated.invalid\" }}]\n",
+            text.replace("images = [\"**\"]\n", "")
+        ),
+    )
+    .unwrap();
+    let out = w.world.import(&[&medium], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("simulated/app:v1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("policy.identity"), "{}", stderr(&out));
+}
