@@ -633,15 +633,13 @@ fn sigstore_python_verifies_our_referrer_bundle_against_the_manifest_digest() {
     .is_err());
 }
 
+/// A medium's entries after the manifest: (name, bytes).
+type Files = Vec<(String, Vec<u8>)>;
+
 /// A medium rebuilt by the enrolled exporter after `edit` changed its
 /// entries (name, bytes): a hostile but authenticated medium, for rules that
 /// rest on the high side's own verification.
-fn rebuilt(
-    w: &World,
-    src: &Path,
-    name: &str,
-    edit: &mut dyn FnMut(&mut Vec<(String, Vec<u8>)>),
-) -> PathBuf {
+fn rebuilt(w: &World, src: &Path, name: &str, edit: &mut dyn FnMut(&mut Files)) -> PathBuf {
     use gateway::medium::manifest::{
         pack_digest, read_manifest_claims, sign_manifest, EntryKind, ManifestEntry,
     };
@@ -685,7 +683,7 @@ fn rebuilt(
 
 /// Exports the signed image, rebuilds the medium with `edit`, imports it:
 /// refused (exit 1) with `check`, and the state unchanged.
-fn import_refuses(edit: &mut dyn FnMut(&mut Vec<(String, Vec<u8>)>, &ImageWorld), check: &str) {
+fn import_refuses(edit: &mut dyn FnMut(&mut Files, &ImageWorld), check: &str) {
     let w = ImageWorld::new(ImageSigning::ALL);
     let (medium, out) = w.export("m.tar");
     assert!(out.status.success(), "{}", stderr(&out));
