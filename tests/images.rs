@@ -154,6 +154,7 @@ fn export_refuses_an_image_signed_by_another_identity() {
     );
     let (medium, out) = w.export("m.tar");
     assert_refused(&out, "image simulated/app:v1");
+    assert_refused(&out, "policy.identity");
     assert!(!medium.exists());
 }
 

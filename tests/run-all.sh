@@ -18,8 +18,8 @@
 #   apt (Debian's package) when missing, so other systems need it already there.
 # - nginx (Debian's package, for the published-tree tests): installed with apt
 #   when missing.
-# - skopeo and docker-registry (Debian's packages, for the container image
-#   tests): installed with apt when missing.
+# - skopeo (Debian's package, for the container image tests): installed with
+#   apt when missing.
 # - Network access to PyPI, npm and the Debian mirror the first time only.
 #
 # A plain `cargo test --workspace` runs the hermetic, Rust-only tests and lists
@@ -86,9 +86,7 @@ npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi
 # Debian's nginx serves a published tree (airgate publish) in the interop tests.
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then apt_install nginx; fi
-# skopeo pulls images from `airgate serve` and fills Debian's docker-registry
-# (distribution) in the container image tests.
+# skopeo pulls images from `airgate serve` in the container image tests.
 if ! command -v skopeo >/dev/null 2>&1; then apt_install skopeo; fi
-if [ ! -x /usr/bin/docker-registry ]; then apt_install docker-registry; fi
 
 cargo test --workspace --locked -- --include-ignored

@@ -14,7 +14,7 @@ use crate::medium::manifest::{EntryKind, ImageSignatureRecord, UpstreamSigner};
 use crate::medium::unpack::{StagedData, UnpackedMedium};
 use crate::oci::cosign::{self, tagged_descriptor};
 use crate::oci::layout::{
-    close, parse_index, sha256_hex, BlobSource, ClosureNode, LayoutError, Node, MAX_MANIFEST_BYTES,
+    close, parse_index, sha256_hex, BlobSource, ClosureNode, LayoutError, MAX_MANIFEST_BYTES,
 };
 use crate::oci::{ImageJudge, VerifiedImage, ANNOTATION_REF_NAME};
 use crate::state::{PlannedImage, StoredManifest};
@@ -272,28 +272,7 @@ pub struct ImagePlan {
 }
 
 fn manifest_of(node: &ClosureNode) -> StoredManifest {
-    let (subject, artifact_type, annotations) = match &node.node {
-        Node::Manifest(m) => (
-            m.subject().as_ref().map(|s| s.digest().to_string()),
-            m.artifact_type().as_ref().map(ToString::to_string),
-            m.annotations().clone(),
-        ),
-        Node::Index(i) => (
-            i.subject().as_ref().map(|s| s.digest().to_string()),
-            i.artifact_type().as_ref().map(ToString::to_string),
-            i.annotations().clone(),
-        ),
-    };
-    StoredManifest {
-        digest: node.descriptor.digest().to_string(),
-        media_type: node.descriptor.media_type().to_string(),
-        size: node.descriptor.size(),
-        subject,
-        artifact_type,
-        annotations: annotations
-            .map(|a| a.into_iter().collect::<BTreeMap<_, _>>())
-            .unwrap_or_default(),
-    }
+    StoredManifest::of_node(&node.descriptor, &node.node)
 }
 
 /// Makes the VSA statement of (name, sha256 hex, verified inputs).
@@ -354,17 +333,15 @@ pub fn plan_image(
     if let Some(legacy) = &image.legacy {
         manifests.push(manifest_of(&legacy.node));
         blob_descriptors.extend(legacy.blobs.iter().cloned());
-        if let Node::Manifest(m) = &legacy.node.node {
-            for layer in m.layers() {
-                let bytes = crate::oci::layout::read_checked(&Reader(judged), layer)
-                    .map_err(|e| Error::internal("reading a verified signature layer", e))?;
-                let annotations = layer
-                    .annotations()
-                    .clone()
-                    .map(|a| a.into_iter().collect())
-                    .unwrap_or_default();
-                upstream_layers.push((bytes, annotations));
-            }
+        for layer in &legacy.verified {
+            let bytes = crate::oci::layout::read_checked(&Reader(judged), layer)
+                .map_err(|e| Error::internal("reading a verified signature layer", e))?;
+            let annotations = layer
+                .annotations()
+                .clone()
+                .map(|a| a.into_iter().collect())
+                .unwrap_or_default();
+            upstream_layers.push((bytes, annotations));
         }
     }
     let mut upstream_referrers = Vec::new();

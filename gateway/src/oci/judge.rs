@@ -102,6 +102,10 @@ pub struct Companion {
     pub node: ClosureNode,
     /// Its config and layers.
     pub blobs: Vec<Descriptor>,
+    /// The layers whose signatures verified (for a `.sig` manifest; for a
+    /// referrer, its bundle layer): the only ones re-attached on the high
+    /// side.
+    pub verified: Vec<Descriptor>,
 }
 
 /// Why an image may not pass.
@@ -230,7 +234,7 @@ impl ImageJudge<'_> {
             ));
             return Ok(());
         };
-        let mut verified_any = false;
+        let mut verified = Vec::new();
         for layer in manifest.layers().iter().take(MAX_REFERRERS) {
             if layer.media_type().to_string() != MEDIA_SIMPLESIGNING {
                 continue;
@@ -238,7 +242,7 @@ impl ImageJudge<'_> {
             let payload = read_checked(source, layer)?;
             match self.legacy_layer(&payload, layer, hex, allowed, &entry) {
                 Ok(sig) => {
-                    verified_any = true;
+                    verified.push(layer.clone());
                     found.signatures.push(sig);
                 }
                 Err((check, reason)) => found.failures.push((
@@ -248,7 +252,7 @@ impl ImageJudge<'_> {
                 )),
             }
         }
-        if verified_any {
+        if !verified.is_empty() {
             source.check(manifest.config())?;
             for layer in manifest.layers() {
                 source.check(layer)?;
@@ -256,7 +260,11 @@ impl ImageJudge<'_> {
             let blobs = std::iter::once(manifest.config().clone())
                 .chain(manifest.layers().iter().cloned())
                 .collect();
-            found.legacy = Some(Companion { node, blobs });
+            found.legacy = Some(Companion {
+                node,
+                blobs,
+                verified,
+            });
         }
         Ok(())
     }
@@ -336,7 +344,12 @@ impl ImageJudge<'_> {
                     } else {
                         found.attestations.push(sig);
                     }
-                    found.referrers.push(Companion { node, blobs });
+                    let verified = blobs.get(1..).unwrap_or_default().to_vec();
+                    found.referrers.push(Companion {
+                        node,
+                        blobs,
+                        verified,
+                    });
                 }
                 Ok(None) => {}
                 Err((check, reason)) => {

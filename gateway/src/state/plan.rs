@@ -78,7 +78,12 @@ impl StoredManifest {
     /// The record of a manifest or index given by its bytes.
     pub fn of_blob(blob: &crate::oci::cosign::Blob) -> Option<StoredManifest> {
         let node = crate::oci::layout::parse_node(&blob.descriptor, &blob.bytes).ok()?;
-        let (subject, artifact_type, annotations) = match &node {
+        Some(Self::of_node(&blob.descriptor, &node))
+    }
+
+    /// The record of a parsed manifest or index.
+    pub fn of_node(descriptor: &oci_spec::image::Descriptor, node: &crate::oci::Node) -> Self {
+        let (subject, artifact_type, annotations) = match node {
             crate::oci::Node::Manifest(m) => (
                 m.subject().as_ref().map(|s| s.digest().to_string()),
                 m.artifact_type().as_ref().map(ToString::to_string),
@@ -90,16 +95,16 @@ impl StoredManifest {
                 i.annotations().clone(),
             ),
         };
-        Some(StoredManifest {
-            digest: blob.descriptor.digest().to_string(),
-            media_type: blob.descriptor.media_type().to_string(),
-            size: blob.descriptor.size(),
+        StoredManifest {
+            digest: descriptor.digest().to_string(),
+            media_type: descriptor.media_type().to_string(),
+            size: descriptor.size(),
             subject,
             artifact_type,
             annotations: annotations
                 .map(|a| a.into_iter().collect())
                 .unwrap_or_default(),
-        })
+        }
     }
 }
 
