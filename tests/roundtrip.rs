@@ -744,7 +744,9 @@ fn medium_over_the_metadata_limit_is_refused_before_staging() {
 }
 
 /// `airgate demo --dir demo1` (relative, the first thing a newcomer types)
-/// completes, and a rerun into the now non-empty directory is refused as usage.
+/// completes, carrying the files and the signed multi-arch image (pulled
+/// back through the registry with its upstream digest), and a rerun into
+/// the now non-empty directory is refused as usage.
 #[test]
 fn demo_with_a_relative_dir_completes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -762,6 +764,16 @@ fn demo_with_a_relative_dir_completes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(tmp.path().join("demo1/high/state.db").is_file());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "verified image simulated/app:v1",
+        "cosign .sig + bundle referrer; attestations: https://slsa.dev/provenance/v1",
+        "accepted image simulated/app:v1",
+        "(the upstream digest)",
+        ".sig\",\"v1\"]",
+    ] {
+        assert!(text.contains(expected), "{expected} not in {text}");
+    }
     let again = run();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));

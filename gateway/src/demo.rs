@@ -205,7 +205,8 @@ fn tar_layer(path: &str, contents: &[u8]) -> Result<(Vec<u8>, String)> {
 /// shared base layer and one own layer each, real tar layers and configs)
 /// into a layout at `dir` (created if needed), tagged `tag`. `base` is the
 /// shared base layer's content: images made with the same `base` share it.
-pub fn write_image_layout(dir: &Path, tag: &str, base: &[u8]) -> Result<crate::oci::Node> {
+/// Returns the index's digest (`sha256:<hex>`).
+pub fn write_image_layout(dir: &Path, tag: &str, base: &[u8]) -> Result<String> {
     use crate::oci::cosign::{tagged_descriptor, Blob};
     use crate::oci::{LayoutDir, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST};
     let oci = |e: crate::oci::LayoutError| Error::Usage(e.to_string());
@@ -265,7 +266,7 @@ pub fn write_image_layout(dir: &Path, tag: &str, base: &[u8]) -> Result<crate::o
     let mut entries: Vec<_> = layout.index().map_err(oci)?.manifests().clone();
     entries.push(tagged_descriptor(&index.descriptor, tag));
     layout.write_index(&entries).map_err(oci)?;
-    crate::oci::layout::parse_node(&index.descriptor, &index.bytes).map_err(oci)
+    Ok(index.descriptor.digest().to_string())
 }
 
 impl SimulatedUpstream {

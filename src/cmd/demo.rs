@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use gateway::demo::{SimulatedUpstream, SIMULATED_IDENTITY};
+use gateway::demo::{write_image_layout, ImageSigning, SimulatedUpstream, SIMULATED_IDENTITY};
 use gateway::export::{export, ExportRequest};
 use gateway::import::{import, ImportRequest};
 use gateway::private_ca::{init_ceremony, CaConfig, Custody, Ed25519SigningKey};
@@ -20,6 +20,11 @@ pub struct DemoArgs {
     #[arg(long)]
     dir: Option<PathBuf>,
 }
+
+/// The repository the demo's image is carried as.
+const DEMO_REPOSITORY: &str = "simulated/app";
+/// The demo image's tag.
+const DEMO_TAG: &str = "v1";
 
 /// Number of steps the demo prints.
 const STEPS: u32 = 9;
@@ -104,13 +109,13 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
         "== airgate demo: a full low-to-high round trip in {} ==",
         dir.display()
     );
-    let (upstream, artifacts_dir) = upstream_release(dir, now)?;
+    let (upstream, image) = upstream_release(dir, now)?;
 
     step(
         3,
         "Low side: exporter key, policy, export to a signed medium",
     );
-    let (medium, key_dir, key) = low_side_export(dir, &upstream, &artifacts_dir, now)?;
+    let (medium, key_dir, key) = low_side_export(dir, &upstream, now)?;
 
     let high = dir.join("high");
     high_side_setup(&high, &upstream, &key, &key_dir, now)?;
@@ -142,7 +147,14 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
         .map(|a| a.name.to_string())
         .unwrap_or_default();
     if !first.is_empty() {
-        serve_and_fetch(&exe, &high, &first, &dir.join("client"), ca.config())?;
+        serve_and_fetch(
+            &exe,
+            &high,
+            &first,
+            &dir.join("client"),
+            ca.config(),
+            &image,
+        )?;
     }
     finish_step();
     print_next(&high, &out_dir, ca.config(), &first, &medium, &key_dir);
@@ -150,7 +162,7 @@ fn round_trip(dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Steps 1 and 2: the simulated upstream Sigstore and its signed release.
-fn upstream_release(dir: &Path, now: SystemTime) -> anyhow::Result<(SimulatedUpstream, PathBuf)> {
+fn upstream_release(dir: &Path, now: SystemTime) -> anyhow::Result<(SimulatedUpstream, DemoImage)> {
     step(
         1,
         "SIMULATED upstream Sigstore (a stand-in for sigstore.dev, NOT the public good instance):",
@@ -180,8 +192,39 @@ fn upstream_release(dir: &Path, now: SystemTime) -> anyhow::Result<(SimulatedUps
                 .unwrap_or_default()
         );
     }
+    let image = upstream_image(dir, &upstream, now)?;
     println!("      signer: {SIMULATED_IDENTITY}");
-    Ok((upstream, artifacts_dir))
+    Ok((upstream, image))
+}
+
+/// The demo's container image: its digest upstream.
+struct DemoImage {
+    digest: String,
+}
+
+/// A SIMULATED multi-arch image, signed upstream in both cosign forms with
+/// a SLSA provenance attestation, in an OCI layout.
+fn upstream_image(
+    dir: &Path,
+    upstream: &SimulatedUpstream,
+    now: SystemTime,
+) -> anyhow::Result<DemoImage> {
+    let layout = dir.join("low/images/app");
+    let digest = write_image_layout(&layout, DEMO_TAG, b"SIMULATED base layer\n")?;
+    upstream.sign_image(
+        &layout,
+        DEMO_REPOSITORY,
+        DEMO_TAG,
+        SIMULATED_IDENTITY,
+        ImageSigning::ALL,
+        now,
+    )?;
+    println!(
+        "      {} (OCI layout): {DEMO_REPOSITORY}:{DEMO_TAG} {digest}, linux/amd64 + linux/arm64,",
+        layout.display()
+    );
+    println!("        signed as cosign does: a .sig tag manifest, a bundle v0.3 referrer, a SLSA provenance referrer");
+    Ok(DemoImage { digest })
 }
 
 /// Step 4: the CA ceremony, the pinned upstream root, the policy, the exporter.
@@ -241,6 +284,16 @@ fn import_medium(high: &Path, medium: &Path) -> anyhow::Result<gateway::import::
             a.log_index.unwrap_or_default()
         );
     }
+    for i in &report.images {
+        let forms: Vec<&str> = i.signatures.iter().map(|s| s.form.as_str()).collect();
+        println!(
+            "      accepted image {} {} (upstream {}) -> re-signed as a .sig tag, a bundle referrer and a VSA referrer, private log index {}",
+            i.reference,
+            i.digest.as_deref().unwrap_or("?"),
+            forms.join(" + "),
+            i.log_index.unwrap_or_default()
+        );
+    }
     println!(
         "      equivalent: airgate import --state {} {}",
         high.display(),
@@ -266,11 +319,11 @@ fn audit_log(high: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Step 3: the exporter key, the low side's policy, and the signed medium.
+/// Step 3: the exporter key, the low side's policy and `airgate.toml`
+/// (files and the image), and the signed medium.
 fn low_side_export(
     dir: &Path,
     upstream: &SimulatedUpstream,
-    artifacts_dir: &Path,
     now: SystemTime,
 ) -> anyhow::Result<(PathBuf, PathBuf, Ed25519SigningKey)> {
     let key_dir = dir.join("low/exporter-key");
@@ -281,19 +334,35 @@ fn low_side_export(
     std::fs::write(key_dir.join("exporter.pub.pem"), &public_pem)?;
     let policy_path = dir.join("low/policy.toml");
     std::fs::write(&policy_path, upstream.low_side_policy()?)?;
+    // The same configuration `airgate export --config` reads.
+    let config_path = dir.join("low/airgate.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "exporter = \"demo-low-side\"\npolicy = \"policy.toml\"\nartifacts = \"artifacts\"\n\n\
+             [[image]]\nlayout = \"images/app\"\nrepository = \"{DEMO_REPOSITORY}\"\ntags = [\"{DEMO_TAG}\"]\n"
+        ),
+    )?;
+    let config = gateway::export::ExportConfig::parse(
+        &std::fs::read_to_string(&config_path)?,
+        &dir.join("low"),
+    )?;
     let transfer = dir.join("transfer");
     std::fs::create_dir_all(&transfer)?;
     let medium = transfer.join("media.tar");
     let no_env = |_: &str| None;
     let no_progress = |_: u64, _: u64| {};
     let report = export(&ExportRequest {
-        policy_path: policy_path.clone(),
-        artifacts_dir: Some(artifacts_dir.to_path_buf()),
+        policy_path: config.policy.clone().context("policy in airgate.toml")?,
+        artifacts_dir: config.artifacts.clone(),
         collectors: Vec::new(),
-        images: Vec::new(),
+        images: config.image.clone(),
         lock_path: None,
         frozen: false,
-        exporter: "demo-low-side".into(),
+        exporter: config
+            .exporter
+            .clone()
+            .context("exporter in airgate.toml")?,
         key: &key,
         out: medium.clone(),
         split: None,
@@ -312,14 +381,24 @@ fn low_side_export(
             a.name, a.upstream.identity, a.upstream.log_index
         );
     }
+    for i in &report.images {
+        let forms: Vec<&str> = i.signatures.iter().map(|s| s.form.as_str()).collect();
+        println!(
+            "      verified image {} {} ({} bytes; {}; attestations: {})",
+            i.reference,
+            i.digest,
+            i.size,
+            forms.join(" + "),
+            i.attestations.join(", ")
+        );
+    }
     println!(
-        "      medium {} ({} bytes, {} entries, TUF root v{}); equivalent: airgate export --policy {} --artifacts {} --key {} --exporter demo-low-side --out {}",
+        "      medium {} ({} bytes, {} entries, TUF root v{}); equivalent: airgate export --config {} --key {} --out {}",
         medium.display(),
         report.medium_bytes,
         report.entries,
         report.tuf.root,
-        policy_path.display(),
-        artifacts_dir.display(),
+        config_path.display(),
         key_dir.join("exporter.key.pem").display(),
         medium.display()
     );
@@ -451,6 +530,7 @@ fn serve_and_fetch(
     name: &str,
     client: &Path,
     ca: &CaConfig,
+    image: &DemoImage,
 ) -> anyhow::Result<()> {
     use std::io::BufRead;
     let mut child = ServeChild(
@@ -504,11 +584,46 @@ fn serve_and_fetch(
     if !status.status.success() {
         bail!("the artifact fetched from airgate serve did not verify");
     }
-    drop(child);
     println!(
-        "      verified {} with its .sigs against {}; server stopped",
+        "      verified {} with its .sigs against {}",
         artifact.display(),
         high.join("trusted_root.json").display()
+    );
+    pull_image(&runtime, &base, image)?;
+    drop(child);
+    println!("      server stopped");
+    Ok(())
+}
+
+/// The image through the read-only registry: the index by tag has the
+/// upstream digest, and the tags list shows our signatures' tags.
+fn pull_image(
+    runtime: &tokio::runtime::Runtime,
+    base: &str,
+    image: &DemoImage,
+) -> anyhow::Result<()> {
+    let url = format!("{base}/v2/{DEMO_REPOSITORY}/manifests/{DEMO_TAG}");
+    let bytes = runtime.block_on(fetch(&url))?;
+    let served = format!("sha256:{}", hex::encode(crypto::sha256(&bytes)));
+    if served != image.digest {
+        bail!(
+            "the registry served {served} for {DEMO_REPOSITORY}:{DEMO_TAG}, not the upstream {}",
+            image.digest
+        );
+    }
+    println!(
+        "      GET {url} -> {} bytes, {served} (the upstream digest)",
+        bytes.len()
+    );
+    let url = format!("{base}/v2/{DEMO_REPOSITORY}/tags/list");
+    let tags: serde_json::Value = serde_json::from_slice(&runtime.block_on(fetch(&url))?)?;
+    println!(
+        "      GET {url} -> {}",
+        gateway::escape::sanitized(&tags["tags"].to_string())
+    );
+    println!(
+        "      equivalent: skopeo copy --all --preserve-digests --src-tls-verify=false docker://{}/{DEMO_REPOSITORY}:{DEMO_TAG} oci:./app",
+        base.trim_start_matches("http://")
     );
     Ok(())
 }
