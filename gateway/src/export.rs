@@ -70,20 +70,64 @@ pub struct ExportConfig {
     pub image: Vec<ImageConfig>,
 }
 
-/// One OCI image layout to carry (`[[image]]`).
-#[derive(Debug, Clone, Deserialize)]
+/// Images to carry (`[[image]]`): an OCI layout, or a repository to pull
+/// from a registry (into a layout first, see [`ImageConfig::pull`]).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ImageConfig {
     /// The layout directory (`oci-layout`, `index.json`, `blobs/`), as
     /// `skopeo copy … oci:DIR:TAG`, `oras cp --to-oci-layout` or `cosign
-    /// save` write it.
-    pub layout: PathBuf,
-    /// The repository its images are carried as (`org/app`); the policy's
-    /// `images` patterns match it.
+    /// save` write it. Set by the pull for a `pull` image.
+    pub layout: Option<PathBuf>,
+    /// A registry repository to pull (`registry.example:5000/org/app`);
+    /// `airgate export` mirrors the tags into a layout, then judges it like
+    /// any layout.
+    pub pull: Option<String>,
+    /// Pull over plain HTTP (a registry on a trusted network only).
+    #[serde(default)]
+    pub plain_http: bool,
+    /// The repository its images are carried as (`org/app`; default for
+    /// `pull`: its path); the policy's `images` patterns match it.
+    #[serde(default)]
     pub repository: String,
-    /// Tags to carry (default: every tagged image of the layout).
+    /// Tags to carry (default: every tagged image of the layout; required
+    /// for `pull`).
     #[serde(default)]
     pub tags: Vec<String>,
+}
+
+impl ImageConfig {
+    /// Checks one `[[image]]` table: a layout or a pull (with tags), a
+    /// repository (from the pull's path by default) and tags in the
+    /// distribution grammar.
+    fn check(&mut self) -> Result<()> {
+        let usage = |e: String| Error::Usage(format!("export configuration: [[image]] {e}"));
+        match (&self.layout, &self.pull) {
+            (Some(_), None) => {}
+            (None, Some(pull)) => {
+                let (_, path) = crate::oci::split_registry(pull).map_err(usage)?;
+                if self.repository.is_empty() {
+                    self.repository = path.to_string();
+                }
+                if self.tags.is_empty() {
+                    return Err(usage(format!(
+                        "pull = {}: list the tags to pull (tags = [\"v1\"])",
+                        crate::escape::quoted(pull)
+                    )));
+                }
+            }
+            _ => {
+                return Err(usage(
+                    "give exactly one of layout = DIR or pull = REGISTRY/REPOSITORY".into(),
+                ))
+            }
+        }
+        crate::oci::check_repository(&self.repository).map_err(usage)?;
+        for tag in &self.tags {
+            crate::oci::check_tag(tag).map_err(usage)?;
+        }
+        Ok(())
+    }
 }
 
 impl ExportConfig {
@@ -104,13 +148,8 @@ impl ExportConfig {
         config.lock.as_mut().map(resolve);
         config.artifacts.as_mut().map(resolve);
         for image in &mut config.image {
-            resolve(&mut image.layout);
-            crate::oci::check_repository(&image.repository)
-                .map_err(|e| Error::Usage(format!("export configuration: [[image]] {e}")))?;
-            for tag in &image.tags {
-                crate::oci::check_tag(tag)
-                    .map_err(|e| Error::Usage(format!("export configuration: [[image]] {e}")))?;
-            }
+            image.layout.as_mut().map(resolve);
+            image.check()?;
         }
         let mut names = std::collections::BTreeSet::new();
         for c in &mut config.collector {
@@ -1080,8 +1119,14 @@ fn open_layouts(images: &[ImageConfig]) -> Result<Vec<LayoutDir>> {
     images
         .iter()
         .map(|c| {
-            LayoutDir::open(&c.layout, false)
-                .map_err(|e| Error::Usage(format!("[[image]] layout {}: {e}", c.layout.display())))
+            let layout = c.layout.as_ref().ok_or_else(|| {
+                Error::Usage(format!(
+                    "[[image]] {}: not pulled into a layout yet (airgate export pulls it)",
+                    c.repository
+                ))
+            })?;
+            LayoutDir::open(layout, false)
+                .map_err(|e| Error::Usage(format!("[[image]] layout {}: {e}", layout.display())))
         })
         .collect()
 }
@@ -1125,7 +1170,7 @@ fn judge_images(
                     "oci.tag-missing",
                     format!(
                         "{} has no image tagged {}",
-                        config.layout.display(),
+                        layout.root().display(),
                         quoted(want)
                     ),
                 ));

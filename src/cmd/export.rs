@@ -215,11 +215,48 @@ impl ExportArgs {
         Ok(())
     }
 
+    /// Mirrors every `pull` image into a layout in a temporary directory
+    /// beside the output (removed when the export ends).
+    fn pull_images(&self, config: &mut ExportConfig) -> anyhow::Result<Option<tempfile::TempDir>> {
+        if config.image.iter().all(|i| i.pull.is_none()) {
+            return Ok(None);
+        }
+        let parent = self
+            .out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let dir = tempfile::Builder::new()
+            .prefix(".airgate-pull-")
+            .tempdir_in(parent)
+            .map_err(|e| Error::io(parent, e))?;
+        for (i, image) in config.image.iter_mut().enumerate() {
+            let Some(reference) = image.pull.clone() else {
+                continue;
+            };
+            let layout = dir.path().join(i.to_string());
+            let pulled =
+                crate::cmd::pull::pull(&reference, &image.tags, image.plain_http, &layout)?;
+            if !self.json {
+                eprintln!(
+                    "pulled {reference} ({}): {} manifests, {} blobs, {} bytes",
+                    image.tags.join(", "),
+                    pulled.manifests,
+                    pulled.blobs,
+                    pulled.bytes
+                );
+            }
+            image.layout = Some(layout);
+        }
+        Ok(Some(dir))
+    }
+
     /// Runs the export.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let verify_at = crate::output::danger_as_of(self.danger_as_of.as_deref())?;
         let now = self.export_time()?;
-        let config = self.config()?;
+        let mut config = self.config()?;
+        let pulls = self.pull_images(&mut config)?;
         let policy_path = self
             .policy
             .clone()
@@ -272,6 +309,7 @@ impl ExportArgs {
             progress: &progress,
         };
         let result = export(&request);
+        drop(pulls);
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }

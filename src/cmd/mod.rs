@@ -20,7 +20,10 @@ mod inspect;
 mod lock;
 mod log;
 mod publish;
+mod pull;
+mod push;
 mod recipe;
+mod registry;
 mod serve;
 mod sign;
 mod tuf;
@@ -71,6 +74,8 @@ pub enum Command {
     Tuf(tuf::TufArgs),
     /// High side: write the read side (artifacts, .sigs, conda channel, TUF, log tiles, a static page) as plain files.
     Publish(publish::PublishArgs),
+    /// High side: push the imported container images to a registry (blobs, manifests, signatures, tags).
+    Push(push::PushArgs),
     /// High side: serve artifacts with .sigs, the private TUF repository, the log and a dashboard.
     Serve(serve::ServeArgs),
 }
@@ -94,6 +99,7 @@ impl Command {
             Command::Exporter(args) => args.run(),
             Command::Bench(args) => args.run(),
             Command::Tuf(args) => args.run(),
+            Command::Push(args) => args.run(),
             Command::Serve(args) => args.run(),
             Command::Publish(args) => args.run(),
         }

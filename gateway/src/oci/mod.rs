@@ -117,6 +117,53 @@ pub fn split_reference(reference: &str) -> Result<(&str, &str), String> {
     Ok((repo, tag))
 }
 
+/// Splits `registry/repository` (`registry.example:5000/org/app`) into the
+/// registry host (a domain or IPv4 address with an optional port, or
+/// `localhost`, as distribution's reference grammar tells it from a path)
+/// and the repository, both checked. Tags and digests go elsewhere.
+pub fn split_registry(reference: &str) -> Result<(&str, &str), String> {
+    let bad = |why: &str| {
+        format!(
+            "registry reference {} {why}",
+            crate::escape::quoted(reference)
+        )
+    };
+    let (host, path) = reference
+        .split_once('/')
+        .ok_or_else(|| bad("has no repository (registry.example/org/app)"))?;
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok()
+    });
+    if !name_ok || !port_ok {
+        return Err(bad("does not start with a registry host (host[:port])"));
+    }
+    if !(name.contains('.') || port.is_some() || name == "localhost") {
+        return Err(bad(
+            "does not start with a registry host: a host has a '.' or a port, or is localhost",
+        ));
+    }
+    if path.contains('@') || path.contains(':') {
+        return Err(bad("names a tag or digest: list tags in tags = [...]"));
+    }
+    check_repository(path)?;
+    Ok((host, path))
+}
+
 #[cfg(test)]
 pub(crate) mod tests_support {
     //! An in-memory layout for unit tests.
@@ -230,6 +277,35 @@ mod tests {
             "", "Org/app", "org//app", "/app", "app/", "-app", "a..b", "a/../b", "a:b",
         ] {
             assert!(check_repository(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn registry_references_split_into_host_and_repository() {
+        assert_eq!(
+            split_registry("127.0.0.1:5000/simulated/app"),
+            Ok(("127.0.0.1:5000", "simulated/app"))
+        );
+        assert_eq!(
+            split_registry("ghcr.io/org/app"),
+            Ok(("ghcr.io", "org/app"))
+        );
+        assert_eq!(split_registry("localhost/app"), Ok(("localhost", "app")));
+        for bad in [
+            "org/app",
+            "app",
+            "ghcr.io/",
+            "ghcr.io/Org/app",
+            "ghcr.io/org/app:v1",
+            "ghcr.io/org/app@sha256:00",
+            "host:99999/app",
+            "host:/app",
+            "-bad.example/app",
+            "bad..example/app",
+            "h\u{1b}[2K.example/app",
+        ] {
+            let e = split_registry(bad).unwrap_err();
+            assert!(!e.contains('\u{1b}'), "{e}");
         }
     }
 

@@ -133,3 +133,68 @@ pub fn catalog(conn: &Connection, last: &str, n: usize) -> Result<Vec<String>> {
         .map_err(LogError::from)?;
     Ok(rows)
 }
+
+/// Every tag of `repository` with what it names now, by tag.
+pub fn current_tags(conn: &Connection, repository: &str) -> Result<Vec<(String, ManifestRow)>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT t.tag, m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM oci_tags t \
+             JOIN oci_manifests m ON m.repository = t.repository AND m.digest = t.digest \
+             WHERE t.repository = ?1 AND t.import_id = (SELECT MAX(u.import_id) FROM oci_tags u \
+             WHERE u.repository = t.repository AND u.tag = t.tag) ORDER BY t.tag",
+        )
+        .map_err(LogError::from)?;
+    let rows = st
+        .query_map([repository], |r| {
+            Ok((
+                r.get(0)?,
+                ManifestRow {
+                    digest: r.get(1)?,
+                    media_type: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                    artifact_type: r.get(4)?,
+                    annotations: r.get(5)?,
+                },
+            ))
+        })
+        .map_err(LogError::from)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(LogError::from)?;
+    Ok(rows)
+}
+
+/// Every manifest and index `repository` holds, by digest.
+pub fn manifests(conn: &Connection, repository: &str) -> Result<Vec<ManifestRow>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT digest, media_type, size, artifact_type, annotations FROM oci_manifests \
+             WHERE repository = ?1 ORDER BY digest",
+        )
+        .map_err(LogError::from)?;
+    let rows = st
+        .query_map([repository], manifest_row)
+        .map_err(LogError::from)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(LogError::from)?;
+    Ok(rows)
+}
+
+/// Every blob of `repository` that is not a manifest (configs, layers,
+/// signature payloads, bundles): hex digest and size.
+pub fn layers(conn: &Connection, repository: &str) -> Result<Vec<(String, u64)>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT b.digest, b.size FROM oci_blobs b WHERE b.repository = ?1 AND NOT EXISTS \
+             (SELECT 1 FROM oci_manifests m WHERE m.repository = b.repository \
+             AND m.digest = 'sha256:' || b.digest) ORDER BY b.digest",
+        )
+        .map_err(LogError::from)?;
+    let rows = st
+        .query_map([repository], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+        })
+        .map_err(LogError::from)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(LogError::from)?;
+    Ok(rows)
+}
