@@ -20,6 +20,9 @@
 #   when missing.
 # - skopeo (Debian's package, for the container image tests): installed with
 #   apt when missing.
+# - docker-registry (Debian's package: CNCF distribution, for the registry pull
+#   and push tests): installed with apt when missing; its service is not used,
+#   the tests start their own on 127.0.0.1.
 # - Network access to PyPI, npm and the Debian mirror the first time only.
 #
 # A plain `cargo test --workspace` runs the hermetic, Rust-only tests and lists
@@ -88,5 +91,7 @@ if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then apt_install nginx; fi
 # skopeo pulls images from `airgate serve` in the container image tests.
 if ! command -v skopeo >/dev/null 2>&1; then apt_install skopeo; fi
+# docker-registry is the upstream and enclave registry of the pull/push tests.
+if ! command -v docker-registry >/dev/null 2>&1; then apt_install docker-registry; fi
 
 cargo test --workspace --locked -- --include-ignored

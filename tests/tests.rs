@@ -14,6 +14,7 @@ mod interop;
 mod log_audit;
 mod log_crash;
 mod publish;
+mod registry;
 mod rotation;
 mod roundtrip;
 mod serve;
