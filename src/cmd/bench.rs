@@ -40,6 +40,8 @@ enum BenchCommand {
     Log(crate::cmd::bench_log::LogBench),
     /// Export and import vs tar -cf / tar -xf / openssl dgst.
     Media(crate::cmd::bench_media::MediaBench),
+    /// Export and import of a large signed image vs `skopeo copy oci:A oci:B`; medium sizes of images sharing layers.
+    Images(crate::cmd::bench_images::ImagesBench),
     /// `airgate serve` vs nginx on the same files, loopback: requests/s, p50/p99 and their ratio.
     Serve(crate::cmd::bench_serve::ServeBench),
 }
@@ -73,6 +75,7 @@ impl BenchArgs {
             BenchCommand::Log(b) => b.run(),
             BenchCommand::Media(b) => b.run(),
             BenchCommand::Serve(b) => b.run(),
+            BenchCommand::Images(b) => b.run(),
         }
     }
 }

@@ -52,13 +52,13 @@ pub struct MediaBench {
     baseline_exe: Option<PathBuf>,
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(super) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 /// Another high-side state trusting the same upstream and exporter.
-fn fresh_high(root: &Path, round: usize, s: &Sides) -> anyhow::Result<PathBuf> {
+pub(super) fn fresh_high(root: &Path, round: usize, s: &Sides) -> anyhow::Result<PathBuf> {
     let high = root.join(format!("high-{round}"));
     init_ceremony(
         &high,
@@ -111,12 +111,14 @@ fn high_made_by(exe: &Path, high: &Path, s: &Sides) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Run {
-    elapsed: Duration,
-    peak_rss_kib: u64,
+pub(super) struct Run {
+    /// Wall time.
+    pub(super) elapsed: Duration,
+    /// Peak RSS of the child (VmHWM), KiB.
+    pub(super) peak_rss_kib: u64,
 }
 
-fn run(cmd: &mut Command) -> anyhow::Result<Run> {
+pub(super) fn run(cmd: &mut Command) -> anyhow::Result<Run> {
     let start = Instant::now();
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
     let status_path = format!("/proc/{}/status", child.id());
@@ -152,18 +154,19 @@ fn run(cmd: &mut Command) -> anyhow::Result<Run> {
     })
 }
 
-fn sh(script: &str) -> anyhow::Result<Run> {
+pub(super) fn sh(script: &str) -> anyhow::Result<Run> {
     run(Command::new("sh").args(["-c", script]))
 }
 
-struct Sides {
-    upstream: SimulatedUpstream,
-    key: PathBuf,
-    policy: PathBuf,
-    high: PathBuf,
+/// The simulated upstream, the exporter key, the low-side policy and a high side.
+pub(super) struct Sides {
+    pub(super) upstream: SimulatedUpstream,
+    pub(super) key: PathBuf,
+    pub(super) policy: PathBuf,
+    pub(super) high: PathBuf,
 }
 
-fn sides(root: &Path) -> anyhow::Result<Sides> {
+pub(super) fn sides(root: &Path) -> anyhow::Result<Sides> {
     let now = SystemTime::now();
     let upstream = SimulatedUpstream::create(&root.join("upstream"), now)?;
     let key_dir = root.join("key");
@@ -474,7 +477,7 @@ impl MediaBench {
 }
 
 /// The median time and the highest peak RSS of `runs`.
-fn summarize(runs: &[Run]) -> Run {
+pub(super) fn summarize(runs: &[Run]) -> Run {
     Run {
         elapsed: median(runs.iter().map(|r| r.elapsed).collect()),
         peak_rss_kib: runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0),
@@ -482,7 +485,7 @@ fn summarize(runs: &[Run]) -> Run {
 }
 
 /// Each round's two times, `a/b s`, for the record.
-fn paired(a: &[Run], b: &[Run]) -> String {
+pub(super) fn paired(a: &[Run], b: &[Run]) -> String {
     a.iter()
         .zip(b)
         .map(|(x, y)| {
@@ -498,11 +501,16 @@ fn paired(a: &[Run], b: &[Run]) -> String {
 
 /// Writes `size` bytes of cheap pseudo-random data (incompressible enough,
 /// each MiB block numbered) to `path`.
-fn write_pseudorandom(path: &Path, size: u64) -> anyhow::Result<()> {
+pub(super) fn write_pseudorandom(path: &Path, size: u64) -> anyhow::Result<()> {
+    write_pseudorandom_seeded(path, size, 0)
+}
+
+/// [`write_pseudorandom`] from another seed (different seeds, different bytes).
+pub(super) fn write_pseudorandom_seeded(path: &Path, size: u64, seed: u64) -> anyhow::Result<()> {
     use std::io::Write;
     let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let mut block = vec![0u8; 1 << 20];
-    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut x = 0x2545_f491_4f6c_dd1du64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for chunk in block.chunks_mut(8) {
         x ^= x << 13;
         x ^= x >> 7;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod artifact;
 mod bench;
+mod bench_images;
 mod bench_log;
 mod bench_media;
 mod bench_serve;
