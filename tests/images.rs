@@ -771,7 +771,12 @@ fn import_refuses_a_blob_nothing_references() {
 
 /// The blob entries of the image's own closure (no signatures).
 fn closure_entries(w: &ImageWorld) -> Vec<String> {
-    let root = w.tagged("v1");
+    closure_entries_of(w, "v1")
+}
+
+/// The blob entries of the closure of the layout's image tagged `tag`.
+fn closure_entries_of(w: &ImageWorld, tag: &str) -> Vec<String> {
+    let root = w.tagged(tag);
     let index = w.manifest(&root);
     let mut out = vec![blob_entry(w, root["digest"].as_str().unwrap())];
     for m in index["manifests"].as_array().unwrap() {
@@ -809,6 +814,71 @@ fn import_refuses_an_image_whose_signatures_were_stripped() {
         },
         "oci.unsigned",
     );
+}
+
+/// A hostile medium moves the `.sig` tag and the referrers of the signed
+/// image onto another (unsigned) image: every signature names the first
+/// digest, so the second is refused as `oci.digest-not-signed`.
+#[test]
+fn import_refuses_signatures_moved_onto_another_image() {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    write_image_layout(&w.layout, "v2", b"another base\n").unwrap();
+    std::fs::write(
+        &w.config,
+        format!(
+            "[[image]]\nlayout = \"{}\"\nrepository = \"{REPOSITORY}\"\ntags = [\"v1\"]\n",
+            w.layout.display()
+        ),
+    )
+    .unwrap();
+    let (medium, out) = w.export("m.tar");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hex = |tag: &str| {
+        w.tagged(tag)["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string()
+    };
+    let (signed, other) = (hex("v1"), hex("v2"));
+    let hostile = rebuilt(&w.world, &medium, "hostile.tar", &mut |files| {
+        let gone = closure_entries_of(&w, "v1");
+        files.retain(|(n, _)| !gone.contains(n));
+        for name in closure_entries_of(&w, "v2") {
+            if files.iter().all(|(n, _)| *n != name) {
+                let digest = name.trim_start_matches("oci/blobs/sha256/");
+                files.push((name.clone(), std::fs::read(w.blob(digest)).unwrap()));
+            }
+        }
+        for (n, d) in files.iter_mut() {
+            if n == "oci/index.json" {
+                let mut index: serde_json::Value = serde_json::from_slice(d).unwrap();
+                for m in index["manifests"].as_array_mut().unwrap() {
+                    let name = m["annotations"]["org.opencontainers.image.ref.name"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                    if name.ends_with(":v1") {
+                        let mut moved = w.tagged("v2");
+                        moved["annotations"]["org.opencontainers.image.ref.name"] =
+                            format!("{REPOSITORY}:v2").into();
+                        *m = moved;
+                    } else {
+                        m["annotations"]["org.opencontainers.image.ref.name"] =
+                            name.replace(&signed, &other).into();
+                    }
+                }
+                *d = serde_json::to_vec(&index).unwrap();
+            }
+        }
+    });
+    let out = w.world.import(&[&hostile], &[]);
+    assert_refused(&out, "oci.digest-not-signed");
+    let db = rusqlite::Connection::open(w.world.high.join("state.db")).unwrap();
+    let n: i64 = db
+        .query_row("SELECT COUNT(*) FROM oci_manifests", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
 }
 
 #[test]
