@@ -86,6 +86,49 @@ fn happy_paths_verify() {
     assert!(out.integrated_time.is_none());
 }
 
+/// A leaf that verified once is remembered (issuer signature and SCT), and
+/// every other check still runs: the same leaf over another artifact, with
+/// a broken SET, or with a broken message signature is still refused; a
+/// changed leaf is a different leaf.
+#[test]
+fn remembered_leaf_skips_nothing_else() {
+    let v = prod();
+    v.verify_bytes(V01, &artifact(), &policy(), now()).unwrap();
+    assert_eq!(v.verified_leaf_count(), 1);
+    v.verify_bytes(V01, &artifact(), &policy(), now()).unwrap();
+    assert_eq!(v.verified_leaf_count(), 1);
+    let other = ArtifactDigest::of_bytes(b"another artifact");
+    assert!(v.verify_bytes(V01, &other, &policy(), now()).is_err());
+    let mut b = json(V01);
+    flip_b64(
+        &mut b,
+        &format!("{ENTRY}/inclusionPromise/signedEntryTimestamp"),
+        20,
+    );
+    assert_eq!(
+        failure(verify_value(&v, &b, &policy())),
+        VerificationFailure::SetInvalid
+    );
+    let mut b = json(V01);
+    flip_b64(&mut b, "/messageSignature/signature", 30);
+    assert!(verify_value(&v, &b, &policy()).is_err());
+    let mut b = json(V01);
+    flip_b64(
+        &mut b,
+        "/verificationMaterial/x509CertificateChain/certificates/0/rawBytes",
+        400,
+    );
+    assert!(verify_value(&v, &b, &policy()).is_err());
+    assert_eq!(v.verified_leaf_count(), 1);
+    let uncached = Verifier::without_checkpoint_cache(
+        TrustedRoot::from_json(PRODUCTION_TRUSTED_ROOT).unwrap(),
+    );
+    uncached
+        .verify_bytes(V01, &artifact(), &policy(), now())
+        .unwrap();
+    assert_eq!(uncached.verified_leaf_count(), 0);
+}
+
 #[test]
 fn set_invalid() {
     let mut b = json(V01);

@@ -119,12 +119,53 @@ pub struct VerifiedBundle {
 pub struct Verifier {
     root: TrustedRoot,
     /// Checkpoints whose signature already verified (bundles logged in the same
-    /// batch share one): SHA-256 over log ID and note text. Bounded.
-    verified_checkpoints: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+    /// batch share one): SHA-256 over log ID and note text.
+    verified_checkpoints: VerifiedOnce,
+    /// Leaf certificates whose issuer signature and SCT already verified
+    /// against an issuer of this trusted root (one signing session's leaf
+    /// signs many artifacts): SHA-256 over leaf and issuer DER. Only what
+    /// depends on those bytes alone is remembered; validity at each
+    /// bundle's times is checked every time.
+    verified_leaves: VerifiedOnce,
     cache_checkpoints: bool,
 }
 
-const CHECKPOINT_CACHE_LIMIT: usize = 4096;
+/// A bounded set of digests of inputs that verified (cleared when full).
+#[derive(Debug, Default)]
+struct VerifiedOnce(std::sync::Mutex<std::collections::HashSet<[u8; 32]>>);
+
+impl VerifiedOnce {
+    const LIMIT: usize = 4096;
+
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        self.0.lock().map(|set| set.contains(key)).unwrap_or(false)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().map(|set| set.len()).unwrap_or(0)
+    }
+
+    fn insert(&self, key: [u8; 32]) {
+        if let Ok(mut set) = self.0.lock() {
+            if set.len() >= Self::LIMIT {
+                set.clear();
+            }
+            set.insert(key);
+        }
+    }
+}
+
+/// SHA-256 over length-prefixed parts (a cache key no two inputs share).
+fn cache_key(parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
 
 struct VerifiedTime {
     at: DateTime<Utc>,
@@ -207,13 +248,15 @@ impl Verifier {
     pub fn new(root: TrustedRoot) -> Self {
         Verifier {
             root,
-            verified_checkpoints: Default::default(),
+            verified_checkpoints: VerifiedOnce::default(),
+            verified_leaves: VerifiedOnce::default(),
             cache_checkpoints: true,
         }
     }
 
-    /// A verifier that re-verifies every checkpoint signature (benchmarks over a
-    /// small set of repeated bundles use it, so repetition is not rewarded).
+    /// A verifier that re-verifies every checkpoint signature and every leaf
+    /// certificate (benchmarks over a small set of repeated bundles use it,
+    /// so repetition is not rewarded).
     pub fn without_checkpoint_cache(root: TrustedRoot) -> Self {
         Verifier {
             cache_checkpoints: false,
@@ -414,22 +457,8 @@ impl Verifier {
         if let Some(prefix) = entry.log_id.get(..4) {
             hint.copy_from_slice(prefix);
         }
-        let cache_key = {
-            use sha2::Digest;
-            let mut h = sha2::Sha256::new();
-            h.update(&entry.log_id);
-            h.update([0]);
-            h.update(name.as_bytes());
-            h.update([0]);
-            h.update(note_text.as_bytes());
-            <[u8; 32]>::from(h.finalize())
-        };
-        let cached = self.cache_checkpoints
-            && self
-                .verified_checkpoints
-                .lock()
-                .map(|set| set.contains(&cache_key))
-                .unwrap_or(false);
+        let key = cache_key(&[&entry.log_id, name.as_bytes(), note_text.as_bytes()]);
+        let cached = self.cache_checkpoints && self.verified_checkpoints.contains(&key);
         let check = if cached {
             SignatureCheck::Valid
         } else {
@@ -438,12 +467,7 @@ impl Verifier {
         match check {
             SignatureCheck::Valid => {
                 if !cached && self.cache_checkpoints {
-                    if let Ok(mut set) = self.verified_checkpoints.lock() {
-                        if set.len() >= CHECKPOINT_CACHE_LIMIT {
-                            set.clear();
-                        }
-                        set.insert(cache_key);
-                    }
+                    self.verified_checkpoints.insert(key);
                 }
             }
             SignatureCheck::NoMatchingSignature => {
@@ -485,7 +509,8 @@ impl Verifier {
                 if cert.subject_raw() != leaf.issuer_raw() {
                     continue;
                 }
-                let already = verified_issuers.contains(&cert.der());
+                let already =
+                    verified_issuers.contains(&cert.der()) || self.leaf_verified(leaf, cert);
                 if already || leaf.is_signed_by(cert) {
                     if !already {
                         verified_issuers.push(cert.der());
@@ -534,7 +559,30 @@ impl Verifier {
             Some(cert) => cert,
             None => return Err(first_failure.unwrap_or(F::CertificateChainUntrusted)),
         };
-        self.verify_sct(leaf, issuer)
+        if self.leaf_verified(leaf, issuer) {
+            return Ok(());
+        }
+        self.verify_sct(leaf, issuer)?;
+        if self.cache_checkpoints {
+            self.verified_leaves
+                .insert(cache_key(&[leaf.der(), issuer.der()]));
+        }
+        Ok(())
+    }
+
+    /// Leaves remembered as verified (for tests).
+    #[cfg(test)]
+    pub(crate) fn verified_leaf_count(&self) -> usize {
+        self.verified_leaves.len()
+    }
+
+    /// True when this leaf's signature by `issuer` and its SCT already
+    /// verified (exactly these bytes).
+    fn leaf_verified(&self, leaf: &Certificate, issuer: &Certificate) -> bool {
+        self.cache_checkpoints
+            && self
+                .verified_leaves
+                .contains(&cache_key(&[leaf.der(), issuer.der()]))
     }
 
     fn verify_sct(&self, leaf: &Certificate, issuer: &Certificate) -> Result<(), F> {

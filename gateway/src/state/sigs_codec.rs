@@ -10,9 +10,24 @@ const LEVEL: i32 = 1;
 /// Largest `.sigs` array a stored row may expand to.
 pub const MAX_SIGS_BYTES: usize = 64 << 20;
 
+thread_local! {
+    /// One compression context per thread, reused: an import compresses
+    /// one `.sigs` per artifact, and a fresh context costs more than a small
+    /// array's compression.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// The stored form of a `.sigs` JSON array.
 pub fn encode(json: &[u8]) -> std::io::Result<Vec<u8>> {
-    zstd::bulk::compress(json, LEVEL)
+    COMPRESSOR.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let compressor = match slot.as_mut() {
+            Some(c) => c,
+            None => slot.insert(zstd::bulk::Compressor::new(LEVEL)?),
+        };
+        compressor.compress(json)
+    })
 }
 
 /// The `.sigs` JSON array from its stored form (compressed, or an older
