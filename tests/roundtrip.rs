@@ -770,6 +770,8 @@ fn demo_with_a_relative_dir_completes() {
         "cosign .sig + bundle referrer; attestations: https://slsa.dev/provenance/v1",
         "accepted image simulated/app:v1",
         "(the upstream digest)",
+        "conda channel listing app-1.0.0-0.conda",
+        "airgate VSA, airgate CEP 27 publish attestation]",
         ".sig\",\"v1\"]",
     ] {
         assert!(text.contains(expected), "{expected} not in {text}");
@@ -811,7 +813,7 @@ fn inspect_shows_claims_verifies_with_the_key_and_refuses_forgeries() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["signature"], "verified");
     assert_eq!(v["statementSha256"].as_str().unwrap().len(), 64);
-    assert_eq!(v["manifest"]["artifacts"].as_array().unwrap().len(), 3);
+    assert_eq!(v["manifest"]["artifacts"].as_array().unwrap().len(), 4);
 
     // Another key: the enclave's CT key is not the exporter's.
     let other = tmp.path().join("other.pub.pem");
@@ -862,7 +864,7 @@ fn imports_list_and_show_read_back_the_stored_report() {
     let rows = list.as_array().unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["exporter"], "demo-low-side");
-    assert_eq!(rows[0]["artifacts"], 3);
+    assert_eq!(rows[0]["artifacts"], 4);
     let id = rows[0]["id"].as_i64().unwrap().to_string();
 
     let out = airgate(["imports", "show", "--state", state, &id, "--json"]);
@@ -879,7 +881,8 @@ fn imports_list_and_show_read_back_the_stored_report() {
         [
             "app-1.0.0.spdx.json",
             "app-1.0.0.tar.gz",
-            "bin/app-linux-amd64"
+            "bin/app-linux-amd64",
+            "conda/app-1.0.0-0.conda"
         ]
     );
     let out = airgate(["imports", "show", "--state", state, &id]);

@@ -95,6 +95,7 @@ fn serve_artifacts_index_blobs_and_sigs() {
             "app-1.0.0.spdx.json",
             "app-1.0.0.tar.gz",
             NESTED,
+            "conda/app-1.0.0-0.conda",
             "unsigned/readme.txt"
         ]
     );
@@ -137,7 +138,12 @@ fn serve_artifacts_index_blobs_and_sigs() {
             continue;
         }
         // Upstream bundle first, airgate's last; the low side's file is what was served.
-        assert_eq!(array.len(), 3, "{name}: [upstream, airgate, airgate VSA]");
+        let expected = if name.ends_with(".conda") { 4 } else { 3 };
+        assert_eq!(
+            array.len(),
+            expected,
+            "{name}: [upstream, airgate, airgate VSA] (and CEP 27 for a conda package)"
+        );
         let original = std::fs::read(demo.root.join("low/artifacts").join(name)).unwrap();
         assert_eq!(
             blob.body, original,
@@ -499,8 +505,8 @@ fn serve_log_proofs_verify_against_the_served_checkpoint() {
     );
     let checkpoint = Checkpoint::parse(&note.text).unwrap();
     assert_eq!(
-        checkpoint.size, 6,
-        "the demo imported three artifacts, each signed and attested"
+        checkpoint.size, 12,
+        "the demo imported four artifacts, each signed and attested (the conda package also with CEP 27), and an image (.sig payload, sign statement, VSA)"
     );
 
     // Rekor LogInfo agrees with it.
@@ -633,13 +639,13 @@ fn serve_log_proofs_verify_against_the_served_checkpoint() {
     }
     // Out-of-range requests are refused with a reason.
     for (target, status) in [
-        ("/api/v1/log/entries?logIndex=6", 404),
+        ("/api/v1/log/entries?logIndex=12", 404),
         ("/api/v1/log/entries?logIndex=-1", 400),
         ("/api/v1/log/entries?logIndex=1e3", 400),
         ("/api/v1/log/entries", 400),
         ("/api/v1/log/proof?firstSize=0&lastSize=2", 400),
         ("/api/v1/log/proof?firstSize=3&lastSize=2", 400),
-        ("/api/v1/log/proof?firstSize=1&lastSize=7", 400),
+        ("/api/v1/log/proof?firstSize=1&lastSize=13", 400),
     ] {
         let r = server.get(target);
         assert_eq!(r.status, status, "{target}");
@@ -867,8 +873,8 @@ fn dashboard_detail_pages(demo: &Demo, dump: &dyn Fn(&str) -> String, nested_sha
             AIRGATE_IDENTITY,
             &format!("logIndex={ours}\">{ours}</a>"),
             "signed entry timestamp of entry",
-            "latest checkpoint (size 6) signed by tlog.airgate.internal",
-            "inclusion proof verified against checkpoint of size 6",
+            "latest checkpoint (size 12) signed by tlog.airgate.internal",
+            "inclusion proof verified against checkpoint of size 12",
         ],
     );
     assert!(!dom.contains("class=\"fail\""), "{dom}");
@@ -888,7 +894,7 @@ fn dashboard_detail_pages(demo: &Demo, dump: &dyn Fn(&str) -> String, nested_sha
             NESTED,
             "app-1.0.0.tar.gz",
             SIMULATED_IDENTITY,
-            "checkpoint of size 6 signed by tlog.airgate.internal",
+            "checkpoint of size 12 signed by tlog.airgate.internal",
             "airgate imports show 1",
         ],
     );
@@ -906,7 +912,7 @@ fn serve_dashboard_pages_refuse_bad_ids_and_show_a_failed_proof() {
         assert_eq!(page.status, 200, "{}", page.text());
         assert!(page
             .text()
-            .contains("inclusion proof verified against checkpoint of size 6"));
+            .contains("inclusion proof verified against checkpoint of size 12"));
         let long_id = "9".repeat(30);
         let cases: [(&str, u16, &str); 9] = [
             ("/dashboard/artifact/no-such.tgz", 404, "no artifact named"),
@@ -967,7 +973,7 @@ fn serve_dashboard_pages_refuse_bad_ids_and_show_a_failed_proof() {
     let page = server.get(&target).text();
     assert!(
         page.contains(&format!(
-            "inclusion proof of entry {ours} failed against checkpoint of size 6"
+            "inclusion proof of entry {ours} failed against checkpoint of size 12"
         )),
         "{page}"
     );
@@ -978,7 +984,7 @@ fn serve_dashboard_pages_refuse_bad_ids_and_show_a_failed_proof() {
     );
     // The checkpoint itself is still the log's, and says so.
     assert!(
-        page.contains("latest checkpoint (size 6) signed by"),
+        page.contains("latest checkpoint (size 12) signed by"),
         "{page}"
     );
 }
@@ -1058,14 +1064,14 @@ fn serve_import_requires_the_bearer_token_and_refusals_change_nothing() {
     );
     let timestamp_served = server.get("/tuf/timestamp.json").body;
     // Warm the server's caches: they must not outlive the import below.
-    assert_eq!(server.get("/api/v1/log").json()["treeSize"], 6);
+    assert_eq!(server.get("/api/v1/log").json()["treeSize"], 12);
     let checkpoint_before = server.get("/checkpoint").text();
     assert_eq!(
         server.get("/artifacts/").json()["artifacts"]
             .as_array()
             .unwrap()
             .len(),
-        3
+        4
     );
     assert_eq!(server.get("/artifacts/tool-2.0.0.tar.gz.sigs").status, 404);
     for headers in [
@@ -1137,14 +1143,14 @@ fn serve_import_requires_the_bearer_token_and_refusals_change_nothing() {
             .len(),
         3
     );
-    assert_eq!(server.get("/api/v1/log").json()["treeSize"], 8);
+    assert_eq!(server.get("/api/v1/log").json()["treeSize"], 14);
     assert_ne!(server.get("/checkpoint").text(), checkpoint_before);
     assert_eq!(
         server.get("/artifacts/").json()["artifacts"]
             .as_array()
             .unwrap()
             .len(),
-        4
+        5
     );
     assert_ne!(
         std::fs::read(demo.high.join("tuf-repo/timestamp.json")).unwrap(),
@@ -1526,12 +1532,12 @@ fn log_monitor_proves_growth_and_catches_a_rolled_back_server() {
     let out = monitor(&server.base, &["--update"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("tree size 6 -> 7"), "{text}");
+    assert!(text.contains("tree size 12 -> 13"), "{text}");
     let now = SignedNote::parse(&std::fs::read_to_string(&kept).unwrap()).unwrap();
-    assert_eq!(Checkpoint::parse(&now.text).unwrap().size, 7);
+    assert_eq!(Checkpoint::parse(&now.text).unwrap().size, 13);
     let out = monitor(&server.base, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("tree size 7 -> 7"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tree size 13 -> 13"));
 
     // The gateway restored from the backup taken before the new entry.
     let rolled_back = Served::start(&backup, &[]);

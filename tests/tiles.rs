@@ -265,13 +265,13 @@ fn witness_cosignatures_are_verified_stored_and_served_with_the_checkpoint() {
             gateway::encoding::b64_encode(&raw)
         )
     };
-    let unsigned_text = note.text.replace("\n6\n", "\n5\n");
+    let unsigned_text = note.text.replace("\n12\n", "\n11\n");
     for (body, status, expect) in [
         (wrong_key, 400, "does not verify"),
         (
             cosigned(&unsigned_text, "witness.example/w1", &key, &vkey, 1),
             400,
-            "size 5",
+            "size 11",
         ),
         (served.clone(), 400, "no cosignature by an enrolled witness"),
         ("not a note".to_string(), 400, "refused"),

@@ -157,6 +157,62 @@ signers = [{{ identity = "{SIMULATED_IDENTITY}", issuer = "{SIMULATED_ISSUER}" }
     }
 }
 
+/// Writes a SIMULATED conda package `NAME-VERSION-BUILD.conda` (rattler's
+/// package writer: `info/index.json` for `subdir`, `info/paths.json`, one
+/// script) into `out_dir`.
+pub fn write_conda_package(
+    out_dir: &Path,
+    name: &str,
+    version: &str,
+    build: &str,
+    subdir: &str,
+) -> Result<PathBuf> {
+    let fail = |e: std::io::Error| Error::internal("writing a conda package", e);
+    let src = tempfile::tempdir().map_err(fail)?;
+    let base = src.path();
+    let index = serde_json::json!({
+        "name": name, "version": version, "build": build, "build_number": 0,
+        "subdir": subdir, "depends": [], "license": "Apache-2.0", "timestamp": 1767225600000u64,
+    });
+    let script = format!("#!/bin/sh\necho SIMULATED {name} {version}\n");
+    let files: [(&str, Vec<u8>); 3] = [
+        (
+            "info/index.json",
+            serde_json::to_vec(&index).unwrap_or_default(),
+        ),
+        (
+            "info/paths.json",
+            br#"{"paths":[],"paths_version":1}"#.to_vec(),
+        ),
+        ("bin/app", script.into_bytes()),
+    ];
+    let mut paths = Vec::new();
+    for (rel, bytes) in &files {
+        let path = base.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        std::fs::write(&path, bytes).map_err(fail)?;
+        paths.push(path);
+    }
+    let stem = format!("{name}-{version}-{build}");
+    std::fs::create_dir_all(out_dir).map_err(fail)?;
+    let out = out_dir.join(format!("{stem}.conda"));
+    let file = std::fs::File::create(&out).map_err(fail)?;
+    rattler_package_streaming::write::write_conda_package(
+        file,
+        base,
+        &paths,
+        rattler_conda_types::compression_level::CompressionLevel::Lowest,
+        None,
+        &stem,
+        None,
+        None,
+    )
+    .map_err(fail)?;
+    Ok(out)
+}
+
 /// Which signatures the simulated upstream attaches to an image.
 #[derive(Debug, Clone, Copy)]
 pub struct ImageSigning {

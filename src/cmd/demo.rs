@@ -6,7 +6,9 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use gateway::demo::{write_image_layout, ImageSigning, SimulatedUpstream, SIMULATED_IDENTITY};
+use gateway::demo::{
+    write_conda_package, write_image_layout, ImageSigning, SimulatedUpstream, SIMULATED_IDENTITY,
+};
 use gateway::export::{export, ExportRequest};
 use gateway::import::{import, ImportRequest};
 use gateway::private_ca::{init_ceremony, CaConfig, Custody, Ed25519SigningKey};
@@ -63,6 +65,14 @@ fn sample_artifacts(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         std::fs::write(&path, data)?;
         out.push(path);
     }
+    // A real conda package: served as a conda channel on the high side.
+    out.push(write_conda_package(
+        &dir.join("conda"),
+        "app",
+        "1.0.0",
+        "0",
+        "linux-64",
+    )?);
     Ok(out)
 }
 
@@ -484,8 +494,13 @@ fn verify_re_signed(
                 );
             }
         }
+        let cep27 = if list.len() > 3 {
+            ", airgate CEP 27 publish attestation"
+        } else {
+            ""
+        };
         println!(
-            "      .sigs [upstream bundle, airgate signature, airgate VSA] written to {}",
+            "      .sigs [upstream bundle, airgate signature, airgate VSA{cep27}] written to {}",
             out_dir.join(format!("{flat}.sigs")).display()
         );
     }
@@ -589,9 +604,27 @@ fn serve_and_fetch(
         artifact.display(),
         high.join("trusted_root.json").display()
     );
+    conda_channel(&runtime, &base)?;
     pull_image(&runtime, &base, image)?;
     drop(child);
     println!("      server stopped");
+    Ok(())
+}
+
+/// The conda channel: `repodata.json` lists the package from its own
+/// metadata, with the digest of its `.sigs`.
+fn conda_channel(runtime: &tokio::runtime::Runtime, base: &str) -> anyhow::Result<()> {
+    let url = format!("{base}/conda/linux-64/repodata.json");
+    let repodata: serde_json::Value = serde_json::from_slice(&runtime.block_on(fetch(&url))?)?;
+    let packages = repodata["packages.conda"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    anyhow::ensure!(!packages.is_empty(), "{url} lists no package");
+    println!(
+        "      GET {url} -> conda channel listing {}; equivalent: pixi/conda/rattler with channel {base}/conda",
+        gateway::escape::sanitized(&packages.join(", "))
+    );
     Ok(())
 }
 
