@@ -812,8 +812,8 @@ fn serve_dashboard_in_headless_chromium() {
             "href=\"/dashboard/import/1\"",
         ],
     );
-    assert_eq!(dom.matches("class=\"artifact\"").count(), 3, "{dom}");
-    assert!(dom.contains("id=\"tree-size\">6<"), "{dom}");
+    assert_eq!(dom.matches("class=\"artifact\"").count(), 4, "{dom}");
+    assert!(dom.contains("id=\"tree-size\">12<"), "{dom}");
     // The refusal is listed, with the reason the importer recorded.
     assert_eq!(dom.matches("class=\"refusal\"").count(), 1, "{dom}");
     assert!(dom.contains("media.tar"), "{dom}");
