@@ -898,8 +898,8 @@ fn dashboard_detail_pages(demo: &Demo, dump: &dyn Fn(&str) -> String, nested_sha
             "airgate imports show 1",
         ],
     );
-    assert_eq!(dom.matches("class=\"report-artifact\"").count(), 3, "{dom}");
-    assert_eq!(dom.matches(">accepted<").count(), 3, "{dom}");
+    assert_eq!(dom.matches("class=\"report-artifact\"").count(), 4, "{dom}");
+    assert_eq!(dom.matches(">accepted<").count(), 4, "{dom}");
 }
 
 #[test]
