@@ -344,6 +344,180 @@ fn sigstore_python_follows_a_rotation_through_tuf() {
     );
 }
 
+/// Root rotation: a new root and intermediate; what the old authority signed
+/// before still verifies, new leaves chain to the new root (a trusted root
+/// from before the rotation does not know them), the retired authority's
+/// signatures after its window are refused, and an intermediate rotation
+/// then needs the new root's key.
+#[test]
+fn root_rotation_keeps_old_signatures_valid_and_new_leaves_chain_to_the_new_root() {
+    let world = World::new(0);
+    let high = world.high.to_str().unwrap().to_string();
+    let a = text_file(&world, "before.txt");
+    let a_bundle = sign(&world.high, &a);
+    let old_copy = world.root().join("high-before-rotation");
+    copy_dir(&world.high, &old_copy);
+    let root_key = world.root().join("offline/root-2.key.pem");
+    std::fs::create_dir_all(root_key.parent().unwrap()).unwrap();
+    let out = airgate([
+        "ca",
+        "rotate-root",
+        "--state",
+        &high,
+        "--root-key-out",
+        root_key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Rotated the root CA"), "{text}");
+    assert!(root_key.exists());
+    assert_ne!(
+        std::fs::read(world.high.join("root.crt.pem")).unwrap(),
+        std::fs::read(old_copy.join("root.crt.pem")).unwrap()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let b = text_file(&world, "after.txt");
+    let b_bundle = sign(&world.high, &b);
+    let c = text_file(&world, "retired-key.txt");
+    let c_bundle = sign(&old_copy, &c);
+    let root = world.high.join("trusted_root.json");
+    let trusted: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&root).unwrap()).unwrap();
+    let cas = trusted["certificateAuthorities"].as_array().unwrap();
+    assert_eq!(cas.len(), 2, "{trusted}");
+    assert_eq!(cas[0]["validFor"]["end"], cas[1]["validFor"]["start"]);
+    assert_ne!(
+        cas[0]["certChain"]["certificates"][1], cas[1]["certChain"]["certificates"][1],
+        "each authority has its own root"
+    );
+    for (file, bundle) in [(&a, &a_bundle), (&b, &b_bundle)] {
+        let out = verify(&root, bundle, file);
+        assert!(out.status.success(), "{}: {}", file.display(), stderr(&out));
+    }
+    let out = verify(&root, &c_bundle, &c);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // The trusted root from before the rotation does not know the new root.
+    let out = verify(&old_copy.join("trusted_root.json"), &b_bundle, &b);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("certificate.chain"),
+        "{}",
+        stderr(&out)
+    );
+    let out = airgate(["log", "verify", "--state", &high]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The old root key (still STATE/root.key.pem) no longer signs intermediates.
+    let out = airgate(["ca", "rotate", "--state", &high]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not match"), "{}", stderr(&out));
+    let out = airgate([
+        "ca",
+        "rotate",
+        "--state",
+        &high,
+        "--root-key",
+        root_key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The output key file is never overwritten.
+    let out = airgate([
+        "ca",
+        "rotate-root",
+        "--state",
+        &high,
+        "--root-key-out",
+        root_key.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let after: serde_json::Value = serde_json::from_slice(&std::fs::read(&root).unwrap()).unwrap();
+    assert_eq!(after["certificateAuthorities"].as_array().unwrap().len(), 3);
+}
+
+/// Real clients after a root CA rotation, through the private TUF
+/// repository: sigstore-js (its TUF cache bootstrapped before the rotation)
+/// and sigstore-python verify an artifact imported before and one imported
+/// after, and sigstore-js refuses a tampered artifact.
+#[test]
+#[ignore = "interop: real clients, run by tests/run-all.sh"]
+fn clients_follow_a_root_ca_rotation_through_tuf() {
+    use crate::serve::sigstore_js_over_tuf_for;
+    use crate::serve::support::Served;
+    let world = World::new(1);
+    let high = world.high.to_str().unwrap().to_string();
+    let out = airgate(["tuf", "init-private", "--state", &high]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (m1, out) = world.export("before.tar", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(world.import(&[&m1], &[]).status.success());
+    let root_v1 = world.high.join("tuf-repo/1.root.json");
+    let cache = world.root().join("sigstore-js-cache");
+    let first = "pkg-00000.tar.gz";
+    {
+        let server = Served::start(&world.high, &[]);
+        let report = sigstore_js_over_tuf_for(&server.base, first, &root_v1, &cache);
+        assert_eq!(report["bundles"][1]["ok"], true, "{report}");
+    }
+    let root_key = world.root().join("root-2.key.pem");
+    let out = airgate([
+        "ca",
+        "rotate-root",
+        "--state",
+        &high,
+        "--root-key-out",
+        root_key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("private TUF republished"));
+    // A second release, imported after the rotation: signed under the new root.
+    for e in std::fs::read_dir(&world.artifacts).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    let second = world.artifacts.join("pkg-after.tar.gz");
+    std::fs::write(&second, "released after the root rotation\n").unwrap();
+    world
+        .upstream
+        .sign_files(std::slice::from_ref(&second), std::time::SystemTime::now())
+        .unwrap();
+    let (m2, out) = world.export("after.tar", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.import(&[&m2], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let server = Served::start(&world.high, &[]);
+    for name in [first, "pkg-after.tar.gz"] {
+        let report = sigstore_js_over_tuf_for(&server.base, name, &root_v1, &cache);
+        assert_eq!(report["bundles"][1]["ok"], true, "{name}: {report}");
+        assert_eq!(report["tampered"]["ok"], false, "{name}: {report}");
+    }
+    // sigstore-python over the same TUF repository, with airgate's bundles.
+    let out_dir = world.root().join("fetched");
+    let mut pairs = Vec::new();
+    for name in [first, "pkg-after.tar.gz"] {
+        let out = airgate([
+            "artifact",
+            "get",
+            "--state",
+            &high,
+            name,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        pairs.push(out_dir.join(name));
+        pairs.push(out_dir.join(format!("{name}.sigstore.json")));
+    }
+    let refs: Vec<&Path> = pairs.iter().map(PathBuf::as_path).collect();
+    let url = format!("{}/tuf", server.base);
+    let home = world.root().join("python-home");
+    let verdict = sigstore_python(
+        &["tuf".as_ref(), url.as_ref(), root_v1.as_os_str()],
+        &refs,
+        &home,
+    );
+    assert_eq!(verdict["cas"], 2, "{verdict}");
+    assert_eq!(verdict[first], "ok", "{verdict}");
+    assert_eq!(verdict["pkg-after.tar.gz"], "ok", "{verdict}");
+}
+
 #[test]
 fn revoking_a_retired_intermediate_from_a_past_time_splits_its_signatures() {
     let world = World::new(0);

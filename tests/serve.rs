@@ -328,10 +328,16 @@ fn serve_python_tuf_updater_downloads_trusted_root() {
 
 /// Runs `verify-tuf.mjs` against `base` with the TUF cache `cache`.
 fn sigstore_js_over_tuf(base: &str, root_json: &Path, cache: &Path) -> Value {
+    sigstore_js_over_tuf_for(base, NESTED, root_json, cache)
+}
+
+/// Runs `verify-tuf.mjs` for the served artifact `name` (airgate's
+/// identity) with the TUF cache `cache`.
+pub fn sigstore_js_over_tuf_for(base: &str, name: &str, root_json: &Path, cache: &Path) -> Value {
     let out = Command::new("node")
         .arg(crate::common::js_dir().join("verify-tuf.mjs"))
         .arg(base)
-        .arg(NESTED)
+        .arg(name)
         .arg(root_json)
         .arg(cache)
         .args([AIRGATE_IDENTITY, AIRGATE_ISSUER])

@@ -327,20 +327,7 @@ pub fn init_ceremony(dir: &Path, mut config: CaConfig, now: SystemTime) -> Resul
     let start = offset(now)?;
     config.valid_from = chrono_like_rfc3339(unix_secs(now)?);
 
-    let root_key = SigningKey::generate(Curve::P384)?;
-    let mut root_params = CertificateParams::default();
-    root_params.distinguished_name = dn(&config.name, &format!("{} root", config.name));
-    root_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
-    root_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    root_params.not_before = start;
-    root_params.not_after = start + Duration::from_secs(20 * 365 * 86_400);
-    root_params.serial_number = Some(random_serial());
-    let root_rcgen = rcgen_key(&root_key, "root")?;
-    let root_cert = root_params
-        .self_signed(&root_rcgen)
-        .map_err(|e| Error::Issuance(e.to_string()))?;
-    let root_issuer = Issuer::new(root_params, root_rcgen);
-
+    let (root_key, root_der, root_issuer) = new_root(&config, start)?;
     let (intermediate_key, inter_der) = new_intermediate(&config, start, &root_issuer)?;
 
     let ct_key = SigningKey::generate(Curve::P256)?;
@@ -348,7 +335,7 @@ pub fn init_ceremony(dir: &Path, mut config: CaConfig, now: SystemTime) -> Resul
 
     let trusted_root = crate::trust::trusted_root_json(
         &config,
-        &[inter_der.clone(), root_cert.der().to_vec()],
+        &[inter_der.clone(), root_der.clone()],
         tlog_key.public_key_spki(),
         ct_key.public_key_spki(),
     );
@@ -368,7 +355,7 @@ pub fn init_ceremony(dir: &Path, mut config: CaConfig, now: SystemTime) -> Resul
     }
     let config_json = serde_json::to_value(&config).map_err(|e| Error::Config(e.to_string()))?;
     let public_files = [
-        (files::ROOT_CERT, cert_pem(root_cert.der())),
+        (files::ROOT_CERT, cert_pem(&root_der)),
         (files::INTERMEDIATE_CERT, cert_pem(&inter_der)),
         (files::TRUSTED_ROOT, pretty(&trusted_root)?),
         (files::TRUST_CONFIG, pretty(&trust_config)?),
@@ -383,10 +370,33 @@ pub fn init_ceremony(dir: &Path, mut config: CaConfig, now: SystemTime) -> Resul
     Ok(CeremonySummary {
         dir: dir.to_path_buf(),
         files: written,
-        root_fingerprint: hex(&Sha256::digest(root_cert.der())),
+        root_fingerprint: hex(&Sha256::digest(&root_der)),
         tlog_id: hex(&tlog_key.key_id()),
         ctlog_id: hex(&ct_key.key_id()),
     })
+}
+
+/// A fresh root key (P-384) and its self-signed certificate, valid from
+/// `start` for twenty years, with the issuer that signs intermediates (the
+/// ceremony's and every root rotation's).
+pub(crate) fn new_root(
+    config: &CaConfig,
+    start: time::OffsetDateTime,
+) -> Result<(SigningKey, Vec<u8>, Issuer<'static, rcgen::KeyPair>)> {
+    let root_key = SigningKey::generate(Curve::P384)?;
+    let mut root_params = CertificateParams::default();
+    root_params.distinguished_name = dn(&config.name, &format!("{} root", config.name));
+    root_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    root_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    root_params.not_before = start;
+    root_params.not_after = start + Duration::from_secs(20 * 365 * 86_400);
+    root_params.serial_number = Some(random_serial());
+    let root_rcgen = rcgen_key(&root_key, "root")?;
+    let root_cert = root_params
+        .self_signed(&root_rcgen)
+        .map_err(|e| Error::Issuance(e.to_string()))?;
+    let der = root_cert.der().to_vec();
+    Ok((root_key, der, Issuer::new(root_params, root_rcgen)))
 }
 
 /// A fresh intermediate key and its certificate, signed by `root` and valid

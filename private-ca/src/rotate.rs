@@ -12,6 +12,13 @@
 //!
 //! The CT log key rotates the same way ([`rotate_ct_key`]): a new key for the
 //! SCTs of new leaves, both keys in the trusted root with their windows.
+//!
+//! The root rotates with its intermediate ([`rotate_root`]): a new
+//! self-signed root and a new intermediate it signs form a new certificate
+//! authority; the old one (old intermediate and old root) keeps its chain
+//! with its window closed at the rotation time. Trust in the new root comes
+//! from `trusted_root.json` as the private TUF repository distributes it,
+//! as for Sigstore's public roots; the old root key signs nothing.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -20,7 +27,8 @@ use rcgen::Issuer;
 use sha2::{Digest as _, Sha256};
 
 use crate::ca::{
-    cert_pem, files, new_intermediate, offset, pretty, rcgen_key, read_cert, unix_secs, CaConfig,
+    cert_pem, files, new_intermediate, new_root, offset, pretty, rcgen_key, read_cert, unix_secs,
+    CaConfig,
 };
 use crate::keys::{write_new_file, Curve, SigningKey};
 use crate::{Error, Result};
@@ -36,6 +44,17 @@ pub struct Rotation {
     pub at: String,
     /// Where the retired certificate was kept.
     pub retired_cert: PathBuf,
+}
+
+/// `retired/` file name of a certificate: what it was, when it retired,
+/// and its fingerprint's start (two rotations in one second differ).
+fn retired_name(what: &str, now: SystemTime, der: &[u8]) -> Result<String> {
+    let fingerprint = hex(&Sha256::digest(der));
+    Ok(format!(
+        "{what}-{}-{}.crt.pem",
+        unix_secs(now)?,
+        &fingerprint[..16]
+    ))
 }
 
 fn next(name: &str) -> String {
@@ -76,7 +95,7 @@ pub fn rotate_intermediate(dir: &Path, root_key: &Path, now: SystemTime) -> Resu
     )?;
     let retired = dir.join("retired");
     std::fs::create_dir_all(&retired).map_err(|e| Error::io(&retired, e))?;
-    let retired_cert = retired.join(format!("intermediate-{}.crt.pem", unix_secs(now)?));
+    let retired_cert = retired.join(retired_name("intermediate", now, &old_der)?);
     write_new_file(&retired_cert, cert_pem(&old_der).as_bytes(), 0o644)?;
     write_trust(dir, &rotated)?;
     finish_pending(dir)?;
@@ -85,6 +104,85 @@ pub fn rotate_intermediate(dir: &Path, root_key: &Path, now: SystemTime) -> Resu
         new_fingerprint: hex(&Sha256::digest(&new_der)),
         at,
         retired_cert,
+    })
+}
+
+/// What a root rotation did.
+#[derive(Debug, Clone)]
+pub struct RootRotation {
+    /// SHA-256 of the retired root certificate.
+    pub old_root_fingerprint: String,
+    /// SHA-256 of the new root certificate.
+    pub new_root_fingerprint: String,
+    /// SHA-256 of the new intermediate certificate (signed by the new root).
+    pub new_intermediate_fingerprint: String,
+    /// The rotation time: the old CA's window end, the new one's start.
+    pub at: String,
+    /// Where the new root's private key was written.
+    pub root_key: PathBuf,
+    /// Where the retired root and intermediate certificates were kept.
+    pub retired: Vec<PathBuf>,
+}
+
+/// Rotates the root CA in `dir` at `now`: a new root key and self-signed
+/// certificate, a new intermediate it signs, and the trusted root listing
+/// the new authority from `now` and the old one (its chain unchanged) until
+/// `now`. The new root key is written to `root_key_out` (which must not
+/// exist: keep it offline), or by default replaces `root.key.pem` in `dir`.
+pub fn rotate_root(
+    dir: &Path,
+    root_key_out: Option<&Path>,
+    now: SystemTime,
+) -> Result<RootRotation> {
+    finish_pending(dir)?;
+    let config = CaConfig::load(dir)?;
+    let old_root = read_cert(&dir.join(files::ROOT_CERT))?;
+    let old_intermediate = read_cert(&dir.join(files::INTERMEDIATE_CERT))?;
+    let start = offset(now)?;
+    let (root_key, root_der, issuer) = new_root(&config, start)?;
+    let (intermediate_key, intermediate_der) = new_intermediate(&config, start, &issuer)?;
+    let at = crate::ca::chrono_like_rfc3339(unix_secs(now)?);
+    let (_, trusted) = read_trusted_root(dir)?;
+    let rotated =
+        crate::trust::rotate_ca(&trusted, &[intermediate_der.clone(), root_der.clone()], &at)
+            .map_err(Error::Config)?;
+    // The new root key first: written where it will live (or as `.next`).
+    let root_key_path = match root_key_out {
+        Some(p) => p.to_path_buf(),
+        None => dir.join(next(files::ROOT_KEY)),
+    };
+    root_key.save_new(&root_key_path)?;
+    intermediate_key.save_new(&dir.join(next(files::INTERMEDIATE_KEY)))?;
+    write_new_file(
+        &dir.join(next(files::INTERMEDIATE_CERT)),
+        cert_pem(&intermediate_der).as_bytes(),
+        0o644,
+    )?;
+    write_new_file(
+        &dir.join(next(files::ROOT_CERT)),
+        cert_pem(&root_der).as_bytes(),
+        0o644,
+    )?;
+    let retired_dir = dir.join("retired");
+    std::fs::create_dir_all(&retired_dir).map_err(|e| Error::io(&retired_dir, e))?;
+    let mut retired = Vec::new();
+    for (name, der) in [("root", &old_root), ("intermediate", &old_intermediate)] {
+        let path = retired_dir.join(retired_name(name, now, der)?);
+        write_new_file(&path, cert_pem(der).as_bytes(), 0o644)?;
+        retired.push(path);
+    }
+    write_trust(dir, &rotated)?;
+    finish_pending(dir)?;
+    Ok(RootRotation {
+        old_root_fingerprint: hex(&Sha256::digest(&old_root)),
+        new_root_fingerprint: hex(&Sha256::digest(&root_der)),
+        new_intermediate_fingerprint: hex(&Sha256::digest(&intermediate_der)),
+        at,
+        root_key: match root_key_out {
+            Some(p) => p.to_path_buf(),
+            None => dir.join(files::ROOT_KEY),
+        },
+        retired,
     })
 }
 
@@ -195,7 +293,9 @@ fn finish_pending_ct_key(dir: &Path) -> Result<()> {
 fn finish_pending_intermediate(dir: &Path) -> Result<()> {
     let key_next = dir.join(next(files::INTERMEDIATE_KEY));
     let cert_next = dir.join(next(files::INTERMEDIATE_CERT));
-    if !key_next.exists() && !cert_next.exists() {
+    let root_next = [next(files::ROOT_CERT), next(files::ROOT_KEY)];
+    if !key_next.exists() && !cert_next.exists() && root_next.iter().all(|n| !dir.join(n).exists())
+    {
         return Ok(());
     }
     let committed = cert_next.exists() && {
@@ -204,13 +304,27 @@ fn finish_pending_intermediate(dir: &Path) -> Result<()> {
         let needle = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
         text.contains(&needle)
     };
-    if committed && key_next.exists() {
-        rename(&key_next, &dir.join(files::INTERMEDIATE_KEY))?;
+    // A root rotation also leaves the new root certificate (and, by
+    // default, its key) as `.next`; they go with the intermediate.
+    let root_cert_next = dir.join(next(files::ROOT_CERT));
+    let root_key_next = dir.join(next(files::ROOT_KEY));
+    if committed {
+        // Whatever is still `.next` moves in (a crash may have cut the
+        // renames short); the intermediate certificate, the marker, last.
+        if key_next.exists() {
+            rename(&key_next, &dir.join(files::INTERMEDIATE_KEY))?;
+        }
+        if root_key_next.exists() {
+            rename(&root_key_next, &dir.join(files::ROOT_KEY))?;
+        }
+        if root_cert_next.exists() {
+            rename(&root_cert_next, &dir.join(files::ROOT_CERT))?;
+        }
         rename(&cert_next, &dir.join(files::INTERMEDIATE_CERT))?;
         // trust_config.json follows the trusted root (a crash may have come first).
         write_trust_config(dir, &read_trusted_root(dir)?.1)?;
     } else {
-        for p in [&key_next, &cert_next] {
+        for p in [&key_next, &cert_next, &root_cert_next, &root_key_next] {
             if p.exists() {
                 std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
             }
@@ -301,5 +415,108 @@ mod tests {
             trust_config.contains(&b64),
             "trust_config.json follows the trusted root"
         );
+    }
+
+    #[test]
+    fn a_root_rotation_makes_a_new_authority_and_keeps_the_old_one_windowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        crate::init_ceremony(dir.path(), CaConfig::with_defaults("T"), now).unwrap();
+        let before = crate::PrivateCa::load(dir.path()).unwrap();
+        let (old_root, old_intermediate) = (
+            before.root_der().to_vec(),
+            before.intermediate_der().to_vec(),
+        );
+        let out = dir.path().join("offline-root.key.pem");
+        let r = rotate_root(dir.path(), Some(&out), now).unwrap();
+        assert!(out.exists());
+        let after = crate::PrivateCa::load(dir.path()).unwrap();
+        assert_ne!(after.root_der(), old_root.as_slice());
+        assert_ne!(after.intermediate_der(), old_intermediate.as_slice());
+        assert_eq!(
+            r.new_root_fingerprint,
+            hex(&Sha256::digest(after.root_der()))
+        );
+        let (_, trusted) = read_trusted_root(dir.path()).unwrap();
+        let cas = trusted["certificateAuthorities"].as_array().unwrap();
+        assert_eq!(cas.len(), 2);
+        assert_eq!(cas[0]["validFor"]["end"], cas[1]["validFor"]["start"]);
+        let b64 =
+            |der: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+        let chain = |ca: &serde_json::Value| -> Vec<String> {
+            ca["certChain"]["certificates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["rawBytes"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(chain(&cas[0]), [b64(&old_intermediate), b64(&old_root)]);
+        assert_eq!(
+            chain(&cas[1]),
+            [b64(after.intermediate_der()), b64(after.root_der())]
+        );
+        // The new key file is refused as an output a second time.
+        assert!(rotate_root(dir.path(), Some(&out), now).is_err());
+        // An intermediate rotation now needs the new root's key.
+        assert!(rotate_intermediate(dir.path(), &dir.path().join(files::ROOT_KEY), now).is_err());
+        rotate_intermediate(dir.path(), &out, now).unwrap();
+    }
+
+    #[test]
+    fn a_root_rotation_cut_short_rolls_back_before_its_commit_and_forward_after() {
+        for commit in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let now = SystemTime::now();
+            crate::init_ceremony(dir.path(), CaConfig::with_defaults("T"), now).unwrap();
+            let old_root = read_cert(&dir.path().join(files::ROOT_CERT)).unwrap();
+            let config = CaConfig::load(dir.path()).unwrap();
+            let start = offset(now).unwrap();
+            let (root_key, root_der, issuer) = new_root(&config, start).unwrap();
+            let (key, der) = new_intermediate(&config, start, &issuer).unwrap();
+            root_key
+                .save_new(&dir.path().join(next(files::ROOT_KEY)))
+                .unwrap();
+            key.save_new(&dir.path().join(next(files::INTERMEDIATE_KEY)))
+                .unwrap();
+            for (name, d) in [
+                (files::INTERMEDIATE_CERT, &der),
+                (files::ROOT_CERT, &root_der),
+            ] {
+                write_new_file(&dir.path().join(next(name)), cert_pem(d).as_bytes(), 0o644)
+                    .unwrap();
+            }
+            if commit {
+                // Cut short after the commit and after the first rename.
+                let (_, trusted) = read_trusted_root(dir.path()).unwrap();
+                let rotated = crate::trust::rotate_ca(
+                    &trusted,
+                    &[der.clone(), root_der.clone()],
+                    "2026-12-03T00:00:00Z",
+                )
+                .unwrap();
+                write_trust(dir.path(), &rotated).unwrap();
+                rename(
+                    &dir.path().join(next(files::INTERMEDIATE_KEY)),
+                    &dir.path().join(files::INTERMEDIATE_KEY),
+                )
+                .unwrap();
+            }
+            let ca = crate::PrivateCa::load(dir.path()).unwrap();
+            let expected_root = if commit { &root_der } else { &old_root };
+            assert_eq!(ca.root_der(), expected_root.as_slice(), "commit {commit}");
+            assert_eq!(ca.intermediate_der() == der.as_slice(), commit);
+            for name in [
+                files::ROOT_CERT,
+                files::ROOT_KEY,
+                files::INTERMEDIATE_CERT,
+                files::INTERMEDIATE_KEY,
+            ] {
+                assert!(
+                    !dir.path().join(next(name)).exists(),
+                    "{name}.next left, commit {commit}"
+                );
+            }
+        }
     }
 }

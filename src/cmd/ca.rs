@@ -22,6 +22,11 @@ enum CaCommand {
     /// validFor closed now; trusted_root.json lists both; new leaves come from
     /// the new key; the private TUF repository republishes the trusted root.
     Rotate(RotateArgs),
+    /// Rotate the root CA: a new root key and certificate and a new
+    /// intermediate it signs; trusted_root.json lists the old authority
+    /// (closed now) and the new one; new leaves chain to the new root; the
+    /// private TUF repository republishes the trusted root.
+    RotateRoot(RotateRootArgs),
     /// Rotate the private CT log key: new leaves carry SCTs from a new key;
     /// trusted_root.json lists both keys with their windows (the old one
     /// closed now); the private TUF repository republishes the trusted root.
@@ -30,6 +35,57 @@ enum CaCommand {
     /// validFor ends at --at; what it signed before still verifies, after
     /// not (with airgate; see the README for what other clients do).
     Revoke(RevokeArgs),
+}
+
+#[derive(Args)]
+struct RotateRootArgs {
+    /// The high-side state directory.
+    #[arg(long, value_name = "STATE")]
+    state: PathBuf,
+    /// Where to write the new root's private key (must not exist; keep it
+    /// offline). Default: it replaces STATE/root.key.pem.
+    #[arg(long, value_name = "FILE")]
+    root_key_out: Option<PathBuf>,
+}
+
+/// `ca rotate-root`.
+fn rotate_root(args: RotateRootArgs) -> anyhow::Result<ExitCode> {
+    // The state lock: no import signs while the authority changes.
+    let state = gateway::state::StateDir::open(&args.state)?;
+    let rotation = gateway::private_ca::rotate::rotate_root(
+        &args.state,
+        args.root_key_out.as_deref(),
+        SystemTime::now(),
+    )
+    .map_err(gateway::Error::from)?;
+    drop(state);
+    let state = gateway::state::StateDir::open(&args.state)?;
+    let published = state.publish_trusted_root(chrono::Utc::now())?;
+    println!("Rotated the root CA at {}", rotation.at);
+    println!(
+        "  retired: root sha256 {} with its intermediate (certificates kept in {}; what they signed before {} still verifies)",
+        rotation.old_root_fingerprint,
+        rotation
+            .retired
+            .first()
+            .and_then(|p| p.parent())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        rotation.at
+    );
+    println!(
+        "  new:     root sha256 {}, intermediate sha256 {} (signs every leaf from now on)",
+        rotation.new_root_fingerprint, rotation.new_intermediate_fingerprint
+    );
+    println!(
+        "  the new root's key is {} (0600): keep it offline; `airgate ca rotate --root-key` needs it",
+        rotation.root_key.display()
+    );
+    match published {
+        Some(v) => println!("  trusted_root.json lists both authorities; private TUF republished (timestamp v{v})"),
+        None => println!("  trusted_root.json lists both authorities; no private TUF repository to republish (airgate tuf init-private)"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
@@ -188,6 +244,7 @@ impl CaArgs {
             }
             CaCommand::Rotate(args) => rotate(args),
             CaCommand::RotateCt(args) => rotate_ct(args),
+            CaCommand::RotateRoot(args) => rotate_root(args),
             CaCommand::Revoke(args) => revoke(args),
         }
     }
