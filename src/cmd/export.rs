@@ -256,7 +256,6 @@ impl ExportArgs {
         let verify_at = crate::output::danger_as_of(self.danger_as_of.as_deref())?;
         let now = self.export_time()?;
         let mut config = self.config()?;
-        let pulls = self.pull_images(&mut config)?;
         let policy_path = self
             .policy
             .clone()
@@ -277,6 +276,8 @@ impl ExportArgs {
         };
         refuse_existing_out(&self.out, self.force)?;
         let key = load_exporter_key(&self.key)?;
+        // Registries are pulled once the arguments are known to be good.
+        let pulls = self.pull_images(&mut config)?;
         let bar = crate::output::progress_bar(self.json);
         if let Some(bar) = &bar {
             bar.set_message("verifying, then packing the medium");
