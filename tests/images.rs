@@ -496,11 +496,27 @@ fn our_sig_tag_keeps_the_upstream_layer_and_adds_ours_which_airgate_verifies() {
     assert_eq!(verify(&dir.join("tampered.json")).status.code(), Some(1));
 }
 
-fn skopeo(args: &[&str]) -> Output {
+pub fn skopeo(args: &[&str]) -> Output {
     std::process::Command::new("skopeo")
         .args(args)
         .output()
         .expect("skopeo must be installed (tests/run-all.sh installs Debian's)")
+}
+
+/// `skopeo copy --all --preserve-digests` of a plain-HTTP registry's
+/// `reference` (`docker://…`) into the layout `out_dir` tagged v1; returns
+/// the layout's `index.json`.
+pub fn skopeo_pull(reference: &str, out_dir: &Path) -> serde_json::Value {
+    let out = skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        reference,
+        &format!("oci:{}:v1", out_dir.display()),
+    ]);
+    assert!(out.status.success(), "skopeo copy: {}", stderr(&out));
+    serde_json::from_slice(&std::fs::read(out_dir.join("index.json")).unwrap()).unwrap()
 }
 
 #[test]
@@ -511,17 +527,7 @@ fn skopeo_copies_the_image_from_airgate_serve_with_the_upstream_digests() {
     let digest = root["digest"].as_str().unwrap().to_string();
     let reference = format!("docker://{}/{REPOSITORY}:v1", s.addr);
     let out_dir = w.world.root().join("pulled");
-    let out = skopeo(&[
-        "copy",
-        "--all",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-        &reference,
-        &format!("oci:{}:v1", out_dir.display()),
-    ]);
-    assert!(out.status.success(), "skopeo copy: {}", stderr(&out));
-    let pulled: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("index.json")).unwrap()).unwrap();
+    let pulled = skopeo_pull(&reference, &out_dir);
     assert_eq!(pulled["manifests"][0]["digest"], digest, "{pulled}");
     // Every manifest, config and layer arrived byte for byte.
     let index = w.manifest(&root);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use gateway::demo::ImageSigning;
 
 use crate::common::{airgate, stderr};
-use crate::images::{ImageWorld, REPOSITORY};
+use crate::images::{skopeo, skopeo_pull, ImageWorld, REPOSITORY};
 
 /// A `docker-registry` on a free loopback port, with its storage in `dir`;
 /// killed when dropped.
@@ -76,13 +76,6 @@ impl Drop for DockerRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn skopeo(args: &[&str]) -> Output {
-    Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo must be installed (tests/run-all.sh installs Debian's)")
 }
 
 /// `skopeo copy` of one tag of the layout to the registry. The referrers
@@ -218,18 +211,7 @@ fn export_pulls_from_a_registry_import_re_signs_and_push_seeds_a_registry_skopeo
     assert_eq!(again[0]["blobsUploaded"], 0, "{again}");
 
     let reference = format!("docker://{to}/{REPOSITORY}:v1");
-    let out_dir = w.world.root().join("from-enclave");
-    let out = skopeo(&[
-        "copy",
-        "--all",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-        &reference,
-        &format!("oci:{}:v1", out_dir.display()),
-    ]);
-    assert!(out.status.success(), "skopeo copy: {}", stderr(&out));
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("index.json")).unwrap()).unwrap();
+    let index = skopeo_pull(&reference, &w.world.root().join("from-enclave"));
     assert_eq!(index["manifests"][0]["digest"], digest, "{index}");
     // Our .sig tag in the enclave registry is the one the state holds.
     let sig = format!("docker://{to}/{REPOSITORY}:sha256-{hex}.sig");

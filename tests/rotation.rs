@@ -109,19 +109,37 @@ pub struct Rotated {
     pub before: (PathBuf, PathBuf),
     pub after: (PathBuf, PathBuf),
     pub retired_after: (PathBuf, PathBuf),
+    /// The state as it was before the rotation (it holds the retired keys).
+    pub old_copy: PathBuf,
 }
 
+/// An intermediate rotation with a file signed around it.
 pub fn rotated() -> Rotated {
+    rotated_by(
+        &["ca", "rotate"],
+        &|_| Vec::new(),
+        "Rotated the intermediate CA",
+    )
+}
+
+/// A world whose high side signs a file, is copied, runs `command --state
+/// STATE` with `extra(world root)`, which must say `says`, and then signs a
+/// file with the new keys and one with the copy's retired keys, past the
+/// rotation second (the old window is closed for what follows).
+pub fn rotated_by(command: &[&str], extra: &dyn Fn(&Path) -> Vec<String>, says: &str) -> Rotated {
     let world = World::new(0);
     let file = |name: &str| text_file(&world, name);
     let a = file("before.txt");
     let a_bundle = sign(&world.high, &a);
     let old_copy = world.root().join("high-before-rotation");
     copy_dir(&world.high, &old_copy);
-    let out = airgate(["ca", "rotate", "--state", world.high.to_str().unwrap()]);
+    let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+    args.extend(["--state".to_string(), world.high.display().to_string()]);
+    args.extend(extra(world.root()));
+    let out = airgate(&args);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Rotated the intermediate CA"));
-    // Past the rotation second: the old window is closed for what follows.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(says), "{text}");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let b = file("after.txt");
     let b_bundle = sign(&world.high, &b);
@@ -132,6 +150,7 @@ pub fn rotated() -> Rotated {
         before: (a, a_bundle),
         after: (b, b_bundle),
         retired_after: (c, c_bundle),
+        old_copy,
     }
 }
 
@@ -179,20 +198,13 @@ fn rotation_keeps_old_signatures_valid_and_refuses_the_retired_key_after_its_win
 /// key signed after its window closed is refused by name.
 #[test]
 fn ct_key_rotation_keeps_old_scts_valid_and_refuses_the_retired_key_after_its_window() {
-    let world = World::new(0);
-    let high = world.high.to_str().unwrap().to_string();
-    let a = text_file(&world, "before.txt");
-    let a_bundle = sign(&world.high, &a);
-    let old_copy = world.root().join("high-before-ct-rotation");
-    copy_dir(&world.high, &old_copy);
-    let out = airgate(["ca", "rotate-ct", "--state", &high]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Rotated the CT log key"));
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let b = text_file(&world, "after.txt");
-    let b_bundle = sign(&world.high, &b);
-    let c = text_file(&world, "retired-ct-key.txt");
-    let c_bundle = sign(&old_copy, &c);
+    let r = rotated_by(
+        &["ca", "rotate-ct"],
+        &|_| Vec::new(),
+        "Rotated the CT log key",
+    );
+    let (world, old_copy) = (&r.world, &r.old_copy);
+    let ((a, a_bundle), (b, b_bundle), (c, c_bundle)) = (&r.before, &r.after, &r.retired_after);
 
     let root = world.high.join("trusted_root.json");
     let trusted: serde_json::Value =
@@ -212,7 +224,7 @@ fn ct_key_rotation_keeps_old_scts_valid_and_refuses_the_retired_key_after_its_wi
         let out = verify(&root, bundle, file);
         assert!(out.status.success(), "{}: {}", file.display(), stderr(&out));
     }
-    let out = verify(&root, &c_bundle, &c);
+    let out = verify(&root, c_bundle, c);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("outside the CT log key's validity window"),
@@ -351,35 +363,24 @@ fn sigstore_python_follows_a_rotation_through_tuf() {
 /// then needs the new root's key.
 #[test]
 fn root_rotation_keeps_old_signatures_valid_and_new_leaves_chain_to_the_new_root() {
-    let world = World::new(0);
+    let key_out = |root: &Path| {
+        let dir = root.join("offline");
+        std::fs::create_dir_all(&dir).unwrap();
+        vec![
+            "--root-key-out".into(),
+            dir.join("root-2.key.pem").display().to_string(),
+        ]
+    };
+    let r = rotated_by(&["ca", "rotate-root"], &key_out, "Rotated the root CA");
+    let (world, old_copy) = (&r.world, &r.old_copy);
     let high = world.high.to_str().unwrap().to_string();
-    let a = text_file(&world, "before.txt");
-    let a_bundle = sign(&world.high, &a);
-    let old_copy = world.root().join("high-before-rotation");
-    copy_dir(&world.high, &old_copy);
     let root_key = world.root().join("offline/root-2.key.pem");
-    std::fs::create_dir_all(root_key.parent().unwrap()).unwrap();
-    let out = airgate([
-        "ca",
-        "rotate-root",
-        "--state",
-        &high,
-        "--root-key-out",
-        root_key.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Rotated the root CA"), "{text}");
+    let ((a, a_bundle), (b, b_bundle), (c, c_bundle)) = (&r.before, &r.after, &r.retired_after);
     assert!(root_key.exists());
     assert_ne!(
         std::fs::read(world.high.join("root.crt.pem")).unwrap(),
         std::fs::read(old_copy.join("root.crt.pem")).unwrap()
     );
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let b = text_file(&world, "after.txt");
-    let b_bundle = sign(&world.high, &b);
-    let c = text_file(&world, "retired-key.txt");
-    let c_bundle = sign(&old_copy, &c);
     let root = world.high.join("trusted_root.json");
     let trusted: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&root).unwrap()).unwrap();
@@ -394,10 +395,10 @@ fn root_rotation_keeps_old_signatures_valid_and_new_leaves_chain_to_the_new_root
         let out = verify(&root, bundle, file);
         assert!(out.status.success(), "{}: {}", file.display(), stderr(&out));
     }
-    let out = verify(&root, &c_bundle, &c);
+    let out = verify(&root, c_bundle, c);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     // The trusted root from before the rotation does not know the new root.
-    let out = verify(&old_copy.join("trusted_root.json"), &b_bundle, &b);
+    let out = verify(&old_copy.join("trusted_root.json"), b_bundle, b);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("certificate.chain"),
