@@ -73,6 +73,8 @@ pub fn to_json(bundle: &BundleFields<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 * 1024);
     // Writing into a Vec cannot fail, and every field serializes infallibly.
     let _ = bundle.serialize(&mut serde_json::Serializer::new(&mut out));
+    // An import holds every bundle it signs until it commits: no slack.
+    out.shrink_to_fit();
     out
 }
 

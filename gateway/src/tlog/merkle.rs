@@ -280,7 +280,9 @@ where
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
-    let mut proof = Vec::with_capacity(64);
+    // At most one hash per level: ceil(log2(size)).
+    let depth = (u64::BITS - (size - 1).leading_zeros()) as usize;
+    let mut proof = Vec::with_capacity(depth);
     let (mut start, mut end) = (0u64, size);
     // Collect from the top down, then reverse (proofs run leaf to root).
     while end - start > 1 {
