@@ -441,6 +441,23 @@ fn root_rotation_keeps_old_signatures_valid_and_new_leaves_chain_to_the_new_root
 #[test]
 #[ignore = "interop: real clients, run by tests/run-all.sh"]
 fn clients_follow_a_root_ca_rotation_through_tuf() {
+    let verdict = clients_across_a_rotation(&["ca", "rotate-root"], true);
+    assert_eq!(verdict["cas"], 2, "{verdict}");
+}
+
+/// The same for a transparency log key rotation.
+#[test]
+#[ignore = "interop: real clients, run by tests/run-all.sh"]
+fn clients_follow_a_log_key_rotation_through_tuf() {
+    let verdict = clients_across_a_rotation(&["ca", "rotate-log"], false);
+    assert_eq!(verdict["cas"], 1, "{verdict}");
+}
+
+/// Imports, bootstraps sigstore-js over TUF, runs `command --state STATE`
+/// (with `--root-key-out` when `root_key_out`), imports again, and checks
+/// sigstore-js over TUF on both artifacts; returns sigstore-python's verdict
+/// over TUF on both (asserted "ok").
+fn clients_across_a_rotation(command: &[&str], root_key_out: bool) -> serde_json::Value {
     use crate::serve::sigstore_js_over_tuf_for;
     use crate::serve::support::Served;
     let world = World::new(1);
@@ -459,14 +476,12 @@ fn clients_follow_a_root_ca_rotation_through_tuf() {
         assert_eq!(report["bundles"][1]["ok"], true, "{report}");
     }
     let root_key = world.root().join("root-2.key.pem");
-    let out = airgate([
-        "ca",
-        "rotate-root",
-        "--state",
-        &high,
-        "--root-key-out",
-        root_key.to_str().unwrap(),
-    ]);
+    let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+    args.extend(["--state".into(), high.clone()]);
+    if root_key_out {
+        args.extend(["--root-key-out".into(), root_key.display().to_string()]);
+    }
+    let out = airgate(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("private TUF republished"));
     // A second release, imported after the rotation: signed under the new root.
@@ -514,9 +529,170 @@ fn clients_follow_a_root_ca_rotation_through_tuf() {
         &refs,
         &home,
     );
-    assert_eq!(verdict["cas"], 2, "{verdict}");
     assert_eq!(verdict[first], "ok", "{verdict}");
     assert_eq!(verdict["pkg-after.tar.gz"], "ok", "{verdict}");
+    verdict
+}
+
+/// Log key rotation: entries and checkpoints from the rotation on are the
+/// new key's, the tree and its origin go on, everything before still
+/// verifies, the retired key's entry after its window is refused, the audit
+/// covers both keys, and the Rekor-style API names each entry's key and
+/// proves a retired key's entry against a checkpoint that key signed.
+#[test]
+fn log_key_rotation_goes_on_with_the_same_tree_and_keeps_old_entries_valid() {
+    let r = rotated_by(
+        &["ca", "rotate-log"],
+        &|_| Vec::new(),
+        "Rotated the transparency log key",
+    );
+    let (world, old_copy) = (&r.world, &r.old_copy);
+    let ((a, a_bundle), (b, b_bundle), (c, c_bundle)) = (&r.before, &r.after, &r.retired_after);
+    let root = world.high.join("trusted_root.json");
+    let trusted: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&root).unwrap()).unwrap();
+    let logs = trusted["tlogs"].as_array().unwrap();
+    assert_eq!(logs.len(), 2, "{trusted}");
+    assert_eq!(
+        logs[0]["publicKey"]["validFor"]["end"],
+        logs[1]["publicKey"]["validFor"]["start"]
+    );
+    assert_ne!(logs[0]["logId"], logs[1]["logId"]);
+    assert_eq!(logs[0]["baseUrl"], logs[1]["baseUrl"]);
+    for (file, bundle) in [(a, a_bundle), (b, b_bundle)] {
+        let out = verify(&root, bundle, file);
+        assert!(out.status.success(), "{}: {}", file.display(), stderr(&out));
+    }
+    let out = verify(&root, c_bundle, c);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let (before, after) = (json(a_bundle), json(b_bundle));
+    let entry = |b: &serde_json::Value| b["verificationMaterial"]["tlogEntries"][0].clone();
+    assert_eq!(entry(&before)["logId"], logs[0]["logId"]);
+    assert_eq!(entry(&after)["logId"], logs[1]["logId"]);
+    // One tree: the index goes on and the checkpoint origin is the same.
+    let index = |b: &serde_json::Value| {
+        entry(b)["logIndex"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(index(&after), index(&before) + 1);
+    let origin = |b: &serde_json::Value| {
+        entry(b)["inclusionProof"]["checkpoint"]["envelope"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(origin(&before), origin(&after));
+    // The trusted root from before the rotation does not know the new key.
+    let out = verify(&old_copy.join("trusted_root.json"), b_bundle, b);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let high = world.high.to_str().unwrap();
+    let out = airgate(["log", "verify", "--state", high]);
+    assert!(
+        out.status.success(),
+        "log verify over both keys: {}",
+        stderr(&out)
+    );
+    assert!(!world.high.join("tlog.key.pem.next").exists());
+    // The Rekor-style API: each entry names the key that signed it; the
+    // retired key's entry is proved against a checkpoint it signed.
+    let server = crate::serve::support::Served::start(&world.high, &[]);
+    let api = |i: u64| -> serde_json::Value {
+        let r = server.get(&format!("/api/v1/log/entries?logIndex={i}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .clone()
+    };
+    let hex_id = |log: &serde_json::Value| {
+        hex::encode(gateway::encoding::b64_decode(log["logId"]["keyId"].as_str().unwrap()).unwrap())
+    };
+    let (old_entry, new_entry) = (api(index(&before)), api(index(&after)));
+    assert_eq!(old_entry["logID"], hex_id(&logs[0]));
+    assert_eq!(new_entry["logID"], hex_id(&logs[1]));
+    let checkpoint = |e: &serde_json::Value| {
+        e["verification"]["inclusionProof"]["checkpoint"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(checkpoint(&old_entry), checkpoint(&new_entry));
+    assert_eq!(
+        old_entry["verification"]["inclusionProof"]["treeSize"],
+        index(&before) + 1
+    );
+    // A monitor that kept the checkpoint from before the rotation proves the
+    // same tree grew, given both keys; with the old key alone it cannot
+    // check the new checkpoint.
+    let kept = world.root().join("kept-checkpoint.txt");
+    std::fs::write(&kept, origin_note(&before)).unwrap();
+    let pem = |log: &serde_json::Value, name: &str| {
+        let der =
+            gateway::encoding::b64_decode(log["publicKey"]["rawBytes"].as_str().unwrap()).unwrap();
+        let path = world.root().join(name);
+        std::fs::write(&path, gateway::crypto::pem_encode("PUBLIC KEY", &der)).unwrap();
+        path
+    };
+    let (old_pem, new_pem) = (pem(&logs[0], "old-log.pem"), pem(&logs[1], "new-log.pem"));
+    let monitor = |keys: &[&Path]| {
+        let mut args = vec![
+            "log".to_string(),
+            "monitor".into(),
+            "--url".into(),
+            server.base.clone(),
+            "--checkpoint".into(),
+            kept.display().to_string(),
+        ];
+        for k in keys {
+            args.extend(["--log-key".to_string(), k.display().to_string()]);
+        }
+        airgate(&args)
+    };
+    let out = monitor(&[&old_pem, &new_pem]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = monitor(&[&old_pem]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+/// The signed checkpoint a bundle's inclusion proof carries.
+fn origin_note(bundle: &serde_json::Value) -> String {
+    bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]["envelope"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// sigstore-python, given the rotated trust config, verifies an entry of
+/// each log key.
+#[test]
+#[ignore = "interop: real clients, run by tests/run-all.sh"]
+fn sigstore_python_on_a_log_key_rotation() {
+    let r = rotated_by(
+        &["ca", "rotate-log"],
+        &|_| Vec::new(),
+        "Rotated the transparency log key",
+    );
+    let config = r.world.high.join("trust_config.json");
+    let home = r.world.root().join("python-home");
+    let verdict = sigstore_python(
+        &["config".as_ref(), config.as_os_str()],
+        &[&r.before.0, &r.before.1, &r.after.0, &r.after.1],
+        &home,
+    );
+    assert_eq!(verdict["before.txt"], "ok", "{verdict}");
+    assert_eq!(verdict["after.txt"], "ok", "{verdict}");
 }
 
 #[test]

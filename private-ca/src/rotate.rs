@@ -231,6 +231,38 @@ pub fn rotate_ct_key(dir: &Path, now: SystemTime) -> Result<CtRotation> {
     })
 }
 
+/// Rotates the transparency log's key in `dir` at `now`, as
+/// [`rotate_ct_key`] rotates the CT key: a new key signs the SETs and
+/// checkpoints of everything appended from the next whole second on (the
+/// call waits for it; the caller holds the state lock, so nothing is
+/// appended in between); the trusted root lists both keys of the one log
+/// with their windows. The tree, its origin and its indexes go on.
+pub fn rotate_log_key(dir: &Path, now: SystemTime) -> Result<CtRotation> {
+    finish_pending(dir)?;
+    let old = SigningKey::load(&dir.join(files::TLOG_KEY), Curve::P256, "transparency log")?;
+    let new_key = SigningKey::generate(Curve::P256)?;
+    let switch = now
+        .checked_add(std::time::Duration::from_millis(999))
+        .ok_or_else(|| Error::Issuance("time out of range".into()))?;
+    let switch_secs = unix_secs(switch)?;
+    let at = crate::ca::chrono_like_rfc3339(switch_secs);
+    let (_, trusted) = read_trusted_root(dir)?;
+    let rotated = crate::trust::rotate_tlog(&trusted, new_key.public_key_spki(), &at)
+        .map_err(Error::Config)?;
+    new_key.save_new(&dir.join(next(files::TLOG_KEY)))?;
+    write_trust(dir, &rotated)?;
+    finish_pending(dir)?;
+    let switch_at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(switch_secs as u64);
+    if let Ok(wait) = switch_at.duration_since(SystemTime::now()) {
+        std::thread::sleep(wait);
+    }
+    Ok(CtRotation {
+        old_log_id: hex(&old.key_id()),
+        new_log_id: hex(&new_key.key_id()),
+        at,
+    })
+}
+
 /// Closes the window of the retired intermediate with certificate SHA-256
 /// `fingerprint` at `at` (a compromise): `trusted_root.json` and
 /// `trust_config.json` are rewritten, the trusted root first.
@@ -265,25 +297,27 @@ fn write_trust_config(dir: &Path, trusted: &serde_json::Value) -> Result<()> {
 
 /// Completes or undoes a rotation a crash interrupted (see the module doc).
 pub fn finish_pending(dir: &Path) -> Result<()> {
-    finish_pending_ct_key(dir)?;
+    finish_pending_key(dir, files::CT_KEY, "CT log")?;
+    finish_pending_key(dir, files::TLOG_KEY, "transparency log")?;
     finish_pending_intermediate(dir)
 }
 
-/// A pending `ctlog.key.pem.next` replaces the CT key when the trusted root
-/// lists its public key (the rotation was committed), and is removed otherwise.
-fn finish_pending_ct_key(dir: &Path) -> Result<()> {
-    let key_next = dir.join(next(files::CT_KEY));
+/// A pending `<key>.next` (the CT or the log key) replaces the key when the
+/// trusted root lists its public key (the rotation was committed), and is
+/// removed otherwise.
+fn finish_pending_key(dir: &Path, file: &str, what: &'static str) -> Result<()> {
+    let key_next = dir.join(next(file));
     if !key_next.exists() {
         return Ok(());
     }
-    let key = SigningKey::load(&key_next, Curve::P256, "CT log")?;
+    let key = SigningKey::load(&key_next, Curve::P256, what)?;
     let (text, trusted) = read_trusted_root(dir)?;
     let needle = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         key.public_key_spki(),
     );
     if text.contains(&needle) {
-        rename(&key_next, &dir.join(files::CT_KEY))?;
+        rename(&key_next, &dir.join(file))?;
         write_trust_config(dir, &trusted)
     } else {
         std::fs::remove_file(&key_next).map_err(|e| Error::io(&key_next, e))

@@ -152,6 +152,43 @@ pub fn rotate_ctlog(trusted_root: &Value, spki: &[u8], at: &str) -> Result<Value
     Ok(root)
 }
 
+/// `trusted_root.json` after a transparency-log key rotation at `at` (RFC
+/// 3339): every open key of the log gets `publicKey.validFor.end = at`, and
+/// a new entry for `spki` (same base URL, its own log ID) opens at `at`.
+/// The tree goes on: entries the old key signed before `at` keep verifying
+/// (their SETs and checkpoints name the old log ID), new entries and
+/// checkpoints are the new key's.
+pub fn rotate_tlog(trusted_root: &Value, spki: &[u8], at: &str) -> Result<Value, String> {
+    let mut root = trusted_root.clone();
+    let logs = root
+        .get_mut("tlogs")
+        .and_then(Value::as_array_mut)
+        .ok_or("trusted_root.json has no tlogs")?;
+    let open: Vec<usize> = logs
+        .iter()
+        .enumerate()
+        .filter(|(_, log)| log.pointer("/publicKey/validFor/end").is_none())
+        .map(|(i, _)| i)
+        .collect();
+    let Some(&last) = open.last() else {
+        return Err("trusted_root.json has no open transparency log key to rotate".into());
+    };
+    let mut next = logs[last].clone();
+    for i in open {
+        if let Some(window) = logs[i]
+            .pointer_mut("/publicKey/validFor")
+            .and_then(Value::as_object_mut)
+        {
+            window.insert("end".into(), json!(at));
+        }
+    }
+    next["publicKey"]["rawBytes"] = json!(b64(spki));
+    next["publicKey"]["validFor"] = json!({"start": at});
+    next["logId"] = json!({"keyId": b64(&Sha256::digest(spki))});
+    logs.push(next);
+    Ok(root)
+}
+
 #[cfg(test)]
 mod ctlog_rotate_tests {
     #![allow(clippy::unwrap_used)]

@@ -31,6 +31,11 @@ enum CaCommand {
     /// trusted_root.json lists both keys with their windows (the old one
     /// closed now); the private TUF repository republishes the trusted root.
     RotateCt(RotateCtArgs),
+    /// Rotate the transparency log's key: entries and checkpoints from now on
+    /// are signed by a new key; the tree, its origin and its indexes go on;
+    /// trusted_root.json lists both keys with their windows; the private TUF
+    /// repository republishes the trusted root.
+    RotateLog(RotateCtArgs),
     /// Revoke a retired intermediate from a past time (a compromise): its
     /// validFor ends at --at; what it signed before still verifies, after
     /// not (with airgate; see the README for what other clients do).
@@ -84,6 +89,31 @@ fn rotate_root(args: RotateRootArgs) -> anyhow::Result<ExitCode> {
     match published {
         Some(v) => println!("  trusted_root.json lists both authorities; private TUF republished (timestamp v{v})"),
         None => println!("  trusted_root.json lists both authorities; no private TUF repository to republish (airgate tuf init-private)"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ca rotate-log`.
+fn rotate_log(args: RotateCtArgs) -> anyhow::Result<ExitCode> {
+    // The state lock: nothing is appended while the log key changes.
+    let state = gateway::state::StateDir::open(&args.state)?;
+    let rotation = gateway::private_ca::rotate::rotate_log_key(&args.state, SystemTime::now())
+        .map_err(gateway::Error::from)?;
+    drop(state);
+    let state = gateway::state::StateDir::open(&args.state)?;
+    let published = state.publish_trusted_root(chrono::Utc::now())?;
+    println!("Rotated the transparency log key at {}", rotation.at);
+    println!(
+        "  retired: log ID {} (its entries and checkpoints before {} still verify)",
+        rotation.old_log_id, rotation.at
+    );
+    println!(
+        "  new:     log ID {} (signs every entry and checkpoint from now on; same tree, same origin)",
+        rotation.new_log_id
+    );
+    match published {
+        Some(v) => println!("  trusted_root.json lists both keys; private TUF republished (timestamp v{v})"),
+        None => println!("  trusted_root.json lists both keys; no private TUF repository to republish (airgate tuf init-private)"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -244,6 +274,7 @@ impl CaArgs {
             }
             CaCommand::Rotate(args) => rotate(args),
             CaCommand::RotateCt(args) => rotate_ct(args),
+            CaCommand::RotateLog(args) => rotate_log(args),
             CaCommand::RotateRoot(args) => rotate_root(args),
             CaCommand::Revoke(args) => revoke(args),
         }

@@ -71,9 +71,11 @@ enum LogCommand {
         #[arg(long, value_name = "FILE")]
         checkpoint: PathBuf,
         /// The log's public key (PEM), kept with the checkpoint: never fetched
-        /// from the server being checked.
-        #[arg(long, value_name = "PEM")]
-        log_key: PathBuf,
+        /// from the server being checked. Repeat it across a log key rotation
+        /// (`airgate ca rotate-log`): the old key signed the kept checkpoint,
+        /// the new one signs the served one; the tree is the same.
+        #[arg(long, value_name = "PEM", required = true)]
+        log_key: Vec<PathBuf>,
         /// After a successful check, replace FILE with the served checkpoint
         /// (atomically), so the next run starts from it.
         #[arg(long)]
@@ -262,12 +264,17 @@ const MAX_PROOF_BYTES: usize = 64 << 10;
 fn monitor(
     url: &str,
     checkpoint: &std::path::Path,
-    log_key: &std::path::Path,
+    log_keys: &[PathBuf],
     update: bool,
 ) -> anyhow::Result<ExitCode> {
     let kept = text_file(checkpoint, MAX_CHECKPOINT_BYTES)?;
-    let key = gateway::crypto::VerifyingKey::from_pem(&text_file(log_key, 64 << 10)?)
-        .map_err(|e| Error::Usage(format!("{}: {e}", log_key.display())))?;
+    let key = log_keys
+        .iter()
+        .map(|path| {
+            gateway::crypto::VerifyingKey::from_pem(&text_file(path, 64 << 10)?)
+                .map_err(|e| Error::Usage(format!("{}: {e}", path.display())).into())
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let kept_size = gateway::tlog::checkpoint::SignedNote::parse(&kept)
         .ok()
         .and_then(|n| gateway::tlog::checkpoint::Checkpoint::parse(&n.text).ok())

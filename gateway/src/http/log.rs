@@ -101,18 +101,29 @@ pub(crate) async fn entry(State(state): State<AppState>, q: Params) -> Result<Re
     let p = params(q)?;
     let index = number(&p, "logIndex")?
         .ok_or_else(|| ApiError::bad_request("give logIndex: /api/v1/log/entries?logIndex=N"))?;
-    let log_id = state.log.log_id_hex.clone();
     let head = head(&state).await?;
+    let shared = state.clone();
     let body = with_db(&state, move |c| {
         let reader = LogReader::new(c);
-        let cp = &head.checkpoint;
-        if index >= cp.size {
+        let newest = &head.checkpoint;
+        if index >= newest.size {
             return Err(ApiError::not_found(format!(
                 "no log entry {index}: the newest checkpoint covers {} entries",
-                cp.size
+                newest.size
             )));
         }
         let e = reader.entry(index)?;
+        // The key that signed the entry names it; an entry of a retired key
+        // (a rotated log key) is proved against a checkpoint that key signed.
+        let key = shared.log.key_at(e.integrated_time);
+        let log_id = hex::encode(key.key_id());
+        let retired;
+        let cp = if key.key_id() == shared.log.key.key_id() {
+            newest
+        } else {
+            retired = reader.checkpoint_covering(index)?;
+            &retired
+        };
         let proof = reader.inclusion_proof(index, cp.size)?;
         let uuid = hex::encode(merkle::leaf_hash(&e.body));
         let entry = json!({

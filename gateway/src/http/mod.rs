@@ -197,12 +197,41 @@ impl ServerConfig {
 
 /// The log as clients know it from the trusted root.
 struct LogIdentity {
+    /// The current key (the open window): new entries and checkpoints.
     key: VerifyingKey,
+    /// Every key of the log with its window in unix seconds (more than one
+    /// after `airgate ca rotate-log`).
+    keys: Vec<(VerifyingKey, Option<i64>, Option<i64>)>,
+    /// The current key's log ID.
     log_id_hex: String,
     /// The signer name its checkpoints carry.
     checkpoint_name: String,
     /// The origin line its checkpoints carry.
     origin: String,
+}
+
+impl LogIdentity {
+    /// Every key of the log with its window.
+    fn log_keys(&self) -> Vec<crate::tlog::LogKey<'_>> {
+        self.keys
+            .iter()
+            .map(|(key, from, until)| crate::tlog::LogKey {
+                key,
+                from: *from,
+                until: *until,
+            })
+            .collect()
+    }
+
+    /// The key that signed an entry integrated at `unix_secs`: the newest
+    /// whose window holds it.
+    fn key_at(&self, unix_secs: i64) -> &VerifyingKey {
+        self.log_keys()
+            .iter()
+            .rev()
+            .find(|k| k.valid_at(unix_secs))
+            .map_or(&self.key, |k| k.key)
+    }
 }
 
 /// State shared by all requests.
@@ -239,10 +268,22 @@ impl Server {
     pub fn new(config: ServerConfig) -> Result<Self> {
         let reader = StateReader::open(&config.state_dir)?;
         let tlog = reader.tlog()?;
+        let keys: Vec<(VerifyingKey, Option<i64>, Option<i64>)> = reader
+            .log_keys()?
+            .iter()
+            .map(|k| (k.key.clone(), k.from, k.until))
+            .collect();
+        let current = keys
+            .iter()
+            .find(|(_, _, until)| until.is_none())
+            .or(keys.last())
+            .map_or_else(|| tlog.key.clone(), |(k, _, _)| k.clone());
         let log = LogIdentity {
-            key: tlog.key.clone(),
-            log_id_hex: hex::encode(&tlog.log_id),
+            log_id_hex: hex::encode(current.key_id()),
+            key: current,
+            keys,
             checkpoint_name: tlog.checkpoint_name(),
+            // The origin stays the first key's across rotations.
             origin: crate::tlog::origin_for(&tlog.key.key_id(), &tlog.base_url),
         };
         let pool = db::Pool::new(config.state_dir.join(crate::state::DATABASE));

@@ -283,6 +283,37 @@ fn take_writer_lock(lock: &std::fs::File) -> std::result::Result<(), std::fs::Tr
     }
 }
 
+/// Every key the trusted root lists for the log at `base_url`, with its window.
+pub fn log_keys_of<'a>(root: &'a TrustedRoot, base_url: &str) -> Vec<crate::tlog::LogKey<'a>> {
+    root.tlogs
+        .iter()
+        .filter(|t| t.base_url == base_url)
+        .map(|t| crate::tlog::LogKey {
+            key: &t.key,
+            from: Some(t.valid_for.start.timestamp()),
+            until: t.valid_for.end.map(|e| e.timestamp()),
+        })
+        .collect()
+}
+
+/// Hex IDs of the log's keys other than `log`'s current one, from
+/// `trusted_root.json` (the log's earlier keys after a rotation).
+fn earlier_log_ids(dir: &Path, log: &Log) -> Result<Vec<String>> {
+    let path = dir.join(files::TRUSTED_ROOT);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let root = TrustedRoot::from_json(&bytes).map_err(|source| Error::TrustRoot {
+        location: path.display().to_string(),
+        source,
+    })?;
+    let current = log.log_id();
+    Ok(root
+        .tlogs
+        .iter()
+        .filter(|t| t.log_id.as_slice() != current.as_slice())
+        .map(|t| hex::encode(&t.log_id))
+        .collect())
+}
+
 impl StateDir {
     /// Opens a state directory created by `airgate ca init`: takes the writer lock,
     /// creates `state.db` if needed, and recovers from an interrupted import.
@@ -304,9 +335,9 @@ impl StateDir {
         let ca = PrivateCa::load(dir)?;
         let log_key =
             SigningKey::load(&dir.join(files::TLOG_KEY), Curve::P256, "transparency log")?;
-        let log = Log::new(log_key, &ca.config().tlog_url);
+        let mut log = Log::new(log_key, &ca.config().tlog_url);
         let conn = open_database(&dir.join(DATABASE))?;
-        log.initialize(&conn)?;
+        log.initialize_rotated(&conn, &earlier_log_ids(dir, &log)?)?;
         initialize_schema(&conn)?;
         let staging = dir.join("staging");
         std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
@@ -805,7 +836,8 @@ impl StateReader {
         }
         let origin = crate::tlog::origin_for(&tlog.key.key_id(), &config.tlog_url);
         let reader = self.log_reader();
-        let mut audit = reader.verify_all(&tlog.key, &tlog.checkpoint_name(), &origin)?;
+        let keys = self.log_keys()?;
+        let mut audit = reader.verify_all(&keys, &tlog.checkpoint_name(), &origin)?;
         self.audit_records(&reader, audit.size)?;
         audit.cosignatures = witness::audit(&self.conn, &reader)?;
         Ok(audit)
@@ -854,7 +886,7 @@ impl StateReader {
         let origin = crate::tlog::origin_for(&tlog.key.key_id(), &config.tlog_url);
         Ok(self.log_reader().verify_kept_checkpoint(
             note,
-            &tlog.key,
+            &self.log_keys()?,
             &tlog.checkpoint_name(),
             &origin,
         )?)
@@ -865,6 +897,12 @@ impl StateReader {
         self.trusted_root.tlogs.first().ok_or_else(|| {
             Error::Usage("the private trusted root lists no transparency log".into())
         })
+    }
+
+    /// Every key of the log (the first tlog's base URL) the trusted root
+    /// lists, with its window: one, or more after `airgate ca rotate-log`.
+    pub fn log_keys(&self) -> Result<Vec<crate::tlog::LogKey<'_>>> {
+        Ok(log_keys_of(&self.trusted_root, &self.tlog()?.base_url))
     }
 
     /// The log's public key.

@@ -10,6 +10,7 @@ pub mod store;
 pub mod tiles;
 
 pub use store::{
-    open_database, origin_for, verify_note, AppendedBatch, AppendedEntry, KeptCheckpoint, Log,
-    LogAudit, LogError, LogReader, NewEntry, StoredCheckpoint, StoredEntry,
+    open_database, origin_for, verify_note, verify_note_by_any, AppendedBatch, AppendedEntry,
+    KeptCheckpoint, Log, LogAudit, LogError, LogKey, LogReader, NewEntry, StoredCheckpoint,
+    StoredEntry,
 };

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::checkpoint::SignedNote;
 use super::merkle::{self, Hash};
-use super::store::verify_note;
+use super::store::verify_note_by_any;
 use super::LogError;
 use crate::crypto::VerifyingKey;
 use crate::escape::quoted;
@@ -38,15 +38,22 @@ struct ProofBody {
     hashes: Vec<String>,
 }
 
-/// The name of `key`'s signature on a note: the kept checkpoint, which the
-/// operator trusts, says which name the log signs under.
-fn signer_name(note: &str, hint: [u8; 4]) -> Result<String, LogError> {
+/// The name of the signature on a note by one of `keys`: the kept
+/// checkpoint, which the operator trusts, says which name the log signs under.
+fn signer_name(note: &str, keys: &[VerifyingKey]) -> Result<String, LogError> {
     let parsed = SignedNote::parse(note)
         .map_err(|e| LogError::Tampered(format!("the kept checkpoint is malformed: {e}")))?;
+    let hints: Vec<[u8; 4]> = keys
+        .iter()
+        .map(|k| {
+            let id = k.key_id();
+            [id[0], id[1], id[2], id[3]]
+        })
+        .collect();
     parsed
         .signatures
         .iter()
-        .find(|s| s.key_hint == hint)
+        .find(|s| hints.contains(&s.key_hint))
         .map(|s| s.name.clone())
         .ok_or_else(|| {
             LogError::Tampered(
@@ -78,21 +85,22 @@ pub fn parse_proof(body: &[u8]) -> Result<(Hash, Vec<Hash>), LogError> {
     Ok((root, hashes))
 }
 
-/// Checks that the served checkpoint grew consistently from the kept one.
+/// Checks that the served checkpoint grew consistently from the kept one,
+/// each signed by one of the log's `keys` (more than one across a log key
+/// rotation: the same tree goes on under the new key).
 /// `proof` is the consistency proof from the kept size to the served size
 /// (ignored when the sizes are equal or the kept tree is empty).
 pub fn check_growth(
     kept_note: &str,
     served_note: &str,
     proof: &[Hash],
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
 ) -> Result<Growth, LogError> {
-    let id = key.key_id();
-    let hint = [id[0], id[1], id[2], id[3]];
-    let name = signer_name(kept_note, hint)?;
-    let kept = verify_note(kept_note, &name, hint, key)
+    let name = signer_name(kept_note, keys)?;
+    let any: Vec<crate::tlog::LogKey<'_>> = keys.iter().map(crate::tlog::LogKey::always).collect();
+    let kept = verify_note_by_any(kept_note, &name, &any)
         .map_err(|e| LogError::Tampered(format!("the kept checkpoint {e}")))?;
-    let served = verify_note(served_note, &name, hint, key)
+    let served = verify_note_by_any(served_note, &name, &any)
         .map_err(|e| LogError::Tampered(format!("the served checkpoint {e}")))?;
     if served.origin != kept.origin {
         return Err(LogError::Tampered(format!(
@@ -189,8 +197,8 @@ mod tests {
         LogReader::new(&f.conn).consistency_proof(old, new).unwrap()
     }
 
-    fn key(f: &Fixture) -> VerifyingKey {
-        f.log.public_key().unwrap()
+    fn key(f: &Fixture) -> Vec<VerifyingKey> {
+        vec![f.log.public_key().unwrap()]
     }
 
     #[test]

@@ -244,6 +244,26 @@ impl Log {
 
     /// Creates the tables (idempotent) and binds the database to this log.
     pub fn initialize(&self, conn: &Connection) -> Result<(), LogError> {
+        self.bind(conn, &[]).map(|_| ())
+    }
+
+    /// [`Log::initialize`] for a log whose key rotated: `earlier` are the hex
+    /// IDs of its earlier keys, and a database begun under one of them goes
+    /// on under this key with its origin unchanged.
+    pub fn initialize_rotated(
+        &mut self,
+        conn: &Connection,
+        earlier: &[String],
+    ) -> Result<(), LogError> {
+        if let Some(origin) = self.bind(conn, earlier)? {
+            self.origin = origin;
+        }
+        Ok(())
+    }
+
+    /// Binds the database; the stored origin when it was begun under an
+    /// earlier key.
+    fn bind(&self, conn: &Connection, earlier: &[String]) -> Result<Option<String>, LogError> {
         conn.execute_batch(SCHEMA)?;
         let stored: Option<String> = conn
             .query_row(
@@ -254,8 +274,13 @@ impl Log {
             .optional()?;
         let expected = hex::encode(self.log_id);
         match stored {
-            Some(stored) if stored != expected => Err(LogError::WrongLog { stored, expected }),
-            Some(_) => Ok(()),
+            Some(stored) if stored == expected => Ok(None),
+            Some(stored) if earlier.contains(&stored) => {
+                Ok(Some(LogReader::new(conn).origin()?.ok_or_else(|| {
+                    LogError::Tampered("tlog_meta has no origin".into())
+                })?))
+            }
+            Some(stored) => Err(LogError::WrongLog { stored, expected }),
             None => {
                 conn.execute(
                     "INSERT INTO tlog_meta (key, value) VALUES ('log_id', ?1)",
@@ -265,7 +290,7 @@ impl Log {
                     "INSERT INTO tlog_meta (key, value) VALUES ('origin', ?1)",
                     [&self.origin],
                 )?;
-                Ok(())
+                Ok(None)
             }
         }
     }
@@ -723,16 +748,16 @@ impl<'c> LogReader<'c> {
     /// and a checkpoint at the current size (every batch ends with one).
     pub fn verify_all(
         &self,
-        key: &VerifyingKey,
+        keys: &[LogKey<'_>],
         name: &str,
         origin: &str,
     ) -> Result<LogAudit, LogError> {
         self.integrity_check()?;
-        self.check_meta(key, origin)?;
-        let tree = self.verify_entries(key)?;
+        self.check_meta(keys, origin)?;
+        let tree = self.verify_entries(keys)?;
         let size = tree.size();
         let nodes = self.verify_nodes(&tree)?;
-        let (checkpoints, latest) = self.verify_checkpoints(&tree, key, name, origin)?;
+        let (checkpoints, latest) = self.verify_checkpoints(&tree, keys, name, origin)?;
         if size > 0 && latest != Some(size) {
             return Err(LogError::Tampered(format!(
                 "the log has {size} entries but its latest signed checkpoint is at size {}: checkpoints were removed",
@@ -763,14 +788,15 @@ impl<'c> LogReader<'c> {
         Ok(())
     }
 
-    fn check_meta(&self, key: &VerifyingKey, origin: &str) -> Result<(), LogError> {
-        let expected_id = hex::encode(key.key_id());
+    fn check_meta(&self, keys: &[LogKey<'_>], origin: &str) -> Result<(), LogError> {
+        let ids: Vec<String> = keys.iter().map(|k| hex::encode(k.key.key_id())).collect();
         match self.log_id()? {
-            Some(id) if id == expected_id => {}
+            Some(id) if ids.contains(&id) => {}
             Some(id) => {
                 return Err(LogError::Tampered(format!(
-                    "tlog_meta log_id is {}, not the log key's {expected_id}",
-                    crate::escape::quoted(&id)
+                    "tlog_meta log_id is {}, not one of the log's keys {}",
+                    crate::escape::quoted(&id),
+                    ids.join(", ")
                 )))
             }
             None => return Err(LogError::Tampered("tlog_meta has no log_id".into())),
@@ -788,8 +814,7 @@ impl<'c> LogReader<'c> {
 
     /// Every entry, in order: contiguous, SET valid, derived columns equal
     /// to what its body says. Returns the recomputed tree.
-    fn verify_entries(&self, key: &VerifyingKey) -> Result<merkle::MemoryTree, LogError> {
-        let log_id = key.key_id();
+    fn verify_entries(&self, keys: &[LogKey<'_>]) -> Result<merkle::MemoryTree, LogError> {
         let mut tree = merkle::MemoryTree::new();
         let mut stmt = self.conn.prepare(
             "SELECT idx, body, integrated_time, set_signature, kind, artifact_sha256 FROM tlog_entries ORDER BY idx",
@@ -806,7 +831,20 @@ impl<'c> LogReader<'c> {
             let body: Vec<u8> = row.get(1)?;
             let integrated_time: i64 = row.get(2)?;
             let set: Vec<u8> = row.get(3)?;
-            if !key.verify_default(&set_payload(&body, integrated_time, &log_id, index), &set) {
+            let signs = |k: &LogKey<'_>| {
+                let payload = set_payload(&body, integrated_time, &k.key.key_id(), index);
+                k.key.verify_default(&payload, &set)
+            };
+            let signed = keys
+                .iter()
+                .filter(|k| k.valid_at(integrated_time))
+                .any(signs);
+            if !signed && keys.iter().any(signs) {
+                return Err(LogError::Tampered(format!(
+                    "entry {index}: its signed entry timestamp is by a log key whose validity window does not hold its integrated time {integrated_time}"
+                )));
+            }
+            if !signed {
                 return Err(LogError::Tampered(format!(
                     "entry {index}: signed entry timestamp does not match its body"
                 )));
@@ -853,13 +891,10 @@ impl<'c> LogReader<'c> {
     fn verify_checkpoints(
         &self,
         tree: &merkle::MemoryTree,
-        key: &VerifyingKey,
+        keys: &[LogKey<'_>],
         name: &str,
         origin: &str,
     ) -> Result<(u64, Option<u64>), LogError> {
-        let log_id = key.key_id();
-        let mut hint = [0u8; 4];
-        hint.copy_from_slice(&log_id[..4]);
         let size = tree.size();
         let mut checkpoints = self.conn.prepare(
             "SELECT tree_size, root_hash, note FROM tlog_checkpoints ORDER BY tree_size",
@@ -876,7 +911,7 @@ impl<'c> LogReader<'c> {
                     "checkpoint at size {cp_size} exceeds the log size {size}: entries were removed"
                 )));
             }
-            let parsed = verify_note(&note_text, name, hint, key)
+            let parsed = verify_note_by_any(&note_text, name, keys)
                 .map_err(|e| LogError::Tampered(format!("checkpoint {cp_size}: {e}")))?;
             if parsed.size != cp_size || parsed.root_hash != root {
                 return Err(LogError::Tampered(format!(
@@ -918,14 +953,11 @@ impl<'c> LogReader<'c> {
     pub fn verify_kept_checkpoint(
         &self,
         note_text: &str,
-        key: &VerifyingKey,
+        keys: &[LogKey<'_>],
         name: &str,
         origin: &str,
     ) -> Result<KeptCheckpoint, LogError> {
-        let log_id = key.key_id();
-        let mut hint = [0u8; 4];
-        hint.copy_from_slice(&log_id[..4]);
-        let kept = verify_note(note_text, name, hint, key)
+        let kept = verify_note_by_any(note_text, name, keys)
             .map_err(|e| LogError::Tampered(format!("the kept checkpoint {e}")))?;
         if kept.origin != origin {
             return Err(LogError::Tampered(format!(
@@ -975,6 +1007,58 @@ pub struct KeptCheckpoint {
     pub size: u64,
     /// The log's root now.
     pub root_hash: Hash,
+}
+
+/// One key of the log and the window (unix seconds, inclusive) in which it
+/// signed: every key the trusted root lists for the log, after rotations.
+#[derive(Debug, Clone, Copy)]
+pub struct LogKey<'a> {
+    /// The public key.
+    pub key: &'a VerifyingKey,
+    /// First second it may sign at.
+    pub from: Option<i64>,
+    /// Last second it may sign at (none while it is the current key).
+    pub until: Option<i64>,
+}
+
+impl<'a> LogKey<'a> {
+    /// A key with no window (the only key of a log that never rotated).
+    pub fn always(key: &'a VerifyingKey) -> Self {
+        LogKey {
+            key,
+            from: None,
+            until: None,
+        }
+    }
+
+    /// True when the key may have signed at `unix_secs`.
+    pub fn valid_at(&self, unix_secs: i64) -> bool {
+        self.from.is_none_or(|f| unix_secs >= f) && self.until.is_none_or(|u| unix_secs <= u)
+    }
+
+    /// Its signed-note key hint.
+    fn hint(&self) -> [u8; 4] {
+        let id = self.key.key_id();
+        [id[0], id[1], id[2], id[3]]
+    }
+}
+
+/// [`verify_note`] with whichever of `keys` signed it (by key hint).
+pub fn verify_note_by_any(
+    note_text: &str,
+    name: &str,
+    keys: &[LogKey<'_>],
+) -> Result<Checkpoint, String> {
+    let mut first_error = None;
+    for k in keys {
+        match verify_note(note_text, name, k.hint(), k.key) {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| "has no log key to check it with".into()))
 }
 
 /// Parses a signed note and checks the log's signature on it.
@@ -1133,7 +1217,9 @@ mod tests {
                 .unwrap();
             }
         }
-        let audit = reader.verify_all(&key, log.name(), log.origin()).unwrap();
+        let audit = reader
+            .verify_all(&[LogKey::always(&key)], log.name(), log.origin())
+            .unwrap();
         assert_eq!(audit.size, next);
         assert_eq!(audit.checkpoints, sizes.len() as u64);
     }
@@ -1165,7 +1251,11 @@ mod tests {
         )
         .unwrap();
         let err = LogReader::new(&conn)
-            .verify_all(&log.public_key().unwrap(), log.name(), log.origin())
+            .verify_all(
+                &[LogKey::always(&log.public_key().unwrap())],
+                log.name(),
+                log.origin(),
+            )
             .unwrap_err();
         assert!(matches!(err, LogError::Tampered(_)), "{err}");
     }
@@ -1183,8 +1273,68 @@ mod tests {
         assert_eq!(reader.size().unwrap(), 3);
         assert!(reader.checkpoint(5).is_err());
         reader
-            .verify_all(&log.public_key().unwrap(), log.name(), log.origin())
+            .verify_all(
+                &[LogKey::always(&log.public_key().unwrap())],
+                log.name(),
+                log.origin(),
+            )
             .unwrap();
+    }
+
+    /// A rotated log key: the tree goes on under the new key with the first
+    /// key's origin; the audit verifies each entry's SET with the key valid
+    /// at its time and each checkpoint with the key that signed it; a SET by
+    /// the retired key after its window is named as such.
+    #[test]
+    fn a_rotated_key_goes_on_with_the_tree_and_the_audit_checks_each_window() {
+        let (_dir, mut conn, old) = setup();
+        let at = |conn: &mut Connection, log: &Log, range: std::ops::Range<u64>, t: i64| {
+            let tx = conn.transaction().unwrap();
+            let entries: Vec<NewEntry> = range.map(entry).collect();
+            log.append_batch(&tx, &entries, t).unwrap();
+            tx.commit().unwrap();
+        };
+        at(&mut conn, &old, 0..3, 1_000);
+        let mut new = Log::new(
+            SigningKey::generate(Curve::P256).unwrap(),
+            "https://tlog.example.internal",
+        );
+        assert!(matches!(
+            new.initialize_rotated(&conn, &[]),
+            Err(LogError::WrongLog { .. })
+        ));
+        new.initialize_rotated(&conn, &[hex::encode(old.log_id())])
+            .unwrap();
+        assert_eq!(new.origin(), old.origin(), "the origin goes on");
+        at(&mut conn, &new, 3..5, 2_000);
+        let (old_key, new_key) = (old.public_key().unwrap(), new.public_key().unwrap());
+        let keys = [
+            LogKey {
+                key: &old_key,
+                from: Some(0),
+                until: Some(1_500),
+            },
+            LogKey {
+                key: &new_key,
+                from: Some(1_500),
+                until: None,
+            },
+        ];
+        let reader = LogReader::new(&conn);
+        let audit = reader.verify_all(&keys, old.name(), old.origin()).unwrap();
+        assert_eq!((audit.size, audit.checkpoints), (5, 2));
+        // Only the old key: the new entries' SETs and checkpoint are not its.
+        assert!(reader
+            .verify_all(&keys[..1], old.name(), old.origin())
+            .is_err());
+        // The retired key signing after its window closed.
+        at(&mut conn, &old, 5..6, 3_000);
+        let reader = LogReader::new(&conn);
+        let err = reader
+            .verify_all(&keys, old.name(), old.origin())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("validity window"), "{err}");
     }
 
     #[test]

@@ -108,7 +108,7 @@ async fn tuf_summary(state: &AppState) -> Option<home::TufSummary> {
 /// The log as the trusted root knows it.
 fn log_key(state: &AppState) -> LogKey<'_> {
     LogKey {
-        key: &state.log.key,
+        keys: &state.log.keys,
         name: &state.log.checkpoint_name,
         origin: &state.log.origin,
     }

@@ -9,7 +9,7 @@ use crate::escape::quoted;
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::entry::{derived_columns, set_payload};
 use crate::tlog::merkle::{self, Hash};
-use crate::tlog::{verify_note, StoredEntry};
+use crate::tlog::{verify_note_by_any, StoredEntry};
 
 /// A check's outcome: what was verified, or why it failed.
 pub(super) type Check = Result<String, String>;
@@ -17,19 +17,32 @@ pub(super) type Check = Result<String, String>;
 /// The log as the trusted root knows it.
 #[derive(Clone, Copy)]
 pub(super) struct LogKey<'a> {
-    /// The log's public key.
-    pub key: &'a VerifyingKey,
+    /// Every key of the log with its window in unix seconds (more than one
+    /// after a log key rotation).
+    pub keys: &'a [(VerifyingKey, Option<i64>, Option<i64>)],
     /// The signer name its checkpoints carry.
     pub name: &'a str,
     /// The origin line its checkpoints carry.
     pub origin: &'a str,
 }
 
-/// Parses a signed checkpoint and checks the log's signature and origin on it.
+impl<'a> LogKey<'a> {
+    fn all(&self) -> Vec<crate::tlog::LogKey<'a>> {
+        self.keys
+            .iter()
+            .map(|(key, from, until)| crate::tlog::LogKey {
+                key,
+                from: *from,
+                until: *until,
+            })
+            .collect()
+    }
+}
+
+/// Parses a signed checkpoint and checks the log's signature (by whichever
+/// of its keys signed it) and origin on it.
 pub(super) fn verify_checkpoint(note: &str, log: LogKey<'_>) -> Result<Checkpoint, String> {
-    let id = log.key.key_id();
-    let hint = [id[0], id[1], id[2], id[3]];
-    let cp = verify_note(note, log.name, hint, log.key)
+    let cp = verify_note_by_any(note, log.name, &log.all())
         .map_err(|e| format!("the latest checkpoint {e}"))?;
     if cp.origin != log.origin {
         return Err(format!(
@@ -41,18 +54,24 @@ pub(super) fn verify_checkpoint(note: &str, log: LogKey<'_>) -> Result<Checkpoin
     Ok(cp)
 }
 
-/// The entry's signed entry timestamp verifies with the log key.
+/// The entry's signed entry timestamp verifies with the log key valid at
+/// its integrated time.
 pub(super) fn check_set(entry: &StoredEntry, log: LogKey<'_>) -> Check {
-    let payload = set_payload(
-        &entry.body,
-        entry.integrated_time,
-        &log.key.key_id(),
-        entry.index,
-    );
-    if log
-        .key
-        .verify_default(&payload, &entry.signed_entry_timestamp)
-    {
+    let signed = log
+        .all()
+        .iter()
+        .filter(|k| k.valid_at(entry.integrated_time))
+        .any(|k| {
+            let payload = set_payload(
+                &entry.body,
+                entry.integrated_time,
+                &k.key.key_id(),
+                entry.index,
+            );
+            k.key
+                .verify_default(&payload, &entry.signed_entry_timestamp)
+        });
+    if signed {
         Ok(format!(
             "signed entry timestamp of entry {} verified with the log key",
             entry.index
@@ -114,7 +133,7 @@ mod tests {
         _dir: tempfile::TempDir,
         conn: rusqlite::Connection,
         log: Log,
-        key: VerifyingKey,
+        key: (VerifyingKey, Option<i64>, Option<i64>),
     }
 
     /// A log of five hashedrekord entries (digest of entry i = [i; 32]), one checkpoint.
@@ -136,7 +155,7 @@ mod tests {
         let tx = conn.transaction().unwrap();
         log.append_batch(&tx, &entries, 1_700_000_000).unwrap();
         tx.commit().unwrap();
-        let key = log.public_key().unwrap();
+        let key = (log.public_key().unwrap(), None, None);
         Fixture {
             _dir: dir,
             conn,
@@ -148,7 +167,7 @@ mod tests {
     impl Fixture {
         fn key(&self) -> LogKey<'_> {
             LogKey {
-                key: &self.key,
+                keys: std::slice::from_ref(&self.key),
                 name: self.log.name(),
                 origin: self.log.origin(),
             }
@@ -206,9 +225,13 @@ mod tests {
             .unwrap()
             .unwrap();
         let stranger = SigningKey::generate(Curve::P256).unwrap();
-        let stranger = VerifyingKey::from_spki_der(stranger.public_key_spki()).unwrap();
+        let stranger = [(
+            VerifyingKey::from_spki_der(stranger.public_key_spki()).unwrap(),
+            None,
+            None,
+        )];
         let key = LogKey {
-            key: &stranger,
+            keys: &stranger,
             ..f.key()
         };
         assert!(verify_checkpoint(&stored.note, key).is_err());
