@@ -772,3 +772,82 @@ fn revoking_a_retired_intermediate_from_a_past_time_splits_its_signatures() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// Revoking a retired CT key or log key from a past time: what it signed
+/// before still verifies, after is refused by name; the current key cannot
+/// be revoked; a revoked log key's later entries also fail the audit, which
+/// names the window (the operator re-imports what they carried).
+#[test]
+fn revoking_a_retired_ct_or_log_key_from_a_past_time_splits_its_signatures() {
+    for (rotate, flag, list, check) in [
+        ("rotate-ct", "--ct-key", "ctlogs", "sct.log-validity"),
+        ("rotate-log", "--log-key", "tlogs", "tlog.log-validity"),
+    ] {
+        let world = World::new(0);
+        let high = world.high.to_str().unwrap().to_string();
+        let file = |name: &str| text_file(&world, name);
+        let early = file("early.txt");
+        let early_bundle = sign(&world.high, &early);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let compromised_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let late = file("late.txt");
+        let late_bundle = sign(&world.high, &late);
+        let root = world.high.join("trusted_root.json");
+        let log_id = |i: usize| {
+            let trusted: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&root).unwrap()).unwrap();
+            let b64 = trusted[list][i]["logId"]["keyId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            hex::encode(gateway::encoding::b64_decode(&b64).unwrap())
+        };
+        let old = log_id(0);
+        let revoke = |id: &str| {
+            airgate([
+                "ca",
+                "revoke",
+                "--state",
+                &high,
+                flag,
+                id,
+                "--at",
+                &compromised_at,
+            ])
+        };
+        let out = revoke(&old);
+        assert_eq!(out.status.code(), Some(2), "{rotate}: {}", stderr(&out));
+        assert!(stderr(&out).contains("rotate it first"), "{}", stderr(&out));
+        let out = revoke(&"00".repeat(32));
+        assert_eq!(out.status.code(), Some(2), "{rotate}: {}", stderr(&out));
+        let out = airgate(["ca", rotate, "--state", &high]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let after = file("after.txt");
+        let after_bundle = sign(&world.high, &after);
+        let out = revoke(&old);
+        assert!(out.status.success(), "{rotate}: {}", stderr(&out));
+        assert!(
+            verify(&root, &early_bundle, &early).status.success(),
+            "{rotate}: signed before the compromise"
+        );
+        assert!(
+            verify(&root, &after_bundle, &after).status.success(),
+            "{rotate}: signed with the new key"
+        );
+        let out = verify(&root, &late_bundle, &late);
+        assert_eq!(out.status.code(), Some(1), "{rotate}: {}", stderr(&out));
+        assert!(stderr(&out).contains(check), "{rotate}: {}", stderr(&out));
+        let audit = airgate(["log", "verify", "--state", &high]);
+        if rotate == "rotate-log" {
+            assert_eq!(audit.status.code(), Some(1), "{}", stderr(&audit));
+            assert!(
+                stderr(&audit).contains("validity window"),
+                "{}",
+                stderr(&audit)
+            );
+        } else {
+            assert!(audit.status.success(), "{}", stderr(&audit));
+        }
+    }
+}

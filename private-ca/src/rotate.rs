@@ -273,6 +273,17 @@ pub fn revoke_intermediate(dir: &Path, fingerprint: &str, at: &str) -> Result<()
     write_trust(dir, &revoked)
 }
 
+/// Closes the window of the retired CT key (`ct` true) or log key with hex
+/// log ID `log_id` at `at` (a compromise), as [`revoke_intermediate`] does.
+pub fn revoke_log_key(dir: &Path, ct: bool, log_id: &str, at: &str) -> Result<()> {
+    finish_pending(dir)?;
+    let (_, trusted) = read_trusted_root(dir)?;
+    let list = if ct { "ctlogs" } else { "tlogs" };
+    let revoked =
+        crate::trust::revoke_log_key(&trusted, list, log_id, at).map_err(Error::Config)?;
+    write_trust(dir, &revoked)
+}
+
 /// `trusted_root.json` as text and parsed.
 fn read_trusted_root(dir: &Path) -> Result<(String, serde_json::Value)> {
     let path = dir.join(files::TRUSTED_ROOT);

@@ -311,6 +311,21 @@ pub fn revoke_ca(trusted_root: &Value, fingerprint: &str, at: &str) -> Result<Va
         .get_mut("validFor")
         .and_then(Value::as_object_mut)
         .ok_or("that certificate authority has no validFor")?;
+    close_earlier(
+        window,
+        at,
+        "that is the current certificate authority: rotate it first (airgate ca rotate), then revoke the retired one",
+    )?;
+    Ok(root)
+}
+
+/// Moves a retired window's end back to `at` (only a closed window, only
+/// earlier, never before its start); `current` is the error for an open one.
+fn close_earlier(
+    window: &mut serde_json::Map<String, Value>,
+    at: &str,
+    current: &str,
+) -> Result<(), String> {
     let start = window
         .get("start")
         .and_then(Value::as_str)
@@ -321,7 +336,7 @@ pub fn revoke_ca(trusted_root: &Value, fingerprint: &str, at: &str) -> Result<Va
         .and_then(Value::as_str)
         .map(str::to_string)
     else {
-        return Err("that is the current certificate authority: rotate it first (airgate ca rotate), then revoke the retired one".into());
+        return Err(current.to_string());
     };
     // RFC 3339 UTC with seconds (as airgate writes them) orders as text.
     if at.len() != 20 || !at.ends_with('Z') {
@@ -336,6 +351,42 @@ pub fn revoke_ca(trusted_root: &Value, fingerprint: &str, at: &str) -> Result<Va
         ));
     }
     window.insert("end".into(), json!(at));
+    Ok(())
+}
+
+/// `trusted_root.json` after revoking the retired key with hex log ID
+/// `log_id` of `list` (`"ctlogs"` or `"tlogs"`) from `at`: its
+/// `publicKey.validFor.end` moves back to `at`, as [`revoke_ca`] does for a CA.
+pub fn revoke_log_key(
+    trusted_root: &Value,
+    list: &str,
+    log_id: &str,
+    at: &str,
+) -> Result<Value, String> {
+    let mut root = trusted_root.clone();
+    let logs = root
+        .get_mut(list)
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| format!("trusted_root.json has no {list}"))?;
+    let matches = |log: &Value| {
+        log.pointer("/logId/keyId")
+            .and_then(Value::as_str)
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .is_some_and(|id| hex::encode(id) == log_id.to_ascii_lowercase())
+    };
+    let log = logs
+        .iter_mut()
+        .find(|l| matches(l))
+        .ok_or_else(|| format!("no key with log ID {log_id} in {list}"))?;
+    let window = log
+        .pointer_mut("/publicKey/validFor")
+        .and_then(Value::as_object_mut)
+        .ok_or("that key has no publicKey.validFor")?;
+    close_earlier(
+        window,
+        at,
+        "that is the current key: rotate it first (airgate ca rotate-ct or rotate-log), then revoke the retired one",
+    )?;
     Ok(root)
 }
 

@@ -36,9 +36,10 @@ enum CaCommand {
     /// trusted_root.json lists both keys with their windows; the private TUF
     /// repository republishes the trusted root.
     RotateLog(RotateCtArgs),
-    /// Revoke a retired intermediate from a past time (a compromise): its
-    /// validFor ends at --at; what it signed before still verifies, after
-    /// not (with airgate; see the README for what other clients do).
+    /// Revoke a retired intermediate, CT key or log key from a past time (a
+    /// compromise): its validFor ends at --at; what it signed before still
+    /// verifies, after not (with airgate; see the README for what other
+    /// clients do).
     Revoke(RevokeArgs),
 }
 
@@ -156,8 +157,14 @@ struct RevokeArgs {
     #[arg(long, value_name = "STATE")]
     state: PathBuf,
     /// SHA-256 of the retired intermediate certificate (as `ca rotate` printed it).
-    #[arg(long, value_name = "SHA256")]
-    intermediate: String,
+    #[arg(long, value_name = "SHA256", required_unless_present_any = ["ct_key", "log_key"], conflicts_with_all = ["ct_key", "log_key"])]
+    intermediate: Option<String>,
+    /// Log ID of the retired CT key (as `ca rotate-ct` printed it).
+    #[arg(long, value_name = "LOG_ID", conflicts_with = "log_key")]
+    ct_key: Option<String>,
+    /// Log ID of the retired transparency log key (as `ca rotate-log` printed it).
+    #[arg(long, value_name = "LOG_ID")]
+    log_key: Option<String>,
     /// From when its signatures are not to be trusted (RFC 3339, a date, or seconds since 1970).
     #[arg(long, value_name = "TIME")]
     at: String,
@@ -168,15 +175,30 @@ fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
     let at = crate::output::parse_time(&args.at, "--at")?
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let state = gateway::state::StateDir::open(&args.state)?;
-    gateway::private_ca::rotate::revoke_intermediate(&args.state, &args.intermediate, &at)
-        .map_err(gateway::Error::from)?;
+    use gateway::private_ca::rotate::{revoke_intermediate, revoke_log_key};
+    let what = match (&args.intermediate, &args.ct_key, &args.log_key) {
+        (Some(fp), _, _) => {
+            revoke_intermediate(&args.state, fp, &at).map_err(gateway::Error::from)?;
+            format!("intermediate sha256 {fp}: signatures it made")
+        }
+        (_, Some(id), _) => {
+            revoke_log_key(&args.state, true, id, &at).map_err(gateway::Error::from)?;
+            format!("CT key {id}: SCTs it signed")
+        }
+        (_, _, Some(id)) => {
+            revoke_log_key(&args.state, false, id, &at).map_err(gateway::Error::from)?;
+            format!("log key {id}: entries it signed")
+        }
+        _ => {
+            return Err(
+                gateway::Error::Usage("give --intermediate, --ct-key or --log-key".into()).into(),
+            )
+        }
+    };
     drop(state);
     let state = gateway::state::StateDir::open(&args.state)?;
     let published = state.publish_trusted_root(chrono::Utc::now())?;
-    println!(
-        "Revoked intermediate sha256 {} from {at}: signatures it made before still verify, after do not",
-        args.intermediate
-    );
+    println!("Revoked {what} before {at} still verify, after do not");
     if let Some(v) = published {
         println!("  private TUF republished (timestamp v{v})");
     }
