@@ -445,6 +445,22 @@ fn clients_follow_a_root_ca_rotation_through_tuf() {
     assert_eq!(verdict["cas"], 2, "{verdict}");
 }
 
+/// The same for an intermediate rotation.
+#[test]
+#[ignore = "interop: real clients, run by tests/run-all.sh"]
+fn clients_follow_an_intermediate_rotation_through_tuf() {
+    let verdict = clients_across_a_rotation(&["ca", "rotate"], false);
+    assert_eq!(verdict["cas"], 2, "{verdict}");
+}
+
+/// The same for a CT key rotation.
+#[test]
+#[ignore = "interop: real clients, run by tests/run-all.sh"]
+fn clients_follow_a_ct_key_rotation_through_tuf() {
+    let verdict = clients_across_a_rotation(&["ca", "rotate-ct"], false);
+    assert_eq!(verdict["cas"], 1, "{verdict}");
+}
+
 /// The same for a transparency log key rotation.
 #[test]
 #[ignore = "interop: real clients, run by tests/run-all.sh"]
