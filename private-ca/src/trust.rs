@@ -122,34 +122,7 @@ pub fn rotate_ca(trusted_root: &Value, chain: &[Vec<u8>], at: &str) -> Result<Va
 /// for `spki` (same base URL, its own log ID) opens at `at`. SCTs the old key
 /// issued before `at` still verify; new leaves carry SCTs from the new key.
 pub fn rotate_ctlog(trusted_root: &Value, spki: &[u8], at: &str) -> Result<Value, String> {
-    let mut root = trusted_root.clone();
-    let logs = root
-        .get_mut("ctlogs")
-        .and_then(Value::as_array_mut)
-        .ok_or("trusted_root.json has no ctlogs")?;
-    let open: Vec<usize> = logs
-        .iter()
-        .enumerate()
-        .filter(|(_, log)| log.pointer("/publicKey/validFor/end").is_none())
-        .map(|(i, _)| i)
-        .collect();
-    let Some(&last) = open.last() else {
-        return Err("trusted_root.json has no open CT log key to rotate".into());
-    };
-    let mut next = logs[last].clone();
-    for i in open {
-        if let Some(window) = logs[i]
-            .pointer_mut("/publicKey/validFor")
-            .and_then(Value::as_object_mut)
-        {
-            window.insert("end".into(), json!(at));
-        }
-    }
-    next["publicKey"]["rawBytes"] = json!(b64(spki));
-    next["publicKey"]["validFor"] = json!({"start": at});
-    next["logId"] = json!({"keyId": b64(&Sha256::digest(spki))});
-    logs.push(next);
-    Ok(root)
+    rotate_key_list(trusted_root, "ctlogs", "CT log", spki, at)
 }
 
 /// `trusted_root.json` after a transparency-log key rotation at `at` (RFC
@@ -159,11 +132,23 @@ pub fn rotate_ctlog(trusted_root: &Value, spki: &[u8], at: &str) -> Result<Value
 /// (their SETs and checkpoints name the old log ID), new entries and
 /// checkpoints are the new key's.
 pub fn rotate_tlog(trusted_root: &Value, spki: &[u8], at: &str) -> Result<Value, String> {
+    rotate_key_list(trusted_root, "tlogs", "transparency log", spki, at)
+}
+
+/// Closes every open key of `list` (`ctlogs` or `tlogs`) at `at` and adds
+/// `spki` opening then, with the last open entry's other fields.
+fn rotate_key_list(
+    trusted_root: &Value,
+    list: &str,
+    what: &str,
+    spki: &[u8],
+    at: &str,
+) -> Result<Value, String> {
     let mut root = trusted_root.clone();
     let logs = root
-        .get_mut("tlogs")
+        .get_mut(list)
         .and_then(Value::as_array_mut)
-        .ok_or("trusted_root.json has no tlogs")?;
+        .ok_or_else(|| format!("trusted_root.json has no {list}"))?;
     let open: Vec<usize> = logs
         .iter()
         .enumerate()
@@ -171,7 +156,9 @@ pub fn rotate_tlog(trusted_root: &Value, spki: &[u8], at: &str) -> Result<Value,
         .map(|(i, _)| i)
         .collect();
     let Some(&last) = open.last() else {
-        return Err("trusted_root.json has no open transparency log key to rotate".into());
+        return Err(format!(
+            "trusted_root.json has no open {what} key to rotate"
+        ));
     };
     let mut next = logs[last].clone();
     for i in open {
