@@ -295,6 +295,10 @@ fn pull_configuration_and_unreachable_registries_are_usage_errors() {
             "exactly one of layout",
         ),
         (
+            "[[image]]\npull = \"127.0.0.1:5000/org/app\"\ntags = [\"v1\", \"v1\"]\n".to_string(),
+            "listed twice",
+        ),
+        (
             format!("[[image]]\npull = \"{closed}/org/app\"\nplain-http = true\ntags = [\"v1\"]\n"),
             &format!("http://{closed}/v2/org/app/manifests/v1"),
         ),
@@ -309,6 +313,35 @@ fn pull_configuration_and_unreachable_registries_are_usage_errors() {
         );
         assert!(!medium.exists());
     }
+}
+
+/// A username without a password (or the reverse) is a usage error, not a
+/// silent anonymous pull.
+#[test]
+fn half_given_registry_credentials_are_a_usage_error() {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    std::fs::write(
+        &w.config,
+        "[[image]]\npull = \"127.0.0.1:9/org/app\"\nplain-http = true\ntags = [\"v1\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_airgate"))
+        .args(["export", "--config", w.config.to_str().unwrap()])
+        .args(["--policy", w.world.policy.to_str().unwrap()])
+        .args([
+            "--key",
+            w.world.key.to_str().unwrap(),
+            "--exporter",
+            "low-1",
+        ])
+        .arg("--out")
+        .arg(w.world.media.join("m.tar"))
+        .env("AIRGATE_REGISTRY_USERNAME", "someone")
+        .env_remove("AIRGATE_REGISTRY_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("or neither"), "{}", stderr(&out));
 }
 
 /// `airgate push` refuses a bad target and an unreachable registry (exit 2).

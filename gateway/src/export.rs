@@ -123,8 +123,15 @@ impl ImageConfig {
             }
         }
         crate::oci::check_repository(&self.repository).map_err(usage)?;
+        let mut seen = std::collections::BTreeSet::new();
         for tag in &self.tags {
             crate::oci::check_tag(tag).map_err(usage)?;
+            if !seen.insert(tag) {
+                return Err(usage(format!(
+                    "tag {} is listed twice",
+                    crate::escape::quoted(tag)
+                )));
+            }
         }
         Ok(())
     }

@@ -186,60 +186,65 @@ pub fn rotate_root(
     })
 }
 
-/// What a CT key rotation did.
+/// What a CT or log key rotation did.
 #[derive(Debug, Clone)]
-pub struct CtRotation {
-    /// Hex log ID of the retired CT key.
+pub struct KeyRotation {
+    /// Hex log ID of the retired key.
     pub old_log_id: String,
-    /// Hex log ID of the new CT key.
+    /// Hex log ID of the new key.
     pub new_log_id: String,
     /// The rotation time: the old key's window end, the new one's start.
     pub at: String,
 }
 
-/// Rotates the private CT log key in `dir` at `now`: a new key signs the SCTs
-/// of new leaves; the trusted root lists both keys with their windows (the
-/// old one closed at the next whole second after `now`, which the call waits
-/// for, holding off new leaves). Crash-safe as [`rotate_intermediate`]: the new
-/// key is written as `ctlog.key.pem.next`, `trusted_root.json` is the commit point.
-pub fn rotate_ct_key(dir: &Path, now: SystemTime) -> Result<CtRotation> {
-    finish_pending(dir)?;
-    let old = SigningKey::load(&dir.join(files::CT_KEY), Curve::P256, "CT log")?;
-    let new_key = SigningKey::generate(Curve::P256)?;
-    // SCT times have milliseconds, windows whole seconds: the switch is at the
-    // next whole second, and the new key signs nothing before it (see below).
-    let switch = now
-        .checked_add(std::time::Duration::from_millis(999))
-        .ok_or_else(|| Error::Issuance("time out of range".into()))?;
-    let switch_secs = unix_secs(switch)?;
-    let at = crate::ca::chrono_like_rfc3339(switch_secs);
-    let (_, trusted) = read_trusted_root(dir)?;
-    let rotated = crate::trust::rotate_ctlog(&trusted, new_key.public_key_spki(), &at)
-        .map_err(Error::Config)?;
-    new_key.save_new(&dir.join(next(files::CT_KEY)))?;
-    write_trust(dir, &rotated)?;
-    finish_pending(dir)?;
-    // The caller holds the state lock: no leaf is signed until the switch.
-    let switch_at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(switch_secs as u64);
-    if let Ok(wait) = switch_at.duration_since(SystemTime::now()) {
-        std::thread::sleep(wait);
-    }
-    Ok(CtRotation {
-        old_log_id: hex(&old.key_id()),
-        new_log_id: hex(&new_key.key_id()),
-        at,
-    })
+/// Which P-256 service key a rotation replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKey {
+    /// The CT log key (the SCTs of new leaves).
+    Ct,
+    /// The transparency log key (SETs and checkpoints; the tree goes on).
+    Log,
 }
 
-/// Rotates the transparency log's key in `dir` at `now`, as
-/// [`rotate_ct_key`] rotates the CT key: a new key signs the SETs and
-/// checkpoints of everything appended from the next whole second on (the
-/// call waits for it; the caller holds the state lock, so nothing is
-/// appended in between); the trusted root lists both keys of the one log
-/// with their windows. The tree, its origin and its indexes go on.
-pub fn rotate_log_key(dir: &Path, now: SystemTime) -> Result<CtRotation> {
+impl ServiceKey {
+    fn file(self) -> &'static str {
+        match self {
+            ServiceKey::Ct => files::CT_KEY,
+            ServiceKey::Log => files::TLOG_KEY,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            ServiceKey::Ct => "CT log",
+            ServiceKey::Log => "transparency log",
+        }
+    }
+}
+
+/// Rotates the private CT log key in `dir` at `now`: a new key signs the SCTs
+/// of new leaves (see [`rotate_service_key`]).
+pub fn rotate_ct_key(dir: &Path, now: SystemTime) -> Result<KeyRotation> {
+    rotate_service_key(dir, ServiceKey::Ct, now)
+}
+
+/// Rotates the transparency log's key in `dir` at `now`: a new key signs
+/// the SETs and checkpoints of everything appended from the switch on; the
+/// tree, its origin and its indexes go on (see [`rotate_service_key`]).
+pub fn rotate_log_key(dir: &Path, now: SystemTime) -> Result<KeyRotation> {
+    rotate_service_key(dir, ServiceKey::Log, now)
+}
+
+/// Rotates a P-256 service key: the trusted root lists both keys with their
+/// windows, the old one closed at the next whole second after `now` (SCT and
+/// entry times may have milliseconds, windows whole seconds), which the call
+/// waits for: the caller holds the state lock, so the new key signs nothing
+/// before its window and the old nothing after. Crash-safe as
+/// [`rotate_intermediate`]: the new key is written as `<key>.next`,
+/// `trusted_root.json` is the commit point.
+pub fn rotate_service_key(dir: &Path, which: ServiceKey, now: SystemTime) -> Result<KeyRotation> {
     finish_pending(dir)?;
-    let old = SigningKey::load(&dir.join(files::TLOG_KEY), Curve::P256, "transparency log")?;
+    let old = SigningKey::load(&dir.join(which.file()), Curve::P256, which.what())?;
     let new_key = SigningKey::generate(Curve::P256)?;
     let switch = now
         .checked_add(std::time::Duration::from_millis(999))
@@ -247,16 +252,19 @@ pub fn rotate_log_key(dir: &Path, now: SystemTime) -> Result<CtRotation> {
     let switch_secs = unix_secs(switch)?;
     let at = crate::ca::chrono_like_rfc3339(switch_secs);
     let (_, trusted) = read_trusted_root(dir)?;
-    let rotated = crate::trust::rotate_tlog(&trusted, new_key.public_key_spki(), &at)
-        .map_err(Error::Config)?;
-    new_key.save_new(&dir.join(next(files::TLOG_KEY)))?;
+    let rotate = match which {
+        ServiceKey::Ct => crate::trust::rotate_ctlog,
+        ServiceKey::Log => crate::trust::rotate_tlog,
+    };
+    let rotated = rotate(&trusted, new_key.public_key_spki(), &at).map_err(Error::Config)?;
+    new_key.save_new(&dir.join(next(which.file())))?;
     write_trust(dir, &rotated)?;
     finish_pending(dir)?;
     let switch_at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(switch_secs as u64);
     if let Ok(wait) = switch_at.duration_since(SystemTime::now()) {
         std::thread::sleep(wait);
     }
-    Ok(CtRotation {
+    Ok(KeyRotation {
         old_log_id: hex(&old.key_id()),
         new_log_id: hex(&new_key.key_id()),
         at,
@@ -273,12 +281,15 @@ pub fn revoke_intermediate(dir: &Path, fingerprint: &str, at: &str) -> Result<()
     write_trust(dir, &revoked)
 }
 
-/// Closes the window of the retired CT key (`ct` true) or log key with hex
-/// log ID `log_id` at `at` (a compromise), as [`revoke_intermediate`] does.
-pub fn revoke_log_key(dir: &Path, ct: bool, log_id: &str, at: &str) -> Result<()> {
+/// Closes the window of the retired CT or log key with hex log ID `log_id`
+/// at `at` (a compromise), as [`revoke_intermediate`] does.
+pub fn revoke_service_key(dir: &Path, which: ServiceKey, log_id: &str, at: &str) -> Result<()> {
     finish_pending(dir)?;
     let (_, trusted) = read_trusted_root(dir)?;
-    let list = if ct { "ctlogs" } else { "tlogs" };
+    let list = match which {
+        ServiceKey::Ct => "ctlogs",
+        ServiceKey::Log => "tlogs",
+    };
     let revoked =
         crate::trust::revoke_log_key(&trusted, list, log_id, at).map_err(Error::Config)?;
     write_trust(dir, &revoked)
@@ -308,27 +319,27 @@ fn write_trust_config(dir: &Path, trusted: &serde_json::Value) -> Result<()> {
 
 /// Completes or undoes a rotation a crash interrupted (see the module doc).
 pub fn finish_pending(dir: &Path) -> Result<()> {
-    finish_pending_key(dir, files::CT_KEY, "CT log")?;
-    finish_pending_key(dir, files::TLOG_KEY, "transparency log")?;
+    finish_pending_key(dir, ServiceKey::Ct)?;
+    finish_pending_key(dir, ServiceKey::Log)?;
     finish_pending_intermediate(dir)
 }
 
 /// A pending `<key>.next` (the CT or the log key) replaces the key when the
 /// trusted root lists its public key (the rotation was committed), and is
 /// removed otherwise.
-fn finish_pending_key(dir: &Path, file: &str, what: &'static str) -> Result<()> {
-    let key_next = dir.join(next(file));
+fn finish_pending_key(dir: &Path, which: ServiceKey) -> Result<()> {
+    let key_next = dir.join(next(which.file()));
     if !key_next.exists() {
         return Ok(());
     }
-    let key = SigningKey::load(&key_next, Curve::P256, what)?;
+    let key = SigningKey::load(&key_next, Curve::P256, which.what())?;
     let (text, trusted) = read_trusted_root(dir)?;
     let needle = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         key.public_key_spki(),
     );
     if text.contains(&needle) {
-        rename(&key_next, &dir.join(file))?;
+        rename(&key_next, &dir.join(which.file()))?;
         write_trust_config(dir, &trusted)
     } else {
         std::fs::remove_file(&key_next).map_err(|e| Error::io(&key_next, e))

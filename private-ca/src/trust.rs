@@ -292,7 +292,7 @@ pub fn revoke_ca(trusted_root: &Value, fingerprint: &str, at: &str) -> Result<Va
             .is_some_and(|der| hex::encode(Sha256::digest(der)) == fingerprint.to_ascii_lowercase())
     };
     let ca = cas.iter_mut().find(|ca| matches(ca)).ok_or_else(|| {
-        format!("no certificate authority with intermediate sha256 {fingerprint}")
+        format!("no certificate authority with intermediate sha256 {fingerprint:?}")
     })?;
     let window = ca
         .get_mut("validFor")
@@ -364,7 +364,7 @@ pub fn revoke_log_key(
     let log = logs
         .iter_mut()
         .find(|l| matches(l))
-        .ok_or_else(|| format!("no key with log ID {log_id} in {list}"))?;
+        .ok_or_else(|| format!("no key with log ID {log_id:?} in {list}"))?;
     let window = log
         .pointer_mut("/publicKey/validFor")
         .and_then(Value::as_object_mut)

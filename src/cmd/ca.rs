@@ -54,19 +54,39 @@ struct RotateRootArgs {
     root_key_out: Option<PathBuf>,
 }
 
+/// Runs `change` under the state lock (no import signs while the trust
+/// material changes), then republishes the trusted root through the
+/// private TUF repository from a freshly opened state; the published
+/// timestamp version, if there is a repository.
+fn change_trust<T>(
+    state: &std::path::Path,
+    change: impl FnOnce() -> Result<T, gateway::private_ca::Error>,
+) -> anyhow::Result<(T, Option<u64>)> {
+    let lock = gateway::state::StateDir::open(state)?;
+    let changed = change().map_err(gateway::Error::from)?;
+    drop(lock);
+    let reopened = gateway::state::StateDir::open(state)?;
+    let published = reopened.publish_trusted_root(chrono::Utc::now())?;
+    Ok((changed, published))
+}
+
+/// The last line of a rotation's report.
+fn print_published(published: Option<u64>, lists: &str) {
+    match published {
+        Some(v) => println!("  trusted_root.json lists {lists}; private TUF republished (timestamp v{v})"),
+        None => println!("  trusted_root.json lists {lists}; no private TUF repository to republish (airgate tuf init-private)"),
+    }
+}
+
 /// `ca rotate-root`.
 fn rotate_root(args: RotateRootArgs) -> anyhow::Result<ExitCode> {
-    // The state lock: no import signs while the authority changes.
-    let state = gateway::state::StateDir::open(&args.state)?;
-    let rotation = gateway::private_ca::rotate::rotate_root(
-        &args.state,
-        args.root_key_out.as_deref(),
-        SystemTime::now(),
-    )
-    .map_err(gateway::Error::from)?;
-    drop(state);
-    let state = gateway::state::StateDir::open(&args.state)?;
-    let published = state.publish_trusted_root(chrono::Utc::now())?;
+    let (rotation, published) = change_trust(&args.state, || {
+        gateway::private_ca::rotate::rotate_root(
+            &args.state,
+            args.root_key_out.as_deref(),
+            SystemTime::now(),
+        )
+    })?;
     println!("Rotated the root CA at {}", rotation.at);
     println!(
         "  retired: root sha256 {} with its intermediate (certificates kept in {}; what they signed before {} still verifies)",
@@ -87,22 +107,15 @@ fn rotate_root(args: RotateRootArgs) -> anyhow::Result<ExitCode> {
         "  the new root's key is {} (0600): keep it offline; `airgate ca rotate --root-key` needs it",
         rotation.root_key.display()
     );
-    match published {
-        Some(v) => println!("  trusted_root.json lists both authorities; private TUF republished (timestamp v{v})"),
-        None => println!("  trusted_root.json lists both authorities; no private TUF repository to republish (airgate tuf init-private)"),
-    }
+    print_published(published, "both authorities");
     Ok(ExitCode::SUCCESS)
 }
 
 /// `ca rotate-log`.
 fn rotate_log(args: RotateCtArgs) -> anyhow::Result<ExitCode> {
-    // The state lock: nothing is appended while the log key changes.
-    let state = gateway::state::StateDir::open(&args.state)?;
-    let rotation = gateway::private_ca::rotate::rotate_log_key(&args.state, SystemTime::now())
-        .map_err(gateway::Error::from)?;
-    drop(state);
-    let state = gateway::state::StateDir::open(&args.state)?;
-    let published = state.publish_trusted_root(chrono::Utc::now())?;
+    let (rotation, published) = change_trust(&args.state, || {
+        gateway::private_ca::rotate::rotate_log_key(&args.state, SystemTime::now())
+    })?;
     println!("Rotated the transparency log key at {}", rotation.at);
     println!(
         "  retired: log ID {} (its entries and checkpoints before {} still verify)",
@@ -112,10 +125,7 @@ fn rotate_log(args: RotateCtArgs) -> anyhow::Result<ExitCode> {
         "  new:     log ID {} (signs every entry and checkpoint from now on; same tree, same origin)",
         rotation.new_log_id
     );
-    match published {
-        Some(v) => println!("  trusted_root.json lists both keys; private TUF republished (timestamp v{v})"),
-        None => println!("  trusted_root.json lists both keys; no private TUF repository to republish (airgate tuf init-private)"),
-    }
+    print_published(published, "both keys");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -128,13 +138,9 @@ struct RotateCtArgs {
 
 /// `ca rotate-ct`.
 fn rotate_ct(args: RotateCtArgs) -> anyhow::Result<ExitCode> {
-    // The state lock: no import signs while the CT key changes.
-    let state = gateway::state::StateDir::open(&args.state)?;
-    let rotation = gateway::private_ca::rotate::rotate_ct_key(&args.state, SystemTime::now())
-        .map_err(gateway::Error::from)?;
-    drop(state);
-    let state = gateway::state::StateDir::open(&args.state)?;
-    let published = state.publish_trusted_root(chrono::Utc::now())?;
+    let (rotation, published) = change_trust(&args.state, || {
+        gateway::private_ca::rotate::rotate_ct_key(&args.state, SystemTime::now())
+    })?;
     println!("Rotated the CT log key at {}", rotation.at);
     println!(
         "  retired: log ID {} (its SCTs before {} still verify)",
@@ -144,10 +150,7 @@ fn rotate_ct(args: RotateCtArgs) -> anyhow::Result<ExitCode> {
         "  new:     log ID {} (signs the SCT of every leaf from now on)",
         rotation.new_log_id
     );
-    match published {
-        Some(v) => println!("  trusted_root.json lists both keys; private TUF republished (timestamp v{v})"),
-        None => println!("  trusted_root.json lists both keys; no private TUF repository to republish (airgate tuf init-private)"),
-    }
+    print_published(published, "both keys");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -174,20 +177,13 @@ struct RevokeArgs {
 fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
     let at = crate::output::parse_time(&args.at, "--at")?
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let state = gateway::state::StateDir::open(&args.state)?;
-    use gateway::private_ca::rotate::{revoke_intermediate, revoke_log_key};
-    let what = match (&args.intermediate, &args.ct_key, &args.log_key) {
-        (Some(fp), _, _) => {
-            revoke_intermediate(&args.state, fp, &at).map_err(gateway::Error::from)?;
-            format!("intermediate sha256 {fp}: signatures it made")
-        }
-        (_, Some(id), _) => {
-            revoke_log_key(&args.state, true, id, &at).map_err(gateway::Error::from)?;
-            format!("CT key {id}: SCTs it signed")
-        }
+    use gateway::private_ca::rotate::{revoke_intermediate, revoke_service_key, ServiceKey};
+    let dir = &args.state;
+    let ((), published) = match (&args.intermediate, &args.ct_key, &args.log_key) {
+        (Some(fp), _, _) => change_trust(dir, || revoke_intermediate(dir, fp, &at))?,
+        (_, Some(id), _) => change_trust(dir, || revoke_service_key(dir, ServiceKey::Ct, id, &at))?,
         (_, _, Some(id)) => {
-            revoke_log_key(&args.state, false, id, &at).map_err(gateway::Error::from)?;
-            format!("log key {id}: entries it signed")
+            change_trust(dir, || revoke_service_key(dir, ServiceKey::Log, id, &at))?
         }
         _ => {
             return Err(
@@ -195,9 +191,12 @@ fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
             )
         }
     };
-    drop(state);
-    let state = gateway::state::StateDir::open(&args.state)?;
-    let published = state.publish_trusted_root(chrono::Utc::now())?;
+    let what = match (&args.intermediate, &args.ct_key, &args.log_key) {
+        (Some(fp), _, _) => format!("intermediate sha256 {fp}: signatures it made"),
+        (_, Some(id), _) => format!("CT key {id}: SCTs it signed"),
+        (_, _, Some(id)) => format!("log key {id}: entries it signed"),
+        _ => String::new(),
+    };
     println!("Revoked {what} before {at} still verify, after do not");
     if let Some(v) = published {
         println!("  private TUF republished (timestamp v{v})");
@@ -221,14 +220,9 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     let root_key = args
         .root_key
         .unwrap_or_else(|| args.state.join(gateway::private_ca::ca::files::ROOT_KEY));
-    // The state lock: no import signs while the intermediate changes.
-    let state = gateway::state::StateDir::open(&args.state)?;
-    let rotation =
+    let (rotation, published) = change_trust(&args.state, || {
         gateway::private_ca::rotate::rotate_intermediate(&args.state, &root_key, SystemTime::now())
-            .map_err(gateway::Error::from)?;
-    drop(state);
-    let state = gateway::state::StateDir::open(&args.state)?;
-    let published = state.publish_trusted_root(chrono::Utc::now())?;
+    })?;
     println!("Rotated the intermediate CA at {}", rotation.at);
     println!(
         "  retired: sha256 {} (kept in {}; its key is gone)",
@@ -239,10 +233,7 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
         "  new:     sha256 {} (signs every leaf from now on)",
         rotation.new_fingerprint
     );
-    match published {
-        Some(v) => println!("  trusted_root.json lists both windows; private TUF republished (timestamp v{v})"),
-        None => println!("  trusted_root.json lists both windows; no private TUF repository to republish (airgate tuf init-private)"),
-    }
+    print_published(published, "both windows");
     Ok(ExitCode::SUCCESS)
 }
 

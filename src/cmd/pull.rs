@@ -41,7 +41,13 @@ pub fn pull(
 ) -> anyhow::Result<Pulled> {
     let (host, repository) = gateway::oci::split_registry(reference).map_err(Error::Usage)?;
     let layout = LayoutDir::create(dir).map_err(|e| Error::Usage(e.to_string()))?;
-    let registry = Registry::new(host, repository, plain_http, false, Credentials::from_env())?;
+    let registry = Registry::new(
+        host,
+        repository,
+        plain_http,
+        false,
+        Credentials::from_env()?,
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

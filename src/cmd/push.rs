@@ -84,7 +84,7 @@ impl PushArgs {
                 &target,
                 self.plain_http,
                 true,
-                Credentials::from_env(),
+                Credentials::from_env()?,
             )?;
             let pushed = runtime
                 .block_on(push_repository(

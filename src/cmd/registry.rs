@@ -32,14 +32,18 @@ const MAX_SMALL_BODY: u64 = 64 << 10;
 pub struct Credentials(Option<(String, String)>);
 
 impl Credentials {
-    /// Reads the two variables; both or neither.
-    pub fn from_env() -> Credentials {
+    /// Reads the two variables: both or neither (one alone is a usage error).
+    pub fn from_env() -> anyhow::Result<Credentials> {
         match (
             std::env::var("AIRGATE_REGISTRY_USERNAME"),
             std::env::var("AIRGATE_REGISTRY_PASSWORD"),
         ) {
-            (Ok(u), Ok(p)) => Credentials(Some((u, p))),
-            _ => Credentials(None),
+            (Ok(u), Ok(p)) => Ok(Credentials(Some((u, p)))),
+            (Err(_), Err(_)) => Ok(Credentials(None)),
+            _ => bail!(Error::Usage(
+                "set both AIRGATE_REGISTRY_USERNAME and AIRGATE_REGISTRY_PASSWORD, or neither"
+                    .into()
+            )),
         }
     }
 }
@@ -159,12 +163,25 @@ impl Registry {
     }
 
     /// A token from `realm` for this repository (pull, or pull and push).
+    /// The realm must be HTTPS (credentials go there) unless the registry
+    /// itself is plain HTTP.
     async fn bearer(&self, realm: &str, service: Option<String>) -> anyhow::Result<String> {
+        let url = reqwest::Url::parse(realm).map_err(|e| {
+            Error::Usage(format!("{}: token realm {}: {e}", self.base, quoted(realm)))
+        })?;
+        let plain_ok = self.base.starts_with("http://");
+        if url.scheme() != "https" && !(plain_ok && url.scheme() == "http") {
+            bail!(Error::Usage(format!(
+                "{}: token realm {} is not HTTPS: refused (credentials would travel in the clear)",
+                self.base,
+                quoted(realm)
+            )));
+        }
         let actions = if self.push { "pull,push" } else { "pull" };
         let scope = format!("repository:{}:{actions}", self.repository);
         let mut query = vec![("scope", scope)];
         query.extend(service.map(|s| ("service", s)));
-        let mut request = self.http.get(realm).query(&query);
+        let mut request = self.http.get(url).query(&query);
         if let Some((user, password)) = &self.credentials.0 {
             request = request.basic_auth(user, Some(password));
         }
@@ -277,7 +294,8 @@ impl Registry {
                 break;
             }
         }
-        file.as_file().sync_data()?;
+        // No fsync: the mirror is temporary, and export hashes every blob
+        // as it writes the (synced) medium.
         file.persist(path)
             .map_err(|e| e.error)
             .with_context(|| path.display().to_string())?;

@@ -201,7 +201,7 @@ struct LogIdentity {
     key: VerifyingKey,
     /// Every key of the log with its window in unix seconds (more than one
     /// after `airgate ca rotate-log`).
-    keys: Vec<(VerifyingKey, Option<i64>, Option<i64>)>,
+    keys: Vec<crate::tlog::OwnedLogKey>,
     /// The current key's log ID.
     log_id_hex: String,
     /// The signer name its checkpoints carry.
@@ -211,26 +211,14 @@ struct LogIdentity {
 }
 
 impl LogIdentity {
-    /// Every key of the log with its window.
-    fn log_keys(&self) -> Vec<crate::tlog::LogKey<'_>> {
-        self.keys
-            .iter()
-            .map(|(key, from, until)| crate::tlog::LogKey {
-                key,
-                from: *from,
-                until: *until,
-            })
-            .collect()
-    }
-
     /// The key that signed an entry integrated at `unix_secs`: the newest
     /// whose window holds it.
     fn key_at(&self, unix_secs: i64) -> &VerifyingKey {
-        self.log_keys()
+        self.keys
             .iter()
             .rev()
-            .find(|k| k.valid_at(unix_secs))
-            .map_or(&self.key, |k| k.key)
+            .find(|k| k.borrowed().valid_at(unix_secs))
+            .map_or(&self.key, |k| &k.key)
     }
 }
 
@@ -268,16 +256,16 @@ impl Server {
     pub fn new(config: ServerConfig) -> Result<Self> {
         let reader = StateReader::open(&config.state_dir)?;
         let tlog = reader.tlog()?;
-        let keys: Vec<(VerifyingKey, Option<i64>, Option<i64>)> = reader
+        let keys: Vec<crate::tlog::OwnedLogKey> = reader
             .log_keys()?
             .iter()
-            .map(|k| (k.key.clone(), k.from, k.until))
+            .map(crate::tlog::OwnedLogKey::of)
             .collect();
         let current = keys
             .iter()
-            .find(|(_, _, until)| until.is_none())
+            .find(|k| k.until.is_none())
             .or(keys.last())
-            .map_or_else(|| tlog.key.clone(), |(k, _, _)| k.clone());
+            .map_or_else(|| tlog.key.clone(), |k| k.key.clone());
         let log = LogIdentity {
             log_id_hex: hex::encode(current.key_id()),
             key: current,

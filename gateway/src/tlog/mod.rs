@@ -11,6 +11,6 @@ pub mod tiles;
 
 pub use store::{
     open_database, origin_for, verify_note, verify_note_by_any, AppendedBatch, AppendedEntry,
-    KeptCheckpoint, Log, LogAudit, LogError, LogKey, LogReader, NewEntry, StoredCheckpoint,
-    StoredEntry,
+    KeptCheckpoint, Log, LogAudit, LogError, LogKey, LogReader, NewEntry, OwnedLogKey,
+    StoredCheckpoint, StoredEntry,
 };

@@ -1043,6 +1043,37 @@ impl<'a> LogKey<'a> {
     }
 }
 
+/// A [`LogKey`] that owns its key (what a server keeps for its lifetime).
+#[derive(Debug, Clone)]
+pub struct OwnedLogKey {
+    /// The public key.
+    pub key: VerifyingKey,
+    /// First second it may sign at.
+    pub from: Option<i64>,
+    /// Last second it may sign at.
+    pub until: Option<i64>,
+}
+
+impl OwnedLogKey {
+    /// Owns a borrowed key.
+    pub fn of(k: &LogKey<'_>) -> Self {
+        OwnedLogKey {
+            key: k.key.clone(),
+            from: k.from,
+            until: k.until,
+        }
+    }
+
+    /// Borrows it back.
+    pub fn borrowed(&self) -> LogKey<'_> {
+        LogKey {
+            key: &self.key,
+            from: self.from,
+            until: self.until,
+        }
+    }
+}
+
 /// [`verify_note`] with whichever of `keys` signed it (by key hint).
 pub fn verify_note_by_any(
     note_text: &str,

@@ -4,7 +4,6 @@
 //! records, and its inclusion proof against that checkpoint. Pure: the
 //! caller reads the entry, the note and the proof from the database.
 
-use crate::crypto::VerifyingKey;
 use crate::escape::quoted;
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::entry::{derived_columns, set_payload};
@@ -19,7 +18,7 @@ pub(super) type Check = Result<String, String>;
 pub(super) struct LogKey<'a> {
     /// Every key of the log with its window in unix seconds (more than one
     /// after a log key rotation).
-    pub keys: &'a [(VerifyingKey, Option<i64>, Option<i64>)],
+    pub keys: &'a [crate::tlog::OwnedLogKey],
     /// The signer name its checkpoints carry.
     pub name: &'a str,
     /// The origin line its checkpoints carry.
@@ -30,11 +29,7 @@ impl<'a> LogKey<'a> {
     fn all(&self) -> Vec<crate::tlog::LogKey<'a>> {
         self.keys
             .iter()
-            .map(|(key, from, until)| crate::tlog::LogKey {
-                key,
-                from: *from,
-                until: *until,
-            })
+            .map(crate::tlog::OwnedLogKey::borrowed)
             .collect()
     }
 }
@@ -133,7 +128,7 @@ mod tests {
         _dir: tempfile::TempDir,
         conn: rusqlite::Connection,
         log: Log,
-        key: (VerifyingKey, Option<i64>, Option<i64>),
+        key: crate::tlog::OwnedLogKey,
     }
 
     /// A log of five hashedrekord entries (digest of entry i = [i; 32]), one checkpoint.
@@ -155,7 +150,11 @@ mod tests {
         let tx = conn.transaction().unwrap();
         log.append_batch(&tx, &entries, 1_700_000_000).unwrap();
         tx.commit().unwrap();
-        let key = (log.public_key().unwrap(), None, None);
+        let key = crate::tlog::OwnedLogKey {
+            key: log.public_key().unwrap(),
+            from: None,
+            until: None,
+        };
         Fixture {
             _dir: dir,
             conn,
@@ -225,11 +224,11 @@ mod tests {
             .unwrap()
             .unwrap();
         let stranger = SigningKey::generate(Curve::P256).unwrap();
-        let stranger = [(
-            VerifyingKey::from_spki_der(stranger.public_key_spki()).unwrap(),
-            None,
-            None,
-        )];
+        let stranger = [crate::tlog::OwnedLogKey {
+            key: crate::crypto::VerifyingKey::from_spki_der(stranger.public_key_spki()).unwrap(),
+            from: None,
+            until: None,
+        }];
         let key = LogKey {
             keys: &stranger,
             ..f.key()
