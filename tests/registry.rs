@@ -25,6 +25,30 @@ struct DockerRegistry {
 
 impl DockerRegistry {
     fn start(dir: &Path) -> DockerRegistry {
+        Self::start_with(dir, "")
+    }
+
+    /// With basic auth (distribution's htpasswd backend, bcrypt from
+    /// apache2-utils' `htpasswd`) for `user`:`password`.
+    fn start_with_login(dir: &Path, user: &str, password: &str) -> DockerRegistry {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", user, password])
+            .output()
+            .expect("htpasswd must be installed (tests/run-all.sh installs apache2-utils)");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let file = dir.join("htpasswd");
+        std::fs::write(&file, &out.stdout).unwrap();
+        Self::start_with(
+            dir,
+            &format!(
+                "auth:\n  htpasswd:\n    realm: airgate-test\n    path: {}\n",
+                file.display()
+            ),
+        )
+    }
+
+    fn start_with(dir: &Path, auth: &str) -> DockerRegistry {
         let addr = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -35,7 +59,7 @@ impl DockerRegistry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{auth}",
                 storage.display()
             ),
         )
@@ -313,6 +337,78 @@ fn pull_configuration_and_unreachable_registries_are_usage_errors() {
         );
         assert!(!medium.exists());
     }
+}
+
+/// A registry behind basic auth: `airgate push` and the pull need
+/// `AIRGATE_REGISTRY_USERNAME` / `_PASSWORD`; without them, or with a wrong
+/// password, they stop with exit 2 naming the registry; with them the image
+/// pushed from the enclave is pulled and verified again.
+#[test]
+#[ignore = "interop: docker-registry and skopeo, run by tests/run-all.sh"]
+fn push_and_pull_authenticate_to_a_registry_behind_basic_auth() {
+    let w = ImageWorld::new(ImageSigning::ALL);
+    let (medium, out) = w.export("m.tar");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(w.world.import(&[&medium], &[]).status.success());
+    let registry =
+        DockerRegistry::start_with_login(&w.world.root().join("locked"), "alice", "s3cret");
+    let to = registry.addr.to_string();
+    let push = |user: Option<&str>, password: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_airgate"));
+        cmd.args([
+            "push",
+            "--state",
+            w.world.high.to_str().unwrap(),
+            "--to",
+            &to,
+        ])
+        .arg("--plain-http")
+        .env_remove("AIRGATE_REGISTRY_USERNAME")
+        .env_remove("AIRGATE_REGISTRY_PASSWORD");
+        if let (Some(u), Some(p)) = (user, password) {
+            cmd.env("AIRGATE_REGISTRY_USERNAME", u)
+                .env("AIRGATE_REGISTRY_PASSWORD", p);
+        }
+        cmd.output().unwrap()
+    };
+    let out = push(None, None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("asks for credentials"),
+        "{}",
+        stderr(&out)
+    );
+    let out = push(Some("alice"), Some("wrong"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+    let out = push(Some("alice"), Some("s3cret"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(
+        &w.config,
+        format!("[[image]]\npull = \"{to}/{REPOSITORY}\"\nplain-http = true\ntags = [\"v1\"]\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_airgate"))
+        .args(["export", "--config", w.config.to_str().unwrap()])
+        .args(["--policy", w.world.policy.to_str().unwrap()])
+        .args([
+            "--key",
+            w.world.key.to_str().unwrap(),
+            "--exporter",
+            "low-1",
+        ])
+        .arg("--out")
+        .arg(w.world.media.join("again.tar"))
+        .env("AIRGATE_REGISTRY_USERNAME", "alice")
+        .env("AIRGATE_REGISTRY_PASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("image simulated/app:v1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// A username without a password (or the reverse) is a usage error, not a

@@ -23,6 +23,8 @@
 # - docker-registry (Debian's package: CNCF distribution, for the registry pull
 #   and push tests): installed with apt when missing; its service is not used,
 #   the tests start their own on 127.0.0.1.
+# - htpasswd (Debian's apache2-utils, for the registry behind basic auth):
+#   installed with apt when missing.
 # - Network access to PyPI, npm and the Debian mirror the first time only.
 #
 # A plain `cargo test --workspace` runs the hermetic, Rust-only tests and lists
@@ -93,5 +95,7 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then apt_inst
 if ! command -v skopeo >/dev/null 2>&1; then apt_install skopeo; fi
 # docker-registry is the upstream and enclave registry of the pull/push tests.
 if ! command -v docker-registry >/dev/null 2>&1; then apt_install docker-registry; fi
+# htpasswd (apache2-utils) makes the bcrypt login of the basic-auth registry test.
+if ! command -v htpasswd >/dev/null 2>&1; then apt_install apache2-utils; fi
 
 cargo test --workspace --locked -- --include-ignored
